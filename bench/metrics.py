@@ -1,0 +1,601 @@
+"""The metrics: one function per metric, each run once per daemon.
+
+A metric function takes (ctx, kind) and returns {row key: value}; the rows it
+fills are declared next to it (Row), with the unit, which way is better and the
+goal. To add a metric, write a function and append a Metric to METRICS.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+
+from daemons import Daemon, Program
+from procs import (POLL, BenchError, ChildWatcher, median, percentile, read_cmdline,
+                   read_stat, scan_all, wait_for)
+
+N_WORKERS = 100
+FLOOD_BYTES = 512 * 1024 * 1024
+FLOOD_LINE = "x" * 99  # + "\n" = 100-byte lines
+CRASH_PROGRAMS = 10
+
+Value = Any  # float | int | str | None
+
+
+# --------------------------------------------------------------------------- context
+@dataclass
+class Fixture:
+    daemon: Daemon
+    ready_at: float  # perf_counter when all workers were seen running
+
+
+class Ctx:
+    """Shared state of one bench run: temp dir, scripts, the daemons started (all
+    killed by kill_all), and the '100 sleeping workers' fixture several metrics share."""
+
+    def __init__(self, bin_dir: Path, tmp: Path, quick: bool, log: Callable[[str], None]) -> None:
+        self.bin = bin_dir
+        self.tmp = tmp
+        self.quick = quick
+        self.log = log
+        self.daemons: list[Daemon] = []
+        self.fixture: Fixture | None = None
+        self.notes: dict[str, list[str]] = {}
+        self.details: dict[str, dict[str, Any]] = {}
+        self._n = 0
+        self.scripts = self._write_scripts()
+
+    def _write_scripts(self) -> dict[str, Path]:
+        s = {
+            "sleep": "exec sleep 3600\n",
+            # TERM (sent to the whole group) kills the sleep; the trap then takes 1 s
+            "graceful": "trap 'kill $child 2>/dev/null; sleep 1; exit 0' TERM\n"
+                        "sleep 3600 & child=$!\nwait\n",
+            # waits for the harness to open the FIFO given as $1, then floods stdout
+            "flood": f'read go < "$1"\nyes "{FLOOD_LINE}" | head -c {FLOOD_BYTES}\n',
+            "flood_raw": f'yes "{FLOOD_LINE}" | head -c {FLOOD_BYTES}\n',
+            "crash": 'printf x >> "$1"\nexit 1\n',
+        }
+        out = {}
+        for name, body in s.items():
+            p = self.tmp / f"{name}.sh"
+            p.write_text(body)
+            out[name] = p
+        return out
+
+    def note(self, kind: str, text: str) -> None:
+        self.notes.setdefault(kind, []).append(text)
+        self.log(f"  note ({kind}): {text}")
+
+    def detail(self, kind: str, key: str, value: Any) -> None:
+        self.details.setdefault(kind, {})[key] = value
+
+    def new_daemon(self, kind: str, programs: list[Program],
+                   extra: dict[str, str] | None = None) -> Daemon:
+        self._n += 1
+        d = self.tmp / f"{kind[0]}{self._n}"  # short: unix socket paths are limited
+        d.mkdir()
+        daemon = Daemon(kind, d, self.bin, programs, dict(extra or {}))
+        daemon.write_config()
+        self.daemons.append(daemon)
+        return daemon
+
+    def release(self, daemon: Daemon) -> None:
+        daemon.kill()
+
+    def kill_all(self) -> None:
+        for d in self.daemons:
+            try:
+                d.kill()
+            except Exception as e:  # keep killing the others
+                self.log(f"  cleanup of {d.kind} pid {d.proc.pid if d.proc else '?'} failed: {e}")
+
+    # -- the shared fixture: N_WORKERS x `sleep 3600`
+    def close_fixture(self) -> None:
+        if self.fixture is not None:
+            self.release(self.fixture.daemon)
+            self.fixture = None
+
+    def start_sleepers(self, kind: str) -> tuple[Daemon, float]:
+        """A fresh daemon with N_WORKERS sleeping workers; returns it and the seconds from
+        Popen to all of them running as /proc shows (children of the daemon, comm sleep)."""
+        self.close_fixture()
+        d = self.new_daemon(kind, [Program("w", f"/bin/sh {self.scripts['sleep']}", N_WORKERS)])
+        t0 = d.start()
+        try:
+            w = ChildWatcher(d.pid, settled_comm="sleep")
+            _, t1 = wait_for(f"{N_WORKERS} workers of {kind}",
+                             lambda: len(w.workers("sleep")) >= N_WORKERS or None,
+                             timeout=60, alive=d.alive)
+        except BaseException:
+            self.release(d)
+            raise
+        d.note_tree()
+        self.fixture = Fixture(d, t1)
+        return d, t1 - t0
+
+    def sleepers(self, kind: str, settle: float = 1.0) -> Daemon:
+        if self.fixture is None or self.fixture.daemon.kind != kind or not self.fixture.daemon.alive():
+            self.start_sleepers(kind)
+        assert self.fixture is not None
+        rest = self.fixture.ready_at + settle - time.perf_counter()
+        if rest > 0:
+            time.sleep(rest)
+        self.fixture.daemon.check_alive()
+        return self.fixture.daemon
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time of all threads of pid, in ns, from /proc/pid/task/*/schedstat
+    (ns resolution; psutil's cpu_times is in 10 ms clock ticks)."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        raise BenchError(f"process {pid} is gone")
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def cpu_s(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            total += cpu_ns(pid)
+        except BenchError:
+            pass
+    return total / 1e9
+
+
+def count_workers(d: Daemon, comm: str) -> int:
+    return sum(1 for p in scan_all().values()
+               if p.ppid == d.pid and p.comm == comm and p.state != "Z")
+
+
+# --------------------------------------------------------------------------- table rows
+@dataclass(frozen=True)
+class Row:
+    key: str
+    label: str
+    unit: str = ""
+    fmt: str = "{:.3g}"
+    better: str | None = None          # "lower" | "higher" | None
+    goal: str = ""
+    check: Callable[[Value, Value], bool] | None = None   # (workerd, supervisord) -> met?
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    title: str
+    fn: Callable[[Ctx, str], dict[str, Value]]
+    rows: list[Row] = field(default_factory=list)
+    fixture: bool = False   # uses the shared 100-sleeper daemon (runs grouped with others)
+
+
+# --------------------------------------------------------------------------- 1. start
+def m_start(ctx: Ctx, kind: str) -> dict[str, Value]:
+    reps = 1 if ctx.quick else 3
+    times = []
+    for i in range(reps):
+        d, t = ctx.start_sleepers(kind)
+        times.append(t)
+        ctx.log(f"  start #{i + 1}: {t * 1000:.0f} ms")
+    ctx.detail(kind, "start_s_all", times)
+    if kind == "workerd":
+        try:
+            st = d.status_json()
+            dpid = st.get("daemon", {}).get("pid")
+            if dpid != d.pid:
+                ctx.note(kind, f"status reports daemon pid {dpid}, Popen pid is {d.pid}")
+        except Exception as e:
+            ctx.note(kind, f"status --json after start failed: {e}")
+    return {"start_s": median(times)}
+
+
+# --------------------------------------------------------------------------- 4. memory
+def m_memory(ctx: Ctx, kind: str) -> dict[str, Value]:
+    d = ctx.sleepers(kind, settle=2.0)
+    mi = psutil.Process(d.pid).memory_full_info()
+    helpers = d.helpers({"sleep"})
+    h_rss = h_pss = 0
+    for pid in helpers:
+        try:
+            hm = psutil.Process(pid).memory_full_info()
+            h_rss += hm.rss
+            h_pss += hm.pss
+            ctx.note(kind, f"helper child pid {pid} ({read_cmdline(pid)[:80]}): "
+                           f"RSS {hm.rss / 2**20:.1f} MiB, PSS {hm.pss / 2**20:.1f} MiB")
+        except psutil.Error:
+            pass
+    mib = 2 ** 20
+    return {"rss_mib": mi.rss / mib, "uss_mib": mi.uss / mib, "pss_mib": mi.pss / mib,
+            "helpers_n": len(helpers), "helpers_rss_mib": h_rss / mib, "helpers_pss_mib": h_pss / mib,
+            "total_rss_mib": (mi.rss + h_rss) / mib, "total_pss_mib": (mi.pss + h_pss) / mib}
+
+
+# --------------------------------------------------------------------------- 3. idle CPU
+def m_idle_cpu(ctx: Ctx, kind: str) -> dict[str, Value]:
+    d = ctx.sleepers(kind, settle=2.0)
+    dur = 10.0 if ctx.quick else 30.0
+    helpers = d.helpers({"sleep"})
+    c0, h0, t0 = cpu_s([d.pid]), cpu_s(helpers), time.perf_counter()
+    time.sleep(dur)  # the harness does nothing meanwhile
+    c1, h1, t1 = cpu_s([d.pid]), cpu_s(helpers), time.perf_counter()
+    d.check_alive()
+    n = count_workers(d, "sleep")
+    if n != N_WORKERS:
+        ctx.note(kind, f"idle CPU: {n} workers running at the end, not {N_WORKERS}")
+    ctx.detail(kind, "idle_window_s", t1 - t0)
+    return {"idle_cpu_pct": (c1 - c0) / (t1 - t0) * 100,
+            "idle_cpu_helpers_pct": (h1 - h0) / (t1 - t0) * 100 if helpers else 0.0}
+
+
+# --------------------------------------------------------------------------- 7. status
+def m_status(ctx: Ctx, kind: str) -> dict[str, Value]:
+    d = ctx.sleepers(kind)
+    argv = d.status_argv()
+    n = 10 if ctx.quick else 20
+    times = []
+    for i in range(n + 1):
+        t0 = time.perf_counter()
+        r = subprocess.run(argv, capture_output=True, timeout=15, stdin=subprocess.DEVNULL)
+        t = time.perf_counter() - t0
+        lines = r.stdout.count(b"\n")
+        ok = r.returncode == 0 or (kind == "supervisord" and r.returncode == 3)
+        if not ok or lines < N_WORKERS:
+            raise BenchError(f"{' '.join(argv[-2:])}: rc={r.returncode}, {lines} lines: "
+                             f"{(r.stderr or r.stdout).decode(errors='replace')[:300]}")
+        if i:  # the first run warms the page cache and is not counted
+            times.append(t)
+    ctx.detail(kind, "status_cmd", " ".join(argv))
+    ctx.detail(kind, "status_s_all", times)
+    return {"status_ms": median(times) * 1000, "status_p95_ms": percentile(times, 95) * 1000}
+
+
+# --------------------------------------------------------------------------- 2. restart
+def m_restart(ctx: Ctx, kind: str) -> dict[str, Value]:
+    d = ctx.sleepers(kind)
+    n = 10 if ctx.quick else 30
+    gap = 0.3
+    w = ChildWatcher(d.pid, settled_comm="sleep")
+    current = w.workers("sleep")
+    if len(current) < N_WORKERS:
+        raise BenchError(f"only {len(current)} workers running before the kills")
+    # a different original worker each time: none of them is in a crash streak
+    victims = random.Random(12345).sample(sorted(current), n)
+    lat = []
+    for v in victims:
+        before = set(w.workers("sleep"))
+        if v not in before:
+            raise BenchError(f"victim {v} is no longer running")
+        t0 = time.perf_counter()
+        os.kill(v, signal.SIGKILL)
+        _, t1 = wait_for(f"a replacement for worker {v}",
+                         lambda: [p for p in w.workers("sleep") if p not in before] or None,
+                         timeout=15, alive=d.alive)
+        lat.append(t1 - t0)
+        time.sleep(gap)
+    d.note_tree()
+    ctx.detail(kind, "restart_s_all", lat)
+    return {"restart_median_ms": median(lat) * 1000, "restart_p95_ms": percentile(lat, 95) * 1000,
+            "restart_max_ms": max(lat) * 1000}
+
+
+# --------------------------------------------------------------------------- 5. graceful stop
+def _graceful_floor(ctx: Ctx) -> float:
+    """How long one graceful.sh takes after SIGTERM to its group, with no daemon."""
+    p = subprocess.Popen(["/bin/sh", str(ctx.scripts["graceful"])], start_new_session=True,
+                         stdin=subprocess.DEVNULL)
+    try:
+        wait_for("graceful.sh's sleep", lambda: any(
+            q.ppid == p.pid and q.comm == "sleep" for q in scan_all().values()) or None, timeout=10,
+            interval=0.005)
+        t0 = time.perf_counter()
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(timeout=10)
+        return time.perf_counter() - t0
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        p.wait()
+
+
+def m_graceful_stop(ctx: Ctx, kind: str) -> dict[str, Value]:
+    floor = _graceful_floor(ctx)
+    d = ctx.new_daemon(kind, [Program("g", f"/bin/sh {ctx.scripts['graceful']}", N_WORKERS)])
+    try:
+        d.start()
+
+        def ready():
+            procs = scan_all()
+            shells = {p.pid: p for p in procs.values()
+                      if p.ppid == d.pid and p.comm == "sh" and p.state != "Z"}
+            armed = {p.ppid for p in procs.values() if p.ppid in shells and p.comm == "sleep"}
+            return shells if len(armed) >= N_WORKERS else None
+
+        shells, _ = wait_for(f"{N_WORKERS} armed graceful workers", ready, timeout=60,
+                             interval=0.01, alive=d.alive)
+        time.sleep(1.0)
+        pgrps = {p.pgrp for p in shells.values()}
+        d.known_pgrps |= pgrps
+        d.note_tree()
+        t0 = time.perf_counter()
+        d.terminate()
+        t_exit = t_gone = None
+        deadline = t0 + 60
+        while t_exit is None or t_gone is None:
+            now = time.perf_counter()
+            if t_exit is None and d.proc.poll() is not None:
+                t_exit = now
+            if t_gone is None and not any(p.pgrp in pgrps and p.state != "Z"
+                                          for p in scan_all().values()):
+                t_gone = now
+            if now > deadline:
+                raise BenchError("daemon or workers still there 60 s after SIGTERM")
+            time.sleep(0.002)
+        rc = d.proc.returncode
+        if rc != 0:
+            ctx.note(kind, f"graceful stop: daemon exit code {rc}")
+        ctx.detail(kind, "stop_daemon_exit_s", t_exit - t0)
+        ctx.detail(kind, "stop_workers_gone_s", t_gone - t0)
+        return {"stop_s": max(t_exit, t_gone) - t0, "stop_floor_s": floor}
+    finally:
+        ctx.release(d)
+
+
+# --------------------------------------------------------------------------- 6. flood
+def _dir_bytes(path: Path) -> int:
+    total = 0
+    try:
+        with os.scandir(path) as it:
+            for e in it:
+                try:
+                    total += e.stat().st_size
+                except OSError:
+                    pass
+    except OSError:
+        pass
+    return total
+
+
+def _watch_growth(size: Callable[[], int], s0: int, done: Callable[[], bool],
+                  timeout: float) -> tuple[float, float, int]:
+    """Poll size() every ms: (time of the first growth, time of the last, final size).
+    Ends when done() and the size has not changed for 1 s."""
+    deadline = time.perf_counter() + timeout
+    t_first = t_last = None
+    last = s0
+    while True:
+        now = time.perf_counter()
+        s = size()
+        if s != last:
+            last = s
+            t_last = now
+            if t_first is None:
+                t_first = now
+        if t_last is not None and now - t_last > 1.0 and done():
+            return t_first, t_last, last
+        if now > deadline:
+            raise BenchError(f"flood not finished after {timeout:g} s ({last - s0} bytes written)")
+        time.sleep(POLL)
+
+
+def _flood_raw(ctx: Ctx) -> float:
+    out = ctx.tmp / "raw.out"
+    with open(out, "wb") as f:
+        p = subprocess.Popen(["/bin/sh", str(ctx.scripts["flood_raw"])], stdout=f,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        t_first, t_last, size = _watch_growth(lambda: _dir_bytes_file(out), 0,
+                                              lambda: p.poll() is not None, timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        out.unlink(missing_ok=True)
+    if size != FLOOD_BYTES:
+        raise BenchError(f"raw flood wrote {size} bytes, not {FLOOD_BYTES}")
+    return FLOOD_BYTES / (t_last - t_first) / 1e6
+
+
+def _dir_bytes_file(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def m_flood(ctx: Ctx, kind: str) -> dict[str, Value]:
+    raw = _flood_raw(ctx)
+    ctx.log(f"  raw: {raw:.0f} MB/s")
+    fifo = ctx.tmp / f"go-{kind}.fifo"
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo)
+    prog = Program("flood", f"/bin/sh {ctx.scripts['flood']} {fifo}", 1, restart="never")
+    # workerd rotates <program>.log at 50 MiB by default; supervisord gets maxbytes=0
+    d = ctx.new_daemon(kind, [prog], {"log_max_bytes": '"4GiB"'} if kind == "workerd" else None)
+    try:
+        d.start()
+        shells, _ = wait_for("the flood worker", lambda: [
+            p for p in scan_all().values() if p.ppid == d.pid and p.comm == "sh"] or None,
+            timeout=30, interval=0.01, alive=d.alive)
+        worker = shells[0].pid
+        time.sleep(1.0)
+        d.note_tree()
+        helpers = d.helpers({"sh", "yes", "head"})
+        s0 = _dir_bytes(d.log_dir)
+        c0 = cpu_s([d.pid]) + cpu_s(helpers)
+        deadline = time.perf_counter() + 10
+        while True:  # open the FIFO once the worker is blocked reading it
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:
+                if time.perf_counter() > deadline:
+                    raise BenchError("the flood worker never opened its FIFO")
+                time.sleep(0.005)
+        os.write(fd, b"go\n")
+        os.close(fd)
+
+        def worker_done() -> bool:
+            st = read_stat(worker)
+            return st is None or st.state == "Z"
+
+        t_first, t_last, size = _watch_growth(lambda: _dir_bytes(d.log_dir), s0, worker_done,
+                                              timeout=300)
+        c1 = cpu_s([d.pid]) + cpu_s(helpers)
+        logged = size - s0
+        if logged < FLOOD_BYTES:
+            ctx.note(kind, f"flood: only {logged} of {FLOOD_BYTES} bytes reached the log")
+        ctx.detail(kind, "flood_logged_bytes", logged)
+        mbs = FLOOD_BYTES / (t_last - t_first) / 1e6
+        return {"flood_raw_mbs": raw, "flood_mbs": mbs, "flood_pct_raw": mbs / raw * 100,
+                "flood_cpu_s": c1 - c0}
+    finally:
+        ctx.release(d)
+        for f in d.log_dir.iterdir():
+            f.unlink()
+        fifo.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- 8. crash loop
+def _crash_run(ctx: Ctx, kind: str, defaults: bool) -> tuple[float, float, str]:
+    """(daemon CPU % of a core, spawns/s, end state) for CRASH_PROGRAMS programs that
+    exit 1 at once, counted by the bytes the workers append to one file."""
+    count = ctx.tmp / f"spawns-{kind}-{int(defaults)}.count"
+    count.unlink(missing_ok=True)
+    progs = [Program(f"c{i}", f"/bin/sh {ctx.scripts['crash']} {count}", 1,
+                     start_seconds=None, daemon_defaults=defaults)
+             for i in range(CRASH_PROGRAMS)]
+    d = ctx.new_daemon(kind, progs)
+    dur = 10.0 if ctx.quick else 30.0
+    try:
+        d.start()
+        wait_for("the first crash", lambda: _dir_bytes_file(count) > 0 or None, timeout=30,
+                 interval=0.005, alive=d.alive)
+        time.sleep(0.5)  # the daemon's start-up is not part of the window
+        helpers = d.helpers({"sh"})
+        n0, c0, t0 = _dir_bytes_file(count), cpu_s([d.pid]) + cpu_s(helpers), time.perf_counter()
+        time.sleep(dur)
+        n1, c1, t1 = _dir_bytes_file(count), cpu_s([d.pid]) + cpu_s(helpers), time.perf_counter()
+        d.check_alive()
+        state = _crash_state(ctx, d, kind)
+        return (c1 - c0) / (t1 - t0) * 100, (n1 - n0) / (t1 - t0), state
+    finally:
+        ctx.release(d)
+
+
+def _crash_state(ctx: Ctx, d: Daemon, kind: str) -> str:
+    try:
+        if kind == "workerd":
+            st = d.status_json()
+            states: dict[str, int] = {}
+            restarts = 0
+            for prog in st.get("programs", []):
+                for p in prog.get("processes", []):
+                    states[p.get("state")] = states.get(p.get("state"), 0) + 1
+                    restarts += int(p.get("restarts") or 0)
+            ctx.detail(kind, "crash_restarts_from_status", restarts)
+        else:
+            r = d.ctl("status")
+            states = {}
+            for line in r.stdout.splitlines():
+                parts = line.split()
+                if len(parts) >= 2:
+                    states[parts[1]] = states.get(parts[1], 0) + 1
+        return ", ".join(f"{n} {s}" for s, n in sorted(states.items(), key=lambda kv: -kv[1]))
+    except Exception as e:
+        return f"? ({e})"
+
+
+def m_crash_loop(ctx: Ctx, kind: str) -> dict[str, Value]:
+    cpu, spawns, state = _crash_run(ctx, kind, defaults=False)
+    out: dict[str, Value] = {"crash_cpu_pct": cpu, "crash_spawns_s": spawns, "crash_state": state}
+    if kind == "supervisord":
+        cpu, spawns, state = _crash_run(ctx, kind, defaults=True)
+        out.update({"crash_cpu_defaults_pct": cpu, "crash_spawns_defaults_s": spawns,
+                    "crash_state_defaults": state})
+    return out
+
+
+# --------------------------------------------------------------------------- registry
+def _le_sv(w: Value, s: Value) -> bool:
+    return s is not None and w <= s
+
+
+METRICS: list[Metric] = [
+    Metric("start", "1. start to 100 workers running", m_start, [
+        Row("start_s", "daemon start (Popen) → 100 workers running, per /proc (median of 3)", "s",
+            "{:.3f}", "lower", "≤ 0.3 s", lambda w, s: w <= 0.3),
+    ], fixture=True),
+    Metric("memory", "4. memory with 100 workers", m_memory, [
+        Row("rss_mib", "daemon RSS, 100 workers", "MiB", "{:.1f}", "lower", "≤ supervisord", _le_sv),
+        Row("uss_mib", "daemon USS", "MiB", "{:.1f}", "lower"),
+        Row("pss_mib", "daemon PSS", "MiB", "{:.1f}", "lower"),
+        Row("helpers_n", "helper children of the daemon (not workers)", "", "{:d}"),
+        Row("helpers_rss_mib", "helper children RSS", "MiB", "{:.1f}", "lower"),
+        Row("helpers_pss_mib", "helper children PSS", "MiB", "{:.1f}", "lower"),
+        Row("total_rss_mib", "daemon + helpers RSS", "MiB", "{:.1f}", "lower", "≤ supervisord", _le_sv),
+        Row("total_pss_mib", "daemon + helpers PSS", "MiB", "{:.1f}", "lower", "≤ supervisord", _le_sv),
+    ], fixture=True),
+    Metric("idle_cpu", "3. idle CPU with 100 sleeping workers", m_idle_cpu, [
+        Row("idle_cpu_pct", "daemon idle CPU, 100 sleeping workers (30 s)", "% core", "{:.3f}",
+            "lower", "≤ supervisord", _le_sv),
+        Row("idle_cpu_helpers_pct", "helper children idle CPU", "% core", "{:.3f}", "lower"),
+    ], fixture=True),
+    Metric("status", "7. status command wall time", m_status, [
+        Row("status_ms", "`workerctl status` vs `supervisorctl status`, 100 workers, median of 20",
+            "ms", "{:.0f}", "lower", "< 60 ms", lambda w, s: w < 60),
+        Row("status_p95_ms", "… p95", "ms", "{:.0f}", "lower"),
+    ], fixture=True),
+    Metric("restart", "2. restart after SIGKILL", m_restart, [
+        Row("restart_median_ms", "SIGKILL of a worker → new worker in /proc, median of 30", "ms",
+            "{:.1f}", "lower", "< 5 ms", lambda w, s: w < 5),
+        Row("restart_p95_ms", "… p95", "ms", "{:.1f}", "lower", "< 10 ms", lambda w, s: w < 10),
+        Row("restart_max_ms", "… max", "ms", "{:.1f}", "lower"),
+    ], fixture=True),
+    Metric("graceful_stop", "5. graceful stop", m_graceful_stop, [
+        Row("stop_s", "SIGTERM to daemon → daemon exited and all 100 workers gone "
+                      "(each worker takes 1 s after TERM)", "s", "{:.3f}", "lower", "≤ 1.2 s",
+            lambda w, s: w <= 1.2),
+        Row("stop_floor_s", "… one worker alone, SIGTERM → exit (the floor; no daemon)", "s",
+            "{:.3f}"),
+    ]),
+    Metric("flood", "6. 512 MiB stdout flood", m_flood, [
+        Row("flood_raw_mbs", "512 MiB of 100-byte lines: same command → file directly (raw)",
+            "MB/s", "{:.0f}", "higher"),
+        Row("flood_mbs", "… through the daemon into its log file (first byte → last)", "MB/s",
+            "{:.0f}", "higher"),
+        Row("flood_pct_raw", "… as % of raw", "%", "{:.0f}", "higher", "≥ 50 %",
+            lambda w, s: w >= 50),
+        Row("flood_cpu_s", "… daemon CPU seconds during the flood", "s", "{:.2f}", "lower"),
+    ]),
+    Metric("crash_loop", "8. 10 programs exiting at once", m_crash_loop, [
+        Row("crash_cpu_pct", "10 programs `exit 1` at once, daemon CPU (workerd defaults; "
+                             "supervisord startsecs=0)", "% core", "{:.2f}", "lower", "< 0.5 %",
+            lambda w, s: w < 0.5),
+        Row("crash_spawns_s", "… spawns per second (appended-file count)", "/s", "{:.1f}", "lower"),
+        Row("crash_state", "… states at the end", "", "{}"),
+        Row("crash_cpu_defaults_pct", "… supervisord with its defaults (startsecs=1, startretries=3): "
+                                      "daemon CPU", "% core", "{:.2f}", "lower"),
+        Row("crash_spawns_defaults_s", "… supervisord defaults: spawns per second", "/s", "{:.2f}",
+            "lower"),
+        Row("crash_state_defaults", "… supervisord defaults: states at the end", "", "{}"),
+    ]),
+]

@@ -1,0 +1,54 @@
+"""Config files written into a temporary directory that is also the working directory,
+so messages show `workers.toml`, as users see them when they pass a relative path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from workerd.config.load import ConfigError, load
+from workerd.config.model import Config
+
+WriteConfig = Callable[[str], Path]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def write(workdir: Path) -> WriteConfig:
+    def write(text: str) -> Path:
+        path = workdir / "workers.toml"
+        path.write_text(text)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def loads(write: WriteConfig) -> Callable[[str], Config]:
+    def loads(text: str) -> Config:
+        write(text)
+        return load("workers.toml")
+
+    return loads
+
+
+@pytest.fixture
+def error(write: WriteConfig) -> Callable[[str], str]:
+    """The one-line message load() fails with."""
+
+    def error(text: str) -> str:
+        write(text)
+        with pytest.raises(ConfigError) as caught:
+            load("workers.toml")
+        message = str(caught.value)
+        assert "\n" not in message
+        return message
+
+    return error

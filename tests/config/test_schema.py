@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from workerd.config.kinds import DURATION, INT
+from workerd.config.model import DaemonConfig, ProgramConfig, Readiness
+from workerd.config.schema import (
+    DAEMON,
+    PROGRAM,
+    Invalid,
+    Key,
+    Setting,
+    Table,
+    complete,
+    default_socket_path,
+    overlay,
+    parse_table,
+    render_reference,
+)
+from workerd.core.states import RestartPolicy
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def field_names(model: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(model)}
+
+
+def test_every_daemon_key_is_a_model_field() -> None:
+    keys = {f.name for f in DAEMON.fields}
+    assert field_names(DaemonConfig) - keys == {"socket_gid"}
+    assert keys <= field_names(DaemonConfig)
+
+
+def test_every_program_key_is_a_model_field_except_future_tables() -> None:
+    keys = {f.name for f in PROGRAM.fields if isinstance(f, Key)}
+    tables = {f.name for f in PROGRAM.fields if isinstance(f, Table)}
+    assert tables == {"limits", "autoscale"}
+    assert field_names(ProgramConfig) - keys == {"name", "uid", "gid"}
+    assert keys <= field_names(ProgramConfig)
+
+
+def test_model_defaults_are_the_spec_defaults() -> None:
+    program = ProgramConfig(name="x", command=("true",))
+    assert (program.processes, program.nice, program.restart) == (1, 0, RestartPolicy.ALWAYS)
+    assert (program.ready, program.start_timeout) == (Readiness.UPTIME, 60.0)
+    assert (program.watchdog, program.rolling, program.stop_signal) == (0.0, False, 15)
+    assert (program.backoff_max, program.backoff_reset) == (300.0, 600.0)
+    daemon = DaemonConfig(socket=Path("/s"))
+    assert (daemon.socket_mode, daemon.reserve_memory, daemon.max_load) == (0o600, 256 << 20, 0.0)
+    assert (daemon.log_max_bytes, daemon.shutdown_timeout, daemon.metrics) == (50 << 20, 60.0, None)
+
+
+def test_reference_is_committed() -> None:
+    """CI regenerates docs/config-reference.md with `python -m workerd.config.schema`."""
+    committed = (REPO / "docs" / "config-reference.md").read_text()
+    assert render_reference() == committed
+
+
+def test_reference_lists_every_key() -> None:
+    reference = render_reference()
+    for table in (DAEMON, PROGRAM):
+        for spec in table.fields:
+            assert f"| `{spec.name}` |" in reference
+
+
+# A sub-table as limits and autoscale will declare theirs: keys, a cross-key check.
+SCALE = Table(
+    "scale",
+    "A nested table.",
+    (Key("min", INT, 1, "Low."), Key("max", INT, 4, "High."), Key("interval", DURATION, 2.0, "")),
+    checks=(lambda v: None if v["max"] >= v["min"] else ("max", f"must be >= min ({v['min']})"),),
+)
+OUTER = Table("outer", "", (Key("name", INT, 0, ""), SCALE))
+
+
+def test_nested_table_parses_its_own_keys() -> None:
+    settings = parse_table(OUTER, {"scale": {"max": 8, "interval": "5s"}}, "p")
+    scale = settings["scale"]
+    assert scale.path == "p.scale"
+    assert scale.value == {"max": Setting(8, "p.scale.max"), "interval": Setting(5.0, "p.scale.interval")}
+    assert complete(SCALE, scale.value, "p.scale")["min"] == Setting(1, "p.scale.min")
+
+
+def test_nested_table_unknown_key_and_cross_check() -> None:
+    with pytest.raises(Invalid) as caught:
+        parse_table(OUTER, {"scale": {"mx": 8}}, "p")
+    assert str(caught.value) == "p.scale.mx: unknown key (did you mean 'max'?)"
+    with pytest.raises(Invalid) as caught:
+        complete(SCALE, parse_table(SCALE, {"min": 3, "max": 2}, "p.scale"), "p.scale")
+    assert str(caught.value) == "p.scale.max: must be >= min (3)"
+
+
+def test_overlay_merges_tables_one_level_down() -> None:
+    base = {"scale": Setting({"min": Setting(2, "d.min")}, "d"), "name": Setting(1, "d.name")}
+    top = {"scale": Setting({"max": Setting(9, "p.max")}, "p"), "name": Setting(2, "p.name")}
+    merged = overlay(base, top)
+    assert merged["name"] == Setting(2, "p.name")
+    assert merged["scale"].value == {"min": Setting(2, "d.min"), "max": Setting(9, "p.max")}
+
+
+def test_default_socket_for_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/0")
+    assert default_socket_path() == Path("/run/workerd/workerd.sock")
+
+
+def test_default_socket_for_a_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+    assert default_socket_path() == Path("/run/user/1000/workerd.sock")
+
+
+@pytest.mark.parametrize("runtime_dir", [None, "", "relative/dir"])
+def test_default_socket_without_xdg_runtime_dir(
+    monkeypatch: pytest.MonkeyPatch, runtime_dir: str | None
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    if runtime_dir is None:
+        monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    else:
+        monkeypatch.setenv("XDG_RUNTIME_DIR", runtime_dir)
+    assert default_socket_path() == Path("/tmp/workerd-1000/workerd.sock")

@@ -1,0 +1,3 @@
+from workerd.cli.workerd import main
+
+main()

@@ -1,0 +1,195 @@
+"""TOML file -> frozen `Config`, or a `ConfigError` that is one line of text.
+
+The schema parses and checks each table; this module walks the file's shape
+([daemon], [defaults], [programs.NAME]), merges [defaults] under each program,
+and derives what needs the system: absolute paths (relative ones are relative to
+the config file's directory), uids and gids, argv, and the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import grp
+import os
+import pwd
+import re
+import shlex
+import sys
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from workerd.config.envfile import EnvFileError, read_env_file
+from workerd.config.kinds import toml_repr
+from workerd.config.model import Config, DaemonConfig, ProgramConfig
+from workerd.config.schema import (
+    DAEMON,
+    PROGRAM,
+    Invalid,
+    Setting,
+    complete,
+    key_path,
+    overlay,
+    parse_table,
+    unknown_key,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+__all__ = ["ConfigError", "load"]
+
+
+class ConfigError(Exception):
+    """Why a config file is unusable, as `FILE: KEY.PATH: why` or `FILE:LINE:COL: why`."""
+
+
+_TOP_LEVEL = ["daemon", "defaults", "programs"]
+_PROGRAM_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+#: sun_path holds 108 bytes, the last one a NUL.
+_SOCKET_PATH_MAX = 107
+_SYNTAX = re.compile(r"(.*) \(at (?:line (\d+), column (\d+)|end of document)\)", re.DOTALL)
+
+
+def load(path: str | Path) -> Config:
+    """Read, parse and validate the config file at `path`; raises only ConfigError."""
+    shown = str(path)
+    text = _read(shown, Path(path))
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(_syntax_error(shown, text, str(e))) from None
+    try:
+        return _config(document, Path(path).absolute())
+    except Invalid as e:
+        raise ConfigError(f"{shown}: {e}") from None
+
+
+def _read(shown: str, path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise ConfigError(f"{shown}: cannot read: [Errno {e.errno}] {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{shown}: cannot read: not UTF-8 (byte {e.start})") from None
+
+
+def _syntax_error(shown: str, text: str, message: str) -> str:
+    """tomllib's "Msg (at line L, column C)" -> "FILE:L:C: msg", like a compiler."""
+    match = _SYNTAX.fullmatch(message)
+    if match is None:
+        return f"{shown}: {message}"
+    what, line, column = match.groups()
+    if line is None:  # "at end of document": the position just past the last character
+        line, column = str(text.count("\n") + 1), str(len(text) - text.rfind("\n"))
+    return f"{shown}:{line}:{column}: {what[:1].lower()}{what[1:]}"
+
+
+def _config(document: Mapping[str, object], path: Path) -> Config:
+    for name in document:
+        if name not in _TOP_LEVEL:
+            raise Invalid(key_path("", name), unknown_key(name, _TOP_LEVEL))
+    base = path.parent
+    daemon = _daemon(_table(document, "daemon"), base)
+    defaults = parse_table(PROGRAM, _table(document, "defaults"), "defaults")
+    programs: dict[str, ProgramConfig] = {}
+    for name, raw in _table(document, "programs").items():
+        where = key_path("programs", name)
+        if not _PROGRAM_NAME.fullmatch(name):
+            raise Invalid(where, "invalid program name (use letters, digits, '_', '.' and '-')")
+        if not isinstance(raw, dict):
+            raise Invalid(where, f"expected a table, got {toml_repr(raw)}")
+        given = overlay(defaults, parse_table(PROGRAM, raw, where))
+        programs[name] = _program(name, complete(PROGRAM, given, where), base)
+    return Config(path, daemon, MappingProxyType(programs))
+
+
+def _table(document: Mapping[str, object], name: str) -> Mapping[str, object]:
+    value = document.get(name, {})
+    if not isinstance(value, dict):
+        raise Invalid(name, f"expected a table, got {toml_repr(value)}")
+    return value
+
+
+def _values(settings: Mapping[str, Setting], base: Path, model: type) -> dict[str, Any]:
+    """The settings that are fields of `model`, relative paths made absolute."""
+    names = {f.name for f in dataclasses.fields(model)}
+    return {
+        name: base / s.value if isinstance(s.value, Path) else s.value
+        for name, s in settings.items()
+        if name in names
+    }
+
+
+def _daemon(raw: Mapping[str, object], base: Path) -> DaemonConfig:
+    settings = complete(DAEMON, parse_table(DAEMON, raw, "daemon"), "daemon")
+    values = _values(settings, base, DaemonConfig)
+    length = len(os.fsencode(values["socket"]))
+    if length > _SOCKET_PATH_MAX:
+        raise Invalid(
+            settings["socket"].path,
+            f"too long for a Unix socket ({length} bytes, at most {_SOCKET_PATH_MAX})",
+        )
+    values["socket_gid"] = _gid(settings["socket_group"])
+    return DaemonConfig(**values)
+
+
+def _program(name: str, settings: Mapping[str, Setting], base: Path) -> ProgramConfig:
+    values = _values(settings, base, ProgramConfig)
+    values["uid"], values["gid"] = _identity(settings["user"], settings["group"])
+    values["command"] = _argv(settings["command"], values["shell"])
+    values["environment"] = _environment(settings, values["env_file"])
+    return ProgramConfig(name=name, **values)
+
+
+def _gid(group: Setting) -> int | None:
+    if group.value is None:
+        return None
+    try:
+        return grp.getgrnam(group.value).gr_gid
+    except KeyError:
+        raise Invalid(group.path, f"no such group {group.value!r}") from None
+
+
+def _identity(user: Setting, group: Setting) -> tuple[int | None, int | None]:
+    """(uid, gid): the user's uid and primary gid, the gid replaced by `group`'s."""
+    uid = gid = None
+    if user.value is not None:
+        try:
+            entry = pwd.getpwnam(user.value)
+        except KeyError:
+            raise Invalid(user.path, f"no such user {user.value!r}") from None
+        uid, gid = entry.pw_uid, entry.pw_gid
+    group_gid = _gid(group)
+    return uid, gid if group_gid is None else group_gid
+
+
+def _argv(command: Setting, shell: bool) -> tuple[str, ...]:
+    """A string is split like a shell would, or given to /bin/sh -c with shell = true."""
+    if shell:
+        if not isinstance(command.value, str):
+            raise Invalid(command.path, "with shell = true, command must be a string")
+        return ("/bin/sh", "-c", command.value)
+    if isinstance(command.value, tuple):
+        return command.value
+    try:
+        argv = tuple(shlex.split(command.value))
+    except ValueError as e:  # shlex says only "No closing quotation" / "No escaped character"
+        raise Invalid(command.path, f"cannot split: {str(e).lower()}") from None
+    if not argv or not argv[0]:
+        raise Invalid(command.path, "empty command")
+    return argv
+
+
+def _environment(settings: Mapping[str, Setting], env_file: Path | None) -> Mapping[str, str]:
+    """env_file's variables, overridden by the `environment` table's."""
+    env: dict[str, str] = {}
+    if env_file is not None:
+        try:
+            env.update(read_env_file(env_file))
+        except EnvFileError as e:
+            raise Invalid(settings["env_file"].path, str(e)) from None
+    env.update(settings["environment"].value or {})
+    return MappingProxyType(env)

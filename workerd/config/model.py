@@ -1,0 +1,85 @@
+"""The validated, immutable configuration that the rest of workerd reads.
+
+Only `config.load` builds these; every value here has already been checked and
+converted (durations to float seconds, sizes to int bytes, signals to numbers,
+users to uids, relative paths to absolute ones), so the runtime never
+re-validates. Defaults come from `config.schema`, where each key is declared once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from workerd.config.schema import DAEMON, PROGRAM, Readiness
+from workerd.core.states import RestartPolicy
+
+__all__ = ["Config", "DaemonConfig", "ProgramConfig", "Readiness", "RestartPolicy"]
+
+_DAEMON: Mapping[str, Any] = DAEMON.defaults()
+_PROGRAM: Mapping[str, Any] = PROGRAM.defaults()
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    #: Default: see schema.default_socket_path.
+    socket: Path
+    socket_mode: int = _DAEMON["socket_mode"]
+    socket_group: str | None = _DAEMON["socket_group"]
+    #: socket_group's gid.
+    socket_gid: int | None = None
+    log_dir: Path | None = _DAEMON["log_dir"]
+    log_max_bytes: int = _DAEMON["log_max_bytes"]
+    log_backups: int = _DAEMON["log_backups"]
+    #: (host, port); always None in this version.
+    metrics: tuple[str, int] | None = _DAEMON["metrics"]
+    shutdown_timeout: float = _DAEMON["shutdown_timeout"]
+    reserve_memory: int = _DAEMON["reserve_memory"]
+    max_load: float = _DAEMON["max_load"]
+
+
+@dataclass(frozen=True)
+class ProgramConfig:
+    name: str
+    #: argv, already split; with shell = true it is ("/bin/sh", "-c", text).
+    command: tuple[str, ...]
+    shell: bool = _PROGRAM["shell"]
+    directory: Path | None = _PROGRAM["directory"]
+    user: str | None = _PROGRAM["user"]
+    #: user's uid.
+    uid: int | None = None
+    group: str | None = _PROGRAM["group"]
+    #: group's gid, else user's primary gid.
+    gid: int | None = None
+    umask: int | None = _PROGRAM["umask"]
+    #: env_file's variables overridden by the `environment` table.
+    environment: Mapping[str, str] = field(default_factory=dict)
+    env_file: Path | None = _PROGRAM["env_file"]
+    processes: int = _PROGRAM["processes"]
+    restart: RestartPolicy = _PROGRAM["restart"]
+    start_seconds: float = _PROGRAM["start_seconds"]
+    backoff_initial: float = _PROGRAM["backoff_initial"]
+    backoff_factor: float = _PROGRAM["backoff_factor"]
+    backoff_max: float = _PROGRAM["backoff_max"]
+    backoff_jitter: float = _PROGRAM["backoff_jitter"]
+    backoff_reset: float = _PROGRAM["backoff_reset"]
+    max_restarts: int = _PROGRAM["max_restarts"]
+    stop_signal: int = _PROGRAM["stop_signal"]
+    stop_timeout: float = _PROGRAM["stop_timeout"]
+    nice: int = _PROGRAM["nice"]
+    #: Always UPTIME in this version.
+    ready: Readiness = _PROGRAM["ready"]
+    start_timeout: float = _PROGRAM["start_timeout"]
+    #: Always 0.0 (off) in this version.
+    watchdog: float = _PROGRAM["watchdog"]
+    #: Always False in this version.
+    rolling: bool = _PROGRAM["rolling"]
+
+
+@dataclass(frozen=True)
+class Config:
+    #: Absolute, so a reload finds the file whatever the working directory.
+    path: Path
+    daemon: DaemonConfig
+    programs: Mapping[str, ProgramConfig]

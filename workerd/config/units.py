@@ -1,0 +1,152 @@
+"""Units in the config file: durations, sizes, signals and file modes.
+
+Each parser turns what a user writes (TOML string or number) into the unit the
+runtime uses (float seconds, int bytes, signal number, permission bits) and
+raises `InvalidValue` naming the bad value and showing the accepted forms, so a
+config error tells the user how to fix it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import signal
+from decimal import Decimal
+
+__all__ = [
+    "InvalidValue",
+    "format_duration",
+    "format_size",
+    "parse_duration",
+    "parse_mode",
+    "parse_signal",
+    "parse_size",
+    "signal_name",
+]
+
+
+class InvalidValue(ValueError):
+    """A value that cannot be converted; the message names it and says what would do."""
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)?")
+_SECONDS_PER = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600)}
+_DURATION_HINT = '(use e.g. "250ms", "30s", "5m", "1h" or seconds)'
+
+
+def parse_duration(value: str | float) -> float:
+    """"250ms" | "30s" | "5m" | "1h" | seconds (number or digits) -> seconds, never negative."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if math.isfinite(value) and value >= 0:
+            return float(value)
+    elif isinstance(value, str):
+        match = _DURATION.fullmatch(value.strip())
+        if match:
+            number, unit = match.groups()
+            return float(Decimal(number) * _SECONDS_PER[unit or "s"])
+    raise InvalidValue(f"invalid duration {value!r} {_DURATION_HINT}")
+
+
+def format_duration(seconds: float) -> str:
+    """A spelling parse_duration reads back: 0.25 -> "250ms", 60 -> "60s", 300 -> "5m"."""
+    if 0 < seconds < 1:
+        return f"{_number(seconds * 1000)}ms"
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{_number(seconds / 3600)}h"
+    if seconds >= 120 and seconds % 60 == 0:
+        return f"{_number(seconds / 60)}m"
+    return f"{_number(seconds)}s"
+
+
+def _number(x: float) -> str:
+    """A number without a trailing ".0" and without float noise."""
+    return str(int(x)) if x == int(x) else f"{x:.3f}".rstrip("0").rstrip(".")
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+) ?(B|[kKMGT]B|[KMGT]iB)?")
+_BYTES_PER = {
+    "B": 1,
+    "KB": 1000, "kB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
+    "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4,
+}  # fmt: skip
+_SIZE_HINT = '(use e.g. "512MiB", "1GB", "100KB" or a number of bytes)'
+
+
+def parse_size(value: str | int) -> int:
+    """"512MiB" (powers of 1024) | "1GB" (powers of 1000) | bytes -> bytes.
+
+    A bare "k"/"M" is refused: whether it means 1000 or 1024 is exactly the
+    ambiguity the unit should settle.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value >= 0:
+            return value
+    elif isinstance(value, str):
+        match = _SIZE.fullmatch(value.strip())
+        if match:
+            number, unit = match.groups()
+            size = Decimal(number) * _BYTES_PER[unit or "B"]
+            if size == size.to_integral_value():
+                return int(size)
+            raise InvalidValue(f"invalid size {value!r} (not a whole number of bytes)")
+    raise InvalidValue(f"invalid size {value!r} {_SIZE_HINT}")
+
+
+def format_size(size: int) -> str:
+    """An exact unit when one fits ("512MiB", "1GB"), else one decimal of the binary unit."""
+    if size == 0:
+        return "0B"
+    for unit in ("TiB", "GiB", "MiB", "KiB", "TB", "GB", "MB", "KB"):
+        if size % _BYTES_PER[unit] == 0:
+            return f"{size // _BYTES_PER[unit]}{unit}"
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        if size >= _BYTES_PER[unit]:
+            return f"{size / _BYTES_PER[unit]:.1f}{unit}"
+    return f"{size}B"
+
+
+_SIGNAL_HINT = '(use a name like "TERM" or a number)'
+
+
+def parse_signal(value: str | int) -> int:
+    """"TERM" | "SIGTERM" | "term" | 15 | "15" -> the signal number of this platform."""
+    if isinstance(value, str):
+        text = value.strip().upper()
+        if text.isdigit():
+            value = int(text)
+        else:
+            name = text if text.startswith("SIG") else "SIG" + text
+            member = signal.Signals.__members__.get(name)
+            if member is not None:
+                return int(member)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value in signal.valid_signals():
+            return value
+    raise InvalidValue(f"invalid signal {value!r} {_SIGNAL_HINT}")
+
+
+def signal_name(number: int) -> str:
+    """"TERM" for 15: how a signal is written in the config file."""
+    try:
+        return signal.Signals(number).name.removeprefix("SIG")
+    except ValueError:
+        return str(number)
+
+
+_MODE = re.compile(r"(?:0o)?([0-7]{1,4})")
+
+
+def parse_mode(value: str | int) -> int:
+    """"0600" | "600" | "0o600" (always octal) | an int taken as is (0o600 in TOML) -> bits.
+
+    A TOML integer is not reinterpreted: `umask = 22` is decimal 22. Strings are
+    the unambiguous spelling, so the docs show those.
+    """
+    if isinstance(value, str):
+        match = _MODE.fullmatch(value.strip())
+        if match:
+            return int(match.group(1), 8)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if 0 <= value <= 0o7777:
+            return value
+    raise InvalidValue(f'invalid mode {value!r} (use an octal string like "0600")')

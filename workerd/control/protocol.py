@@ -1,0 +1,45 @@
+"""The control protocol: one JSON object per line over a Unix stream socket.
+
+A client sends one request `{"cmd": ..., ...}`; the daemon answers with one line
+`{"ok": true, ...}` or `{"ok": false, "error": "..."}`, except `logs` with
+`follow`, which streams `{"data": "..."}` lines until the client hangs up.
+Standard library only: `workerctl` imports this and nothing of the daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+#: Exit codes shared by workerd and workerctl (SPEC).
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+#: Longest request or response line accepted (a status of many processes is the largest).
+MAX_LINE = 16 * 1024 * 1024
+
+
+def default_socket() -> Path:
+    """/run/workerd/workerd.sock for root, else $XDG_RUNTIME_DIR/workerd.sock, else
+    /tmp/workerd-<uid>/workerd.sock (SPEC is silent on a user without XDG_RUNTIME_DIR)."""
+    if os.getuid() == 0:
+        return Path("/run/workerd/workerd.sock")
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime_dir:
+        return Path(runtime_dir) / "workerd.sock"
+    return Path(f"/tmp/workerd-{os.getuid()}") / "workerd.sock"
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    message = json.loads(line)
+    if not isinstance(message, dict):
+        raise ValueError("a message must be a JSON object")
+    return message

@@ -1,0 +1,150 @@
+"""The daemon's side of the control socket.
+
+The socket file is created with socket_mode already in force (umask around bind),
+so there is no moment with looser permissions; every peer is checked with
+SO_PEERCRED: root, the daemon's own user and members of socket_group are served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import logging
+import os
+import pwd
+import signal
+import socket
+import struct
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from workerd.control.protocol import MAX_LINE, decode, encode
+
+log = logging.getLogger("workerd")
+
+Handler = Callable[
+    [dict[str, Any], asyncio.StreamReader, asyncio.StreamWriter], Awaitable[dict[str, Any] | None]
+]
+
+
+class SocketInUse(Exception):
+    """Another live daemon answers on the socket."""
+
+
+def bind_socket(path: Path, mode: int, gid: int | None) -> socket.socket:
+    """Bind the control socket, replacing a stale one and refusing a live one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            path.unlink(missing_ok=True)  # stale: its daemon is gone
+        except OSError as exc:
+            raise OSError(exc.errno, f"{path}: {exc.strerror}") from None
+        else:
+            raise SocketInUse(f"{path}: socket already served by a live daemon")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o777 & ~mode)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    if gid is not None:
+        os.chown(path, -1, gid)
+    os.chmod(path, mode)
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def peer_allowed(sock: socket.socket, group_gid: int | None) -> tuple[bool, str]:
+    """SO_PEERCRED check; returns (allowed, who) for the log."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", creds)
+    who = f"pid {pid} uid {uid}"
+    if uid == 0 or uid == os.getuid():
+        return True, who
+    if group_gid is not None:
+        if gid == group_gid:
+            return True, who
+        try:
+            user = pwd.getpwuid(uid).pw_name
+            if group_gid in os.getgrouplist(user, gid) or user in grp.getgrgid(group_gid).gr_mem:
+                return True, who
+        except KeyError:
+            pass
+    return False, who
+
+
+class ControlServer:
+    def __init__(self, sock: socket.socket, group_gid: int | None, handlers: dict[str, Handler]) -> None:
+        self._sock = sock
+        self._gid = group_gid
+        self._handlers = handlers
+        self._server: asyncio.base_events.Server | None = None
+        self._clients: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_unix_server(self._serve, sock=self._sock, limit=MAX_LINE)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._clients.add(task)
+        try:
+            allowed, who = peer_allowed(writer.get_extra_info("socket"), self._gid)
+            if not allowed:
+                log.warning("control: refused %s (not root, the daemon's user or socket_group)", who)
+                writer.write(encode({"ok": False, "error": "permission denied: not allowed to use this socket"}))
+                return
+            line = await reader.readline()
+            if not line:
+                return
+            try:
+                request = decode(line)
+                handler = self._handlers[str(request.get("cmd"))]
+            except (ValueError, KeyError):
+                writer.write(encode({"ok": False, "error": f"bad request: {line[:200]!r}"}))
+                return
+            reply = await handler(request, reader, writer)
+            if reply is not None:
+                writer.write(encode(reply))
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # a bug in one command must not take the daemon down
+            log.exception("control: request failed")
+            try:
+                writer.write(encode({"ok": False, "error": "internal error (see the daemon's log)"}))
+            except Exception:
+                pass
+        finally:
+            if task is not None:
+                self._clients.discard(task)
+            writer.close()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._clients):
+            task.cancel()
+
+
+def signal_number(value: str | int) -> int:
+    """A signal given by name (TERM, SIGTERM) or number."""
+    text = str(value).strip().upper()
+    if text.isdigit():
+        number = int(text)
+        if number not in signal.valid_signals():
+            raise ValueError(f"unknown signal: {value}")
+        return number
+    name = text if text.startswith("SIG") else "SIG" + text
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise ValueError(f"unknown signal: {value}") from None

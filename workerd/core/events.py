@@ -1,0 +1,50 @@
+"""What happened to a slot, in the past tense. The shell makes these; the core reads them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StartRequested:
+    """Someone (reconcile, workerctl) wants the slot to run."""
+
+
+@dataclass(frozen=True)
+class StopRequested:
+    """Someone wants the slot stopped gracefully."""
+
+
+@dataclass(frozen=True)
+class KillRequested:
+    """Stop at once: SIGKILL to the group (a second shutdown signal)."""
+
+
+@dataclass(frozen=True)
+class Spawned:
+    pid: int
+
+
+@dataclass(frozen=True)
+class SpawnFailed:
+    """The process could not be made (pid None) or could not exec; `reason` is the OS error."""
+
+    reason: str
+    pid: int | None = None
+
+
+@dataclass(frozen=True)
+class Exited:
+    pid: int
+    #: True for exit status 0; on-failure restarts only when False.
+    success: bool
+    #: Human text made by the shell, e.g. "exit status 1" or "killed by SIGKILL".
+    description: str
+
+
+@dataclass(frozen=True)
+class TimerExpired:
+    """The slot's one deadline (`Slot.timer_at`) has passed."""
+
+
+Event = StartRequested | StopRequested | KillRequested | Spawned | SpawnFailed | Exited | TimerExpired

@@ -1,0 +1,222 @@
+"""The life of one worker slot: `transition(slot, event, now)` -> (slot, actions).
+
+A slot is one of a program's N places (instance 0..N-1); processes come and go in
+it. Every branch below is one labelled edge of the state machine in SPEC. The
+function is pure: time arrives as `now`, randomness as `rand`, and effects leave as
+actions, so every edge is unit-tested with a hand-moved clock.
+
+Restart delays: a worker that reached `running` and then died is restarted at once
+the first time (like supervisord and systemd); if it keeps dying before a run of
+`backoff.reset` seconds, each further restart waits `backoff.delay(k)`. A failed
+start (an exit before `start_seconds`, or a failed exec) always waits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from workerd.core.actions import Action, KillGroup, SignalGroup, Spawn
+from workerd.core.backoff import Backoff
+from workerd.core.events import (
+    Event,
+    Exited,
+    KillRequested,
+    Spawned,
+    SpawnFailed,
+    StartRequested,
+    StopRequested,
+    TimerExpired,
+)
+from workerd.core.states import RestartPolicy, State
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The per-program settings that drive a slot's transitions."""
+
+    restart: RestartPolicy = RestartPolicy.ALWAYS
+    start_seconds: float = 1.0
+    stop_signal: int = 15
+    stop_timeout: float = 30.0
+    max_restarts: int = 0
+    backoff: Backoff = Backoff()
+
+
+@dataclass(frozen=True)
+class Slot:
+    instance: int
+    state: State = State.STOPPED
+    #: Whether the slot should have a process; a stopping slot with wanted=True restarts.
+    wanted: bool = False
+    pid: int | None = None
+    #: When the current process was spawned (monotonic seconds).
+    started_at: float | None = None
+    #: The slot's one deadline: start_seconds, a backoff delay or a stop timeout.
+    timer_at: float | None = None
+    restarts: int = 0
+    #: Restarts since the last run that lasted `backoff.reset`.
+    streak: int = 0
+    #: Failed starts in a row, for max_restarts.
+    failed_starts: int = 0
+    last_exit: str | None = None
+    #: Why the slot is in its state, when that is not obvious (fatal, backoff, killed).
+    reason: str | None = None
+
+
+Result = tuple[Slot, list[Action]]
+
+
+def transition(slot: Slot, event: Event, now: float, policy: Policy, rand: Callable[[], float]) -> Result:
+    """Apply one event to a slot. Events that do not apply to the state are ignored."""
+    if isinstance(event, StartRequested):
+        return _start_requested(slot, now)
+    if isinstance(event, StopRequested):
+        return _stop_requested(slot, now, policy)
+    if isinstance(event, KillRequested):
+        slot = replace(slot, wanted=False)
+        if slot.state in (State.STARTING, State.RUNNING, State.STOPPING) and slot.pid is not None:
+            # starting|running|stopping -> stopping (killed)
+            return replace(slot, state=State.STOPPING, timer_at=None, reason="killed"), [KillGroup(slot.pid)]
+        if slot.state is State.BACKOFF:
+            # backoff -> stopped
+            return replace(slot, state=State.STOPPED, timer_at=None, reason=None), []
+        return slot, []
+    if isinstance(event, Spawned):
+        return _spawned(slot, event, now, policy)
+    if isinstance(event, SpawnFailed):
+        return _spawn_failed(slot, event, now, policy, rand)
+    if isinstance(event, Exited):
+        return _exited(slot, event, now, policy, rand)
+    if isinstance(event, TimerExpired):
+        return _timer_expired(slot, now)
+    raise TypeError(f"unknown event {event!r}")
+
+
+def _start_requested(slot: Slot, now: float) -> Result:
+    if slot.state in (State.STOPPED, State.EXITED, State.FATAL):
+        # stopped|exited|fatal -> starting: a fresh start forgets the old streak
+        fresh = replace(slot, wanted=True, streak=0, failed_starts=0, reason=None)
+        return _spawn(fresh)
+    if slot.state is State.BACKOFF:
+        # backoff -> starting: asked to start now, the streak stays
+        return _spawn(replace(slot, wanted=True))
+    # starting|running|stopping: already on the way; a stopping slot restarts after its exit
+    return replace(slot, wanted=True), []
+
+
+def _stop_requested(slot: Slot, now: float, policy: Policy) -> Result:
+    if slot.state in (State.STARTING, State.RUNNING) and slot.pid is not None:
+        # starting|running -> stopping
+        stopping = replace(
+            slot, state=State.STOPPING, wanted=False, timer_at=now + policy.stop_timeout, reason=None
+        )
+        return stopping, [SignalGroup(slot.pid, policy.stop_signal)]
+    if slot.state in (State.BACKOFF, State.EXITED, State.FATAL):
+        # backoff|exited|fatal -> stopped
+        return replace(slot, state=State.STOPPED, wanted=False, timer_at=None), []
+    return replace(slot, wanted=False), []
+
+
+def _spawn(slot: Slot) -> Result:
+    return replace(slot, state=State.STARTING, pid=None, started_at=None, timer_at=None), [Spawn()]
+
+
+def _spawned(slot: Slot, event: Spawned, now: float, policy: Policy) -> Result:
+    if slot.state is not State.STARTING or slot.pid is not None:
+        return slot, []
+    slot = replace(slot, pid=event.pid, started_at=now, reason=None)
+    if policy.start_seconds <= 0:
+        # starting -> running (no start_seconds to wait for)
+        return replace(slot, state=State.RUNNING, failed_starts=0, timer_at=None), []
+    return replace(slot, timer_at=now + policy.start_seconds), []
+
+
+def _spawn_failed(slot: Slot, event: SpawnFailed, now: float, policy: Policy, rand: Callable[[], float]) -> Result:
+    if slot.pid != event.pid:
+        return slot, []
+    if slot.state is State.STOPPING:
+        # stopping -> stopped|starting: as if it had exited
+        return _exited(slot, Exited(slot.pid or 0, False, event.reason), now, policy, rand)
+    if slot.state not in (State.STARTING, State.RUNNING):
+        return slot, []
+    # starting|running -> backoff|fatal|exited: a failed exec is a failed start even
+    # when start_seconds = 0 already called the slot running
+    return _after_exit(slot, now, policy, rand, failed_start=True, success=False, description=event.reason)
+
+
+def _timer_expired(slot: Slot, now: float) -> Result:
+    # The shell delivers this only for the slot's current deadline (it cancels
+    # superseded timers), possibly a hair early: loop timers round to milliseconds.
+    if slot.timer_at is None:
+        return slot, []
+    if slot.state is State.STARTING:
+        # starting -> running: up for start_seconds
+        return replace(slot, state=State.RUNNING, failed_starts=0, timer_at=None), []
+    if slot.state is State.BACKOFF:
+        # backoff -> starting
+        return _spawn(slot)
+    if slot.state is State.STOPPING and slot.pid is not None:
+        # stopping -> stopping (stop_timeout passed: SIGKILL the group)
+        return replace(slot, timer_at=None, reason="killed after stop_timeout"), [KillGroup(slot.pid)]
+    return replace(slot, timer_at=None), []
+
+
+def _exited(slot: Slot, event: Exited, now: float, policy: Policy, rand: Callable[[], float]) -> Result:
+    if event.pid != slot.pid:
+        return slot, []
+    # Whatever the worker left in its process group goes with it.
+    cleanup: list[Action] = [KillGroup(event.pid)]
+    ran = now - slot.started_at if slot.started_at is not None else 0.0
+    slot = replace(slot, pid=None, last_exit=event.description)
+    if slot.state is State.STOPPING:
+        if slot.wanted:
+            # stopping -> starting (a restart)
+            slot, actions = _spawn(replace(slot, restarts=slot.restarts + 1))
+            return slot, cleanup + actions
+        # stopping -> stopped
+        return replace(slot, state=State.STOPPED, timer_at=None), cleanup
+    if slot.state not in (State.STARTING, State.RUNNING):
+        return slot, cleanup
+    if ran >= policy.backoff.reset:
+        slot = replace(slot, streak=0)
+    failed_start = slot.state is State.STARTING
+    slot, actions = _after_exit(slot, now, policy, rand, failed_start, event.success, event.description)
+    return slot, cleanup + actions
+
+
+def _after_exit(
+    slot: Slot,
+    now: float,
+    policy: Policy,
+    rand: Callable[[], float],
+    failed_start: bool,
+    success: bool,
+    description: str,
+) -> Result:
+    """Decide what follows the end of a process that nobody asked to stop."""
+    slot = replace(slot, pid=None, timer_at=None, last_exit=description)
+    if failed_start:
+        slot = replace(slot, failed_starts=slot.failed_starts + 1)
+    if policy.restart is RestartPolicy.NEVER or (policy.restart is RestartPolicy.ON_FAILURE and success):
+        # starting|running -> exited
+        return replace(slot, state=State.EXITED, wanted=True, reason=None), []
+    if failed_start and 0 < policy.max_restarts <= slot.failed_starts:
+        # starting -> fatal
+        reason = f"gave up after {slot.failed_starts} failed starts in a row ({description})"
+        return replace(slot, state=State.FATAL, reason=reason), []
+    if not failed_start and slot.streak == 0:
+        # running -> starting: the first crash after a good run restarts at once
+        return _spawn(replace(slot, restarts=slot.restarts + 1, streak=1))
+    step = slot.streak - (0 if failed_start else 1)
+    delay = policy.backoff.delay(step, rand())
+    # starting|running -> backoff
+    slot = replace(
+        slot,
+        state=State.BACKOFF,
+        restarts=slot.restarts + 1,
+        streak=slot.streak + 1,
+        timer_at=now + delay,
+        reason=f"{description}; restarting in {delay:.1f}s",
+    )
+    return slot, []

@@ -1,0 +1,45 @@
+"""Wanted count vs actual slots -> which slots to start and which to stop.
+
+Commands such as `scale`, `stop`, a reload or (later) the autoscaler only change a
+program's wanted count; this function brings the slots in line. It is idempotent:
+calling it twice, or after a doubled or missed event, asks for nothing more.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from workerd.core.events import StartRequested, StopRequested
+from workerd.core.lifecycle import Slot
+from workerd.core.states import State
+
+#: Which occupied slots go first on scale-down: ones with no process, then the least far along.
+_STOP_ORDER = {State.FATAL: 0, State.EXITED: 0, State.BACKOFF: 1, State.STARTING: 2, State.RUNNING: 3}
+
+
+def reconcile(wanted: int, slots: Mapping[int, Slot]) -> list[tuple[int, StartRequested | StopRequested]]:
+    """Return (instance, request) pairs that make the occupied slots number `wanted`.
+
+    A slot is occupied while `wanted` is set on it: running, on its way up, waiting
+    in backoff, or at rest as exited/fatal (it keeps its place; SPEC shows it).
+    Missing slots take the lowest free instance numbers; surplus ones are stopped,
+    the least useful first, then the most recently started.
+    """
+    occupied = [s for s in slots.values() if s.wanted]
+    requests: list[tuple[int, StartRequested | StopRequested]] = []
+    if len(occupied) < wanted:
+        taken = {s.instance for s in occupied}
+        instance = 0
+        for _ in range(wanted - len(occupied)):
+            while instance in taken:
+                instance += 1
+            requests.append((instance, StartRequested()))
+            taken.add(instance)
+    elif len(occupied) > wanted:
+        def usefulness(s: Slot) -> tuple[int, float, int]:
+            started = s.started_at if s.started_at is not None else float("inf")
+            return (_STOP_ORDER.get(s.state, 4), -started, -s.instance)
+
+        for victim in sorted(occupied, key=usefulness)[: len(occupied) - wanted]:
+            requests.append((victim.instance, StopRequested()))
+    return requests

@@ -1,0 +1,151 @@
+"""What each control request does, on the daemon's side: parse its arguments, ask the
+supervisor, and shape the reply. Requests that wait (start, stop, restart) answer
+once the processes reached their target state."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+from workerd.config.load import ConfigError, load
+from workerd.control.protocol import encode
+from workerd.control.server import Handler, signal_number
+from workerd.runtime.output import ProgramLog
+from workerd.runtime.status import ProcessSampler, snapshot
+from workerd.runtime.supervisor import CommandError, Supervisor
+
+Reply = dict[str, Any]
+
+#: Chunks of output queued for one `logs -f` client before new ones are dropped.
+FOLLOW_BACKLOG = 1024
+
+
+class Commands:
+    def __init__(self, supervisor: Supervisor, now: Callable[[], float], started_at: float,
+                 request_shutdown: Callable[[], None]) -> None:
+        self._supervisor = supervisor
+        self._now = now
+        self._started_at = started_at
+        self._request_shutdown = request_shutdown
+        self._sampler = ProcessSampler()
+
+    def handlers(self) -> dict[str, Handler]:
+        def wrap(fn: Callable[[dict[str, Any]], Any]) -> Handler:
+            async def handler(
+                request: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+            ) -> Reply | None:
+                try:
+                    result = fn(request)
+                    if asyncio.iscoroutine(result):
+                        result = await result
+                    return result  # type: ignore[no-any-return]
+                except (CommandError, ValueError) as exc:
+                    return {"ok": False, "error": str(exc)}
+            return handler
+
+        table: dict[str, Handler] = {
+            name: wrap(getattr(self, name))
+            for name in ("status", "start", "stop", "restart", "scale", "signal", "reload", "shutdown")
+        }
+        table["logs"] = self.logs
+        return table
+
+    def _programs(self, request: dict[str, Any]) -> list[Any]:
+        return self._supervisor.select(request.get("programs") or ["all"])
+
+    def status(self, request: dict[str, Any]) -> Reply:
+        programs = self._supervisor.select(request.get("programs") or ["all"])
+        data = snapshot(programs, self._now(), self._sampler, self._started_at)
+        return {"ok": True, "status": data}
+
+    async def _act(self, request: dict[str, Any], act: Callable[[list[Any]], None], target: str) -> Reply:
+        if self._supervisor.shutting_down:
+            return {"ok": False, "error": "the daemon is shutting down"}
+        programs = self._programs(request)
+        act(programs)
+        if not request.get("wait", True):
+            return {"ok": True, "message": "requested"}
+        ok, message = await self._supervisor.wait_for(programs, target)
+        return {"ok": ok, "message": message} if ok else {"ok": False, "error": message}
+
+    async def start(self, request: dict[str, Any]) -> Reply:
+        return await self._act(request, self._supervisor.start_programs, "started")
+
+    async def stop(self, request: dict[str, Any]) -> Reply:
+        return await self._act(request, self._supervisor.stop_programs, "stopped")
+
+    async def restart(self, request: dict[str, Any]) -> Reply:
+        return await self._act(request, self._supervisor.restart_programs, "started")
+
+    def scale(self, request: dict[str, Any]) -> Reply:
+        (program,) = self._supervisor.select([str(request.get("program"))])
+        count = request.get("count")
+        if count == "auto":
+            self._supervisor.scale(program, None)
+            return {"ok": True, "message": f"{program.name}: back to {program.wanted} (config)"}
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ValueError(f"invalid count: {count!r} (a number >= 0, or 'auto')")
+        self._supervisor.scale(program, count)
+        return {"ok": True, "message": f"{program.name}: pinned to {count}"}
+
+    def signal(self, request: dict[str, Any]) -> Reply:
+        signo = signal_number(request.get("signal", ""))
+        programs = self._programs(request)
+        sent = self._supervisor.signal(programs, signo)
+        return {"ok": True, "message": f"signal {signo} sent to {sent} process group(s)"}
+
+    def reload(self, request: dict[str, Any]) -> Reply:
+        try:
+            config = load(self._supervisor.config.path)
+        except ConfigError as exc:
+            return {"ok": False, "error": f"{exc} (the running config stays in force)"}
+        return {"ok": True, "changes": self._supervisor.reload(config)}
+
+    def shutdown(self, request: dict[str, Any]) -> Reply:
+        self._request_shutdown()
+        return {"ok": True, "message": "shutting down"}
+
+    async def logs(
+        self, request: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> Reply | None:
+        try:
+            (program,) = self._supervisor.select([str(request.get("program"))])
+        except CommandError as exc:
+            return {"ok": False, "error": str(exc)}
+        lines = int(request.get("lines", 10))
+        writer.write(encode({"ok": True, "data": program.sink.tail(lines).decode("utf-8", "replace")}))
+        if not request.get("follow"):
+            return None
+        return await self._follow(program.sink, reader, writer)
+
+    async def _follow(self, sink: ProgramLog, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Stream new output until the client hangs up. A client that reads slower than
+        the program writes loses lines (counted), rather than growing the daemon."""
+        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=FOLLOW_BACKLOG)
+        dropped = 0
+
+        def follower(data: bytes) -> None:
+            nonlocal dropped
+            try:
+                queue.put_nowait(data)
+            except asyncio.QueueFull:
+                dropped += 1
+
+        sink.followers.add(follower)
+        hangup = asyncio.ensure_future(reader.read())
+        try:
+            while not hangup.done():
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter, hangup}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    break
+                if dropped:
+                    writer.write(encode({"data": f"[workerctl: {dropped} chunk(s) of output dropped: reader too slow]\n"}))
+                    dropped = 0
+                writer.write(encode({"data": getter.result().decode("utf-8", "replace")}))
+                await writer.drain()
+        finally:
+            sink.followers.discard(follower)
+            hangup.cancel()
+        return None

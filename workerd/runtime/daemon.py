@@ -1,0 +1,143 @@
+"""The daemon's lifetime: set up the loop, serve until asked to stop, stop cleanly.
+
+Order matters at start: the control socket is bound first (a live daemon on it is
+a refusal before anything else happens), then the sentinel is forked (it closes
+every descriptor it inherits), then the daemon becomes a subreaper and the loop runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import sys
+
+import uvloop
+
+from workerd.config.load import ConfigError, load
+from workerd.config.model import Config
+from workerd.control.protocol import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from workerd.control.server import ControlServer, SocketInUse, bind_socket
+from workerd.runtime.clock import LoopClock
+from workerd.runtime.commands import Commands
+from workerd.runtime.effects import Effects
+from workerd.runtime.prctl import become_subreaper
+from workerd.runtime.reaper import ExitStatus, Reaper
+from workerd.runtime.sentinel import Sentinel
+from workerd.runtime.supervisor import Supervisor
+
+log = logging.getLogger("workerd")
+
+#: After SIGKILLing what outlived shutdown_timeout, how long to wait for the kernel.
+KILL_GRACE = 5.0
+#: How long to wait for the last lines of output after every worker has exited.
+DRAIN_GRACE = 2.0
+
+
+def run(config: Config) -> int:
+    """Run the daemon in the foreground; returns the process exit code."""
+    d = config.daemon
+    if d.log_dir is not None:
+        try:
+            d.log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"workerd: cannot create log_dir {d.log_dir}: {exc.strerror}", file=sys.stderr)
+            return EXIT_FAILED
+    try:
+        sock = bind_socket(d.socket, d.socket_mode, d.socket_gid)
+    except SocketInUse as exc:
+        print(f"workerd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"workerd: cannot create the control socket: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILED
+    sentinel = Sentinel()
+    become_subreaper()
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(Daemon(config, sock, sentinel).serve())
+    finally:
+        loop.close()
+
+
+class Daemon:
+    def __init__(self, config: Config, sock: socket.socket, sentinel: Sentinel) -> None:
+        self._config = config
+        self._sock = sock
+        self._sentinel = sentinel
+        self._shutdown: asyncio.Task[None] | None = None
+        self._done: asyncio.Future[None] | None = None
+
+    async def serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._done = loop.create_future()
+        reaper = Reaper(loop)
+        reaper.install()
+        reaper.watch(self._sentinel.pid, self._sentinel_died)
+        self._effects = Effects(loop, reaper, self._sentinel)
+        self._supervisor = Supervisor(self._config, LoopClock(loop), self._effects)
+        self._commands = Commands(self._supervisor, loop.time, loop.time(), self.request_shutdown)
+        for signo in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signo, self.request_shutdown)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
+        loop.add_signal_handler(signal.SIGUSR1, self._supervisor.reopen_logs)
+        self._server = ControlServer(self._sock, self._config.daemon.socket_gid, self._commands.handlers())
+        await self._server.start()
+        self._supervisor.start()
+        log.info(
+            "started %d program(s); control socket %s", len(self._supervisor.programs), self._config.daemon.socket
+        )
+        await self._done
+        return EXIT_OK
+
+    def request_shutdown(self) -> None:
+        """First request: graceful stop of everything; a second one kills at once."""
+        if self._shutdown is None:
+            log.info("shutting down")
+            self._shutdown = asyncio.ensure_future(self._stop_everything())
+        else:
+            log.warning("second shutdown request: killing every worker now")
+            self._supervisor.kill_all()
+
+    async def _stop_everything(self) -> None:
+        supervisor = self._supervisor
+        supervisor.shutdown()
+        everything = supervisor.select(["all"])
+        try:
+            await asyncio.wait_for(supervisor.wait_for(everything, "stopped"), self._config.daemon.shutdown_timeout)
+        except asyncio.TimeoutError:
+            log.warning("shutdown_timeout passed: killing what is left")
+            supervisor.kill_all()
+            try:
+                await asyncio.wait_for(supervisor.wait_for(everything, "stopped"), KILL_GRACE)
+            except asyncio.TimeoutError:
+                log.error("some workers did not exit after SIGKILL")
+        try:
+            await asyncio.wait_for(self._effects.pipes_drained.wait(), DRAIN_GRACE)
+        except asyncio.TimeoutError:
+            pass  # a grandchild outside the process group still holds a pipe open
+        await self._server.close()
+        self._config.daemon.socket.unlink(missing_ok=True)
+        for program in supervisor.programs.values():
+            program.sink.close()
+        self._sentinel.close()
+        log.info("stopped")
+        assert self._done is not None
+        self._done.set_result(None)
+
+    def _reload(self) -> None:
+        try:
+            config = load(self._supervisor.config.path)
+        except ConfigError as exc:
+            log.error("reload refused: %s (the running config stays in force)", exc)
+            return
+        for change in self._supervisor.reload(config):
+            log.info("reload: %s", change)
+
+    def _sentinel_died(self, status: ExitStatus) -> None:
+        if self._shutdown is not None:
+            return  # it leaves when the daemon closes its pipe at the end of a shutdown
+        log.error("the sentinel process exited (%s): workers' children may outlive a crash of the daemon",
+                  status.describe())

@@ -1,0 +1,217 @@
+"""Worker output: pipes in, whole lines out to a program's log.
+
+Each worker's stdout and stderr share one pipe (so their order is kept). The loop
+reads a pipe only when it is readable and writes what it read before reading again,
+so a worker that floods its output is slowed by the full pipe instead of growing the
+daemon's memory. Only whole lines are written, so the instances of a program can
+share one log file without cutting each other's lines; a partial line is held until
+its newline arrives, the worker exits, or it passes MAX_LINE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import fcntl
+import logging
+import os
+from pathlib import Path
+from typing import Callable
+
+log = logging.getLogger("workerd")
+
+#: Bytes read per wakeup; a pipe holds 64 KiB unless grown (see _grow_pipe).
+READ_SIZE = 1 << 20
+#: A line longer than this is written in pieces rather than held.
+MAX_LINE = 64 * 1024
+#: Output kept in memory per program for `workerctl logs` when there is no log file.
+RECENT_BYTES = 256 * 1024
+
+_F_SETPIPE_SZ = 1031
+_BIG_PIPE = 1 << 20
+
+Follower = Callable[[bytes], None]
+
+
+class ProgramLog:
+    """Where one program's output goes: a rotating file under log_dir, or the daemon's
+    stderr with a `program[instance]: ` prefix on each line. Also feeds `logs -f`."""
+
+    def __init__(self, program: str, log_dir: Path | None, max_bytes: int, backups: int) -> None:
+        self.program = program
+        self.path = log_dir / f"{program}.log" if log_dir is not None else None
+        self._max_bytes = max_bytes
+        self._backups = backups
+        self._fd = -1
+        self._size = 0
+        self._recent: collections.deque[bytes] = collections.deque()
+        self._recent_size = 0
+        self.followers: set[Follower] = set()
+        self._write_error: str | None = None
+        if self.path is not None:
+            self._open()
+
+    def _open(self) -> None:
+        assert self.path is not None
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._size = os.fstat(self._fd).st_size
+
+    def write(self, instance: int, data: bytes) -> None:
+        """Write whole lines of one instance's output."""
+        if self.path is None:
+            prefix = f"{self.program}[{instance}]: ".encode()
+            data = prefix + data[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
+            _write_all(2, data)
+            self._remember(data)
+        else:
+            try:
+                _write_all(self._fd, data)
+                self._write_error = None
+            except OSError as exc:
+                if self._write_error != exc.strerror:
+                    self._write_error = exc.strerror
+                    log.error("%s: cannot write %s: %s; output is dropped", self.program, self.path, exc.strerror)
+                return
+            self._size += len(data)
+            if self._max_bytes and self._size >= self._max_bytes:
+                self._rotate()
+        for follower in list(self.followers):
+            follower(data)
+
+    def _remember(self, data: bytes) -> None:
+        self._recent.append(data)
+        self._recent_size += len(data)
+        while self._recent_size > RECENT_BYTES and len(self._recent) > 1:
+            self._recent_size -= len(self._recent.popleft())
+
+    def _rotate(self) -> None:
+        assert self.path is not None
+        os.close(self._fd)
+        try:
+            if self._backups == 0:
+                os.unlink(self.path)
+            else:
+                for n in range(self._backups - 1, 0, -1):
+                    older = self.path.with_name(f"{self.path.name}.{n}")
+                    if older.exists():
+                        os.replace(older, self.path.with_name(f"{self.path.name}.{n + 1}"))
+                os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        except OSError as exc:
+            log.error("%s: cannot rotate %s: %s", self.program, self.path, exc.strerror)
+        self._open()
+
+    def reopen(self) -> None:
+        """After logrotate moved the file away: write to a new file at the same path."""
+        if self.path is not None:
+            os.close(self._fd)
+            self._open()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def tail(self, lines: int) -> bytes:
+        """The last `lines` lines of output, from the log file (and its first backup) or memory."""
+        if self.path is None:
+            data = b"".join(self._recent)
+        else:
+            data = _read_tail(self.path, lines)
+            if data.count(b"\n") < lines:
+                data = _read_tail(self.path.with_name(self.path.name + ".1"), lines) + data
+        kept = data.split(b"\n")
+        if kept and kept[-1] == b"":
+            kept.pop()
+        return b"".join(line + b"\n" for line in kept[-lines:]) if lines > 0 else b""
+
+
+def _read_tail(path: Path, lines: int) -> bytes:
+    """Read backwards from the end until `lines` newlines are found."""
+    try:
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            pos, data = end, b""
+            while pos > 0 and data.count(b"\n") <= lines:
+                step = min(64 * 1024, pos)
+                pos -= step
+                f.seek(pos)
+                data = f.read(step) + data
+            return data
+    except FileNotFoundError:
+        return b""
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class OutputPipe:
+    """Reads one worker's output pipe until EOF, then closes it.
+
+    It outlives the worker's slot on purpose: the worker's last lines are still in
+    the pipe when its exit is reaped, and they must reach the log.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fd: int,
+        instance: int,
+        sink: ProgramLog,
+        on_close: Callable[[OutputPipe], None],
+    ) -> None:
+        self._loop = loop
+        self._on_close = on_close
+        self._fd = fd
+        self._instance = instance
+        self.sink = sink
+        self._partial = b""
+        self._grown = False
+        loop.add_reader(fd, self._on_readable)
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._finish()
+            return
+        if not self._grown and len(data) >= 65536:
+            self._grow_pipe()
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            self.sink.write(self._instance, self._partial + data[:cut] if self._partial else data[:cut])
+            self._partial = data[cut:]
+        else:
+            self._partial += data
+        if len(self._partial) > MAX_LINE:
+            self.sink.write(self._instance, self._partial + b"\n")
+            self._partial = b""
+
+    def _grow_pipe(self) -> None:
+        """A worker that fills the default 64 KiB pipe gets a 1 MiB one: fewer wakeups
+        per megabyte. Quiet workers keep the small default, so kernel memory stays low."""
+        self._grown = True
+        try:
+            fcntl.fcntl(self._fd, _F_SETPIPE_SZ, _BIG_PIPE)
+        except OSError:
+            pass  # over the user's pipe quota: the small pipe still works
+
+    def _finish(self) -> None:
+        if self._partial:
+            self.sink.write(self._instance, self._partial + b"\n")
+            self._partial = b""
+        self._loop.remove_reader(self._fd)
+        os.close(self._fd)
+        self._fd = -1
+        self._on_close(self)
+
+    def close(self) -> None:
+        """Stop reading without waiting for EOF (daemon exit)."""
+        if self._fd >= 0:
+            self._finish()

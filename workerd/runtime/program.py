@@ -1,0 +1,82 @@
+"""A program's runtime facts: its config, its slots, and what is wanted of it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from workerd.config.model import ProgramConfig
+from workerd.core.backoff import Backoff
+from workerd.core.lifecycle import Policy, Slot
+from workerd.core.states import AT_REST
+from workerd.runtime.output import ProgramLog
+from workerd.runtime.spawn import ProcessSpec
+
+
+def policy_of(config: ProgramConfig) -> Policy:
+    return Policy(
+        restart=config.restart,
+        start_seconds=config.start_seconds,
+        stop_signal=config.stop_signal,
+        stop_timeout=config.stop_timeout,
+        max_restarts=config.max_restarts,
+        backoff=Backoff(
+            initial=config.backoff_initial,
+            factor=config.backoff_factor,
+            maximum=config.backoff_max,
+            jitter=config.backoff_jitter,
+            reset=config.backoff_reset,
+        ),
+    )
+
+
+class Program:
+    def __init__(self, config: ProgramConfig, sink: ProgramLog, socket: Path) -> None:
+        self.sink = sink
+        self._socket = socket
+        #: False after `workerctl stop`: wanted is 0 and the slots stay listed as stopped.
+        self.enabled = True
+        #: A count set by `workerctl scale N`; None follows the config.
+        self.pinned: int | None = None
+        #: Set when a reload dropped the program: it goes once its slots are at rest.
+        self.removing = False
+        self.slots: dict[int, Slot] = {}
+        self.configure(config)
+
+    def configure(self, config: ProgramConfig) -> None:
+        self.config = config
+        self.policy = policy_of(config)
+        env = dict(os.environ)
+        env.update(config.environment)
+        env["WORKERD_PROGRAM"] = config.name
+        env["WORKERD_SOCKET"] = str(self._socket)
+        self._env = env
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def wanted(self) -> int:
+        if not self.enabled or self.removing:
+            return 0
+        return self.pinned if self.pinned is not None else self.config.processes
+
+    @property
+    def at_rest(self) -> bool:
+        return all(slot.state in AT_REST for slot in self.slots.values())
+
+    def spec(self, instance: int) -> ProcessSpec:
+        env = dict(self._env)
+        env["WORKERD_INSTANCE"] = str(instance)
+        c = self.config
+        return ProcessSpec(
+            argv=c.command,
+            env=env,
+            directory=c.directory,
+            uid=c.uid,
+            gid=c.gid,
+            user=c.user,
+            umask=c.umask,
+            nice=c.nice,
+        )

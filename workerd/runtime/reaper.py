@@ -1,0 +1,86 @@
+"""The only place wait*() is called.
+
+One mechanism for every child: SIGCHLD. Its handler only schedules `reap()` on the
+loop; `reap()` collects every exited child with waitpid(-1, WNOHANG) and routes
+each pid to whoever watches it (a worker slot, the sentinel) or logs it as a reaped
+orphan: the daemon is a child subreaper, so a worker's orphaned children land here.
+(pidfds would give the same wakeup per child at the cost of one descriptor each;
+SIGCHLD already covers the orphans, so it covers our own children too.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from typing import Callable
+
+log = logging.getLogger("workerd")
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    pid: int
+    code: int | None
+    signal: int | None
+
+    @property
+    def success(self) -> bool:
+        return self.code == 0
+
+    def describe(self) -> str:
+        if self.signal is not None:
+            try:
+                name = signal.Signals(self.signal).name
+            except ValueError:
+                name = str(self.signal)
+            return f"killed by {name}"
+        return f"exit status {self.code}"
+
+
+def _decode(pid: int, status: int) -> ExitStatus:
+    code = os.waitstatus_to_exitcode(status)
+    return ExitStatus(pid, None, -code) if code < 0 else ExitStatus(pid, code, None)
+
+
+class Reaper:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._watchers: dict[int, Callable[[ExitStatus], None]] = {}
+        self._scheduled = False
+        self.orphans_reaped = 0
+
+    def install(self) -> None:
+        signal.signal(signal.SIGCHLD, self._on_sigchld)
+
+    def watch(self, pid: int, callback: Callable[[ExitStatus], None]) -> None:
+        self._watchers[pid] = callback
+
+    def _on_sigchld(self, signo: int, frame: object) -> None:
+        # A signal handler only enqueues: the reaping happens on the loop.
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon_threadsafe(self.reap)
+
+    def reap(self) -> None:
+        self._scheduled = False
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            exit_status = _decode(pid, status)
+            callback = self._watchers.pop(pid, None)
+            if callback is None:
+                self.orphans_reaped += 1
+                log.debug("reaped orphan %d (%s)", pid, exit_status.describe())
+            else:
+                callback(exit_status)
+
+    @property
+    def watched(self) -> int:
+        return len(self._watchers)

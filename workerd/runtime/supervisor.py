@@ -1,0 +1,354 @@
+"""The facts of every program and slot, and the one place events are applied.
+
+Events arrive from the reaper, timers and commands; `deliver` queues them and
+applies them one at a time (`transition`), hands the resulting actions to
+`Effects`, feeds any outcome back into the queue, then reconciles each touched
+program's wanted count. Nothing here calls the OS directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterable
+
+from workerd.config.model import Config, ProgramConfig
+from workerd.core.actions import SignalGroup
+from workerd.core.diff import diff
+from workerd.core.events import Event, KillRequested, StartRequested, StopRequested, TimerExpired
+from workerd.core.lifecycle import Slot, transition
+from workerd.core.reconcile import reconcile
+from workerd.core.states import AT_REST, State
+from workerd.runtime.clock import Clock
+from workerd.runtime.effects import Effects, SlotContext
+from workerd.runtime.output import ProgramLog
+from workerd.runtime.program import Program
+
+log = logging.getLogger("workerd")
+
+SlotKey = tuple[str, int]
+
+
+class CommandError(Exception):
+    """A command that cannot be carried out (unknown program, bad argument)."""
+
+
+@dataclass
+class _Waiter:
+    names: tuple[str, ...]
+    #: Returns None while waiting, else (ok, message).
+    check: Callable[[], tuple[bool, str] | None]
+    future: asyncio.Future[tuple[bool, str]]
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        effects: Effects,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._effects = effects
+        self._rand = rand
+        self.programs: dict[str, Program] = {}
+        self._timers: dict[SlotKey, asyncio.TimerHandle] = {}
+        self._queue: collections.deque[tuple[str, int, Event]] = collections.deque()
+        self._draining = False
+        self._waiters: list[_Waiter] = []
+        self.shutting_down = False
+        for program_config in config.programs.values():
+            self._add(program_config)
+
+    # -- applying events -------------------------------------------------------------
+
+    def start(self) -> None:
+        for program in list(self.programs.values()):
+            self._reconcile(program)
+        self._drain()
+
+    def deliver(self, name: str, instance: int, event: Event) -> None:
+        self._queue.append((name, instance, event))
+        self._drain()
+
+    def _drain(self) -> None:
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._queue:
+                name, instance, event = self._queue.popleft()
+                program = self.programs.get(name)
+                if program is not None:
+                    self._apply(program, instance, event)
+                    self._reconcile(program)
+        finally:
+            self._draining = False
+        self._check_waiters()
+
+    def _apply(self, program: Program, instance: int, event: Event) -> None:
+        old = program.slots.get(instance) or Slot(instance)
+        new, actions = transition(old, event, self._clock.now(), program.policy, self._rand)
+        program.slots[instance] = new
+        if new.state is not old.state:
+            _log_transition(program.name, old, new)
+        if new.timer_at != old.timer_at:
+            self._arm(program.name, new)
+        if actions:
+            ctx = self._context(program, instance)
+            for action in actions:
+                outcome = self._effects.execute(action, ctx)
+                if outcome is not None:
+                    self._queue.append((program.name, instance, outcome))
+        if new.state is State.STOPPED and not new.wanted and program.enabled:
+            del program.slots[instance]  # scaled away: it no longer exists
+        if program.removing and program.at_rest:
+            self._remove(program)
+
+    def _arm(self, name: str, slot: Slot) -> None:
+        key = (name, slot.instance)
+        handle = self._timers.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+        if slot.timer_at is not None:
+            self._timers[key] = self._clock.call_at(
+                slot.timer_at, lambda: self._on_timer(key)
+            )
+
+    def _on_timer(self, key: SlotKey) -> None:
+        self._timers.pop(key, None)
+        self.deliver(key[0], key[1], TimerExpired())
+
+    def _reconcile(self, program: Program) -> None:
+        if program.name not in self.programs:
+            return
+        for instance, request in reconcile(program.wanted, program.slots):
+            self._queue.append((program.name, instance, request))
+
+    # -- programs --------------------------------------------------------------------
+
+    def _add(self, config: ProgramConfig) -> Program:
+        d = self.config.daemon
+        sink = ProgramLog(config.name, d.log_dir, d.log_max_bytes, d.log_backups)
+        program = Program(config, sink, d.socket)
+        self.programs[config.name] = program
+        return program
+
+    def _remove(self, program: Program) -> None:
+        for instance in list(program.slots):
+            handle = self._timers.pop((program.name, instance), None)
+            if handle is not None:
+                handle.cancel()
+        del self.programs[program.name]
+        self._release_sink(program.sink)
+
+    def _release_sink(self, sink: ProgramLog) -> None:
+        """Close a log no longer in use, once no pipe still writes to it."""
+        if not any(pipe.sink is sink for pipe in self._effects.pipes):
+            sink.close()
+
+    def select(self, names: Iterable[str]) -> list[Program]:
+        """The named programs ("all" for every one); unknown names are an error."""
+        names = list(names)
+        if not names or names == ["all"]:
+            return [p for p in self.programs.values() if not p.removing]
+        unknown = [n for n in names if n not in self.programs or self.programs[n].removing]
+        if unknown:
+            raise CommandError(f"unknown program: {', '.join(unknown)}")
+        return [self.programs[n] for n in names]
+
+    # -- commands --------------------------------------------------------------------
+
+    def start_programs(self, programs: list[Program]) -> None:
+        for program in programs:
+            program.enabled = True
+            for slot in list(program.slots.values()):
+                if slot.state in (State.EXITED, State.FATAL, State.BACKOFF):
+                    self._queue.append((program.name, slot.instance, StartRequested()))
+            self._reconcile(program)
+        self._drain()
+
+    def stop_programs(self, programs: list[Program]) -> None:
+        for program in programs:
+            program.enabled = False
+            self._reconcile(program)
+        self._drain()
+
+    def restart_programs(self, programs: list[Program]) -> None:
+        for program in programs:
+            program.enabled = True
+            for slot in list(program.slots.values()):
+                if slot.wanted or slot.state not in AT_REST:
+                    self._queue.append((program.name, slot.instance, StopRequested()))
+                    self._queue.append((program.name, slot.instance, StartRequested()))
+            self._reconcile(program)
+        self._drain()
+
+    def scale(self, program: Program, count: int | None) -> None:
+        program.pinned = count
+        program.enabled = True
+        self._reconcile(program)
+        self._drain()
+
+    def signal(self, programs: list[Program], signo: int) -> int:
+        """Send a signal to every live process group of the programs; returns how many."""
+        sent = 0
+        for program in programs:
+            for slot in program.slots.values():
+                if slot.pid is not None:
+                    ctx = self._context(program, slot.instance)
+                    self._effects.execute(SignalGroup(slot.pid, signo), ctx)
+                    sent += 1
+        return sent
+
+    def _context(self, program: Program, instance: int) -> SlotContext:
+        return SlotContext(
+            program=program.name,
+            instance=instance,
+            spec=lambda: program.spec(instance),
+            sink=program.sink,
+            deliver=lambda e: self.deliver(program.name, instance, e),
+        )
+
+    def reload(self, new: Config) -> list[str]:
+        """Apply only what changed; returns one line per change."""
+        changes: list[str] = []
+        if new.daemon.socket != self.config.daemon.socket:
+            changes.append("daemon.socket: changed; takes effect at the next start")
+        old_daemon = self.config.daemon
+        self.config = new
+        logs_moved = (old_daemon.log_dir, old_daemon.log_max_bytes, old_daemon.log_backups) != (
+            new.daemon.log_dir,
+            new.daemon.log_max_bytes,
+            new.daemon.log_backups,
+        )
+        current = {n: p.config for n, p in self.programs.items() if not p.removing}
+        d = diff(current, dict(new.programs))
+        for name in d.removed:
+            program = self.programs[name]
+            program.removing = True
+            self._reconcile(program)
+            changes.append(f"removed: {name}")
+        for name in d.added:
+            self._reconcile(self._add(new.programs[name]))
+            changes.append(f"added: {name}")
+        for name in d.changed:
+            program = self.programs[name]
+            old_config, new_config = program.config, new.programs[name]
+            program.configure(new_config)
+            if _only_count_changed(old_config, new_config):
+                changes.append(f"scaled: {name} {old_config.processes} -> {new_config.processes}")
+                self._reconcile(program)
+            else:
+                changes.append(f"changed: {name} (restarted)")
+                self.restart_programs([program])
+        if logs_moved:
+            self._move_logs()
+            changes.append("daemon: log settings changed; logs reopened")
+        self._drain()
+        return changes or ["no changes"]
+
+    def _move_logs(self) -> None:
+        d = self.config.daemon
+        for program in self.programs.values():
+            old = program.sink
+            program.sink = ProgramLog(program.name, d.log_dir, d.log_max_bytes, d.log_backups)
+            for pipe in self._effects.pipes:
+                if pipe.sink is old:
+                    pipe.sink = program.sink
+            old.close()
+
+    def reopen_logs(self) -> None:
+        for program in self.programs.values():
+            program.sink.reopen()
+
+    def shutdown(self) -> None:
+        """Stop every program at once, each with its own stop_signal and stop_timeout."""
+        self.shutting_down = True
+        self.stop_programs(list(self.programs.values()))
+
+    def kill_all(self) -> None:
+        for program in self.programs.values():
+            program.enabled = False
+            for instance in list(program.slots):
+                self._queue.append((program.name, instance, KillRequested()))
+        self._drain()
+
+    @property
+    def at_rest(self) -> bool:
+        return all(p.at_rest for p in self.programs.values())
+
+    # -- waiting for outcomes ----------------------------------------------------------
+
+    def wait_for(self, programs: list[Program], target: str) -> asyncio.Future[tuple[bool, str]]:
+        """A future resolved when the programs reach `target` ("started" or "stopped")."""
+        names = tuple(p.name for p in programs)
+        check = self._started_check(names) if target == "started" else self._stopped_check(names)
+        future: asyncio.Future[tuple[bool, str]] = asyncio.get_running_loop().create_future()
+        self._waiters.append(_Waiter(names, check, future))
+        self._check_waiters()
+        return future
+
+    def _slots(self, names: tuple[str, ...]) -> list[tuple[str, Slot]]:
+        return [(n, s) for n in names if n in self.programs for s in self.programs[n].slots.values()]
+
+    def _started_check(self, names: tuple[str, ...]) -> Callable[[], tuple[bool, str] | None]:
+        def check() -> tuple[bool, str] | None:
+            failed = [f"{n}[{s.instance}]: {s.state.value} ({s.reason or s.last_exit})"
+                      for n, s in self._slots(names) if s.state in (State.BACKOFF, State.FATAL)]
+            if failed:
+                return False, "; ".join(failed)
+            if any(s.state in (State.STARTING, State.STOPPING) for _, s in self._slots(names)):
+                return None
+            if any(len([s for s in self.programs[n].slots.values() if s.wanted]) < self.programs[n].wanted
+                   for n in names if n in self.programs):
+                return None
+            return True, f"started: {', '.join(names)}"
+        return check
+
+    def _stopped_check(self, names: tuple[str, ...]) -> Callable[[], tuple[bool, str] | None]:
+        def check() -> tuple[bool, str] | None:
+            if all(s.state in AT_REST for _, s in self._slots(names)):
+                return True, f"stopped: {', '.join(names)}"
+            return None
+        return check
+
+    def _check_waiters(self) -> None:
+        if not self._waiters:
+            return
+        pending = []
+        for waiter in self._waiters:
+            if waiter.future.done():
+                continue
+            outcome = waiter.check()
+            if outcome is None:
+                pending.append(waiter)
+            else:
+                waiter.future.set_result(outcome)
+        self._waiters = pending
+
+
+def _only_count_changed(old: ProgramConfig, new: ProgramConfig) -> bool:
+    return replace(old, processes=new.processes) == new
+
+
+def _log_transition(name: str, old: Slot, new: Slot) -> None:
+    label = f"{name}[{new.instance}]"
+    if new.state is State.RUNNING:
+        log.info("%s: running (pid %s)", label, new.pid)
+    elif new.state is State.BACKOFF:
+        log.warning("%s: %s", label, new.reason)
+    elif new.state is State.FATAL:
+        log.error("%s: fatal: %s", label, new.reason)
+    elif new.state is State.EXITED:
+        log.info("%s: exited (%s), not restarting", label, new.last_exit)
+    elif new.state is State.STOPPED:
+        log.info("%s: stopped (%s)", label, new.last_exit or "not running")
+    elif new.state is State.STARTING and old.pid is not None and old.state is not State.STOPPING:
+        log.warning("%s: %s; restarting", label, new.last_exit)
