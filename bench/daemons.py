@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from procs import BenchError, read_stat, kill_tree, read_cmdline, scan_all, descendants
+from procs import BenchError, descendants, kill_tree, read_cmdline, read_stat, scan_all
 
 SUPERVISORD_FAVOURABLE = {
     "startsecs": "0",

@@ -144,6 +144,8 @@ def goal_cell(row, w, s) -> str:
         ok = row.check(w, s)
     except Exception:
         return row.goal + " (n/a)"
+    if ok is None:
+        return row.goal
     return f"{row.goal} {'✅' if ok else '❌'}"
 
 

@@ -24,14 +24,14 @@ def ctl(*args: str) -> None:
 
 def main() -> int:
     (ROOT / "run").mkdir(exist_ok=True)
-    print(f"$ workerd start -c etc/demo.toml   (daemon log: run/demo-daemon.log)", flush=True)
+    print("$ workerd start -c etc/demo.toml   (daemon log: run/demo-daemon.log)", flush=True)
     with open(ROOT / "run" / "demo-daemon.log", "wb") as daemon_log:
         daemon = subprocess.Popen([str(BIN / "workerd"), "start", "-c", str(CONFIG)], stderr=daemon_log)
     try:
         for pause in (0.5, 2.5, 4.0):
             time.sleep(pause)
             if daemon.poll() is not None:
-                print(f"the daemon exited early; see run/demo-daemon.log", file=sys.stderr)
+                print("the daemon exited early; see run/demo-daemon.log", file=sys.stderr)
                 return 1
             ctl("status")
         ctl("logs", "crasher", "-n", "4")

@@ -3,8 +3,8 @@ so messages show `workers.toml`, as users see them when they pass a relative pat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

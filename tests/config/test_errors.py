@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -13,6 +13,8 @@ from workerd.config.load import ConfigError, load
 Error = Callable[[str], str]
 NOT_YET = "not supported yet by this version of workerd"
 EMAIL = '[programs.email]\ncommand = "python -m app.worker"\n'
+DURATION_HINT = '(use e.g. "250ms", "30s", "5m", "1h" or seconds)'
+SIZE_HINT = '(use e.g. "512MiB", "1GB", "100KB" or a number of bytes)'
 
 
 def test_missing_file(workdir: Path) -> None:
@@ -57,9 +59,15 @@ def test_file_name_is_shown_as_given(workdir: Path) -> None:
     [
         ("[program.email]\n", "program: unknown key (did you mean 'programs'?)"),
         ("[daemon]\nsockett = 'x'\n", "daemon.sockett: unknown key (did you mean 'socket'?)"),
-        (EMAIL + "procceses = 2\n", "programs.email.procceses: unknown key (did you mean 'processes'?)"),
+        (
+            EMAIL + "procceses = 2\n",
+            "programs.email.procceses: unknown key (did you mean 'processes'?)",
+        ),
         (EMAIL + "zzz = 2\n", "programs.email.zzz: unknown key"),
-        ("[defaults]\nrestrat = 'never'\n", "defaults.restrat: unknown key (did you mean 'restart'?)"),
+        (
+            "[defaults]\nrestrat = 'never'\n",
+            "defaults.restrat: unknown key (did you mean 'restart'?)",
+        ),
     ],
 )
 def test_unknown_keys(error: Error, text: str, message: str) -> None:
@@ -80,7 +88,10 @@ def test_unknown_keys(error: Error, text: str, message: str) -> None:
         ("directory = ''", "directory: must not be empty"),
         ('user = "a\\u0000b"', "user: must not contain a NUL character"),
         ("environment = 'A=1'", 'environment: expected a table of strings, got "A=1"'),
-        ("restart = 'sometimes'", 'restart: expected one of "always", "on-failure", "never", got "sometimes"'),
+        (
+            "restart = 'sometimes'",
+            'restart: expected one of "always", "on-failure", "never", got "sometimes"',
+        ),
     ],
 )
 def test_bad_types(error: Error, line: str, message: str) -> None:
@@ -99,13 +110,19 @@ def test_bad_types(error: Error, line: str, message: str) -> None:
         ("nice = -21", "nice: must be between -20 and 19, got -21"),
         ("umask = '0999'", "umask: invalid mode '0999' (use an octal string like \"0600\")"),
         ("umask = 600", 'umask: must be at most 0777, got 1130 (write "0640", not 640)'),
-        ("stop_signal = 'TREM'", "stop_signal: invalid signal 'TREM' (use a name like \"TERM\" or a number)"),
-        ("stop_signal = 0", "stop_signal: invalid signal 0 (use a name like \"TERM\" or a number)"),
+        (
+            "stop_signal = 'TREM'",
+            "stop_signal: invalid signal 'TREM' (use a name like \"TERM\" or a number)",
+        ),
+        ("stop_signal = 0", 'stop_signal: invalid signal 0 (use a name like "TERM" or a number)'),
         (
             "stop_timeout = '5 minutes'",
-            "stop_timeout: invalid duration '5 minutes' (use e.g. \"250ms\", \"30s\", \"5m\", \"1h\" or seconds)",
+            f"stop_timeout: invalid duration '5 minutes' {DURATION_HINT}",
         ),
-        ("start_seconds = -1", "start_seconds: invalid duration -1 (use e.g. \"250ms\", \"30s\", \"5m\", \"1h\" or seconds)"),
+        (
+            "start_seconds = -1",
+            f"start_seconds: invalid duration -1 {DURATION_HINT}",
+        ),
     ],
 )
 def test_bad_values(error: Error, line: str, message: str) -> None:
@@ -115,12 +132,21 @@ def test_bad_values(error: Error, line: str, message: str) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("log_max_bytes = '10k'", "log_max_bytes: invalid size '10k' (use e.g. \"512MiB\", \"1GB\", \"100KB\" or a number of bytes)"),
+        (
+            "log_max_bytes = '10k'",
+            f"log_max_bytes: invalid size '10k' {SIZE_HINT}",
+        ),
         ("log_max_bytes = 0", "log_max_bytes: must be >= 1, got 0"),
         ("max_load = -1", "max_load: must be >= 0, got -1.0"),
-        ("socket_mode = 660", 'socket_mode: must be at most 0777, got 1224 (write "0640", not 640)'),
+        (
+            "socket_mode = 660",
+            'socket_mode: must be at most 0777, got 1224 (write "0640", not 640)',
+        ),
         ("socket_group = 'nogroupp'", "socket_group: no such group 'nogroupp'"),
-        ("socket = '/" + "s" * 100 + "/workerd.sock'", "socket: too long for a Unix socket (114 bytes, at most 107)"),
+        (
+            "socket = '/" + "s" * 100 + "/workerd.sock'",
+            "socket: too long for a Unix socket (114 bytes, at most 107)",
+        ),
     ],
 )
 def test_bad_daemon_values(error: Error, line: str, message: str) -> None:
@@ -130,7 +156,7 @@ def test_bad_daemon_values(error: Error, line: str, message: str) -> None:
 def test_relative_socket_too_long_once_resolved(error: Error, workdir: Path) -> None:
     name = "s" * (107 - len(str(workdir)))
     assert error(f"[daemon]\nsocket = '{name}'\n") == (
-        f"workers.toml: daemon.socket: too long for a Unix socket (108 bytes, at most 107)"
+        "workers.toml: daemon.socket: too long for a Unix socket (108 bytes, at most 107)"
     )
 
 
@@ -140,8 +166,19 @@ def test_relative_socket_too_long_once_resolved(error: Error, workdir: Path) -> 
         ("daemon = 5\n", "daemon: expected a table, got 5"),
         ("programs = 'email'\n", 'programs: expected a table, got "email"'),
         ("[programs]\nemail = 'python'\n", 'programs.email: expected a table, got "python"'),
-        ('[programs."my worker"]\ncommand = "x"\n', "programs.\"my worker\": invalid program name (use letters, digits, '_', '.' and '-')"),
+        (
+            '[programs."my worker"]\ncommand = "x"\n',
+            "programs.\"my worker\": invalid program name (use letters, digits, '_', '.' and '-')",
+        ),
         ("[programs.email]\nprocesses = 2\n", "programs.email: missing required key 'command'"),
+        (
+            '[programs.all]\ncommand = "x"\n',
+            "programs.all: reserved name: `workerctl start all` means every program",
+        ),
+        (
+            "[programs.x]\ncommand = 'x'\nprocesses = 1979-05-27\n",
+            "programs.x.processes: expected an integer, got a date/time",
+        ),
     ],
 )
 def test_bad_structure(error: Error, text: str, message: str) -> None:
@@ -158,7 +195,7 @@ def test_bad_structure(error: Error, text: str, message: str) -> None:
         ("command = \"''\"", "empty command"),
         ('command = ["python", 3]', "an argv array must hold only strings (without NUL)"),
         ("command = 5", "expected a string or an array of strings, got 5"),
-        ("command = \"python -c 'print(1)\"", "cannot split: no closing quotation"),
+        ('command = "python -c \'print(1)"', "cannot split: no closing quotation"),
         ('command = ["echo", "hi"]\nshell = true', "with shell = true, command must be a string"),
     ],
 )
@@ -167,11 +204,17 @@ def test_bad_commands(error: Error, lines: str, message: str) -> None:
 
 
 def test_no_such_user(error: Error) -> None:
-    assert error(EMAIL + "user = 'nobodyy'\n") == "workers.toml: programs.email.user: no such user 'nobodyy'"
+    assert (
+        error(EMAIL + "user = 'nobodyy'\n")
+        == "workers.toml: programs.email.user: no such user 'nobodyy'"
+    )
 
 
 def test_no_such_group(error: Error) -> None:
-    assert error(EMAIL + "group = 'nogroupp'\n") == "workers.toml: programs.email.group: no such group 'nogroupp'"
+    assert (
+        error(EMAIL + "group = 'nogroupp'\n")
+        == "workers.toml: programs.email.group: no such group 'nogroupp'"
+    )
 
 
 def test_error_from_defaults_names_defaults(error: Error) -> None:
@@ -201,7 +244,8 @@ def test_env_file_unreadable(error: Error, workdir: Path) -> None:
     (workdir / ".env").write_text("A=1\n")
     (workdir / ".env").chmod(0)
     assert error(EMAIL + "env_file = '.env'\n") == (
-        f"workers.toml: programs.email.env_file: cannot read {workdir}/.env: [Errno 13] Permission denied"
+        f"workers.toml: programs.email.env_file: cannot read {workdir}/.env: "
+        "[Errno 13] Permission denied"
     )
 
 
@@ -215,13 +259,22 @@ def test_env_file_bad_line_names_file_and_line_not_the_secret(error: Error, work
     ("table", "message"),
     [
         ("{ TOKEN = ['sk_live_SECRET'] }", "variable 'TOKEN': expected a string, got an array"),
-        ("{ TOKEN = { a = 'sk_live_SECRET' } }", "variable 'TOKEN': expected a string, got a table"),
-        ('{ TOKEN = "sk_live_SECRET\\u0000" }', "variable 'TOKEN': must not contain a NUL character"),
+        (
+            "{ TOKEN = { a = 'sk_live_SECRET' } }",
+            "variable 'TOKEN': expected a string, got a table",
+        ),
+        (
+            '{ TOKEN = "sk_live_SECRET\\u0000" }',
+            "variable 'TOKEN': must not contain a NUL character",
+        ),
         ("{ 'A=B' = 'sk_live_SECRET' }", "invalid variable name 'A=B'"),
     ],
 )
 def test_environment_errors_never_show_values(error: Error, table: str, message: str) -> None:
-    assert error(f"{EMAIL}environment = {table}\n") == f"workers.toml: programs.email.environment: {message}"
+    assert (
+        error(f"{EMAIL}environment = {table}\n")
+        == f"workers.toml: programs.email.environment: {message}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -230,14 +283,29 @@ def test_environment_errors_never_show_values(error: Error, table: str, message:
         (EMAIL + "ready = 'notify'\n", f'programs.email.ready: "notify" is {NOT_YET}'),
         (EMAIL + "watchdog = '5s'\n", f'programs.email.watchdog: "5s" is {NOT_YET}'),
         (EMAIL + "rolling = true\n", f"programs.email.rolling: true is {NOT_YET}"),
-        (EMAIL + "[programs.email.limits]\nmemory = '512MiB'\n", f"programs.email.limits: {NOT_YET}"),
-        (EMAIL + "[programs.email.autoscale]\nmin = 1\nmax = 8\n", f"programs.email.autoscale: {NOT_YET}"),
+        (
+            EMAIL + "[programs.email.limits]\nmemory = '512MiB'\n",
+            f"programs.email.limits: {NOT_YET}",
+        ),
+        (
+            EMAIL + "[programs.email.autoscale]\nmin = 1\nmax = 8\n",
+            f"programs.email.autoscale: {NOT_YET}",
+        ),
         (EMAIL + "autoscale = {}\n", f"programs.email.autoscale: {NOT_YET}"),
         ("[defaults.limits]\ncore = 0\n", f"defaults.limits: {NOT_YET}"),
         ("[defaults]\nready = 'notify'\n", f'defaults.ready: "notify" is {NOT_YET}'),
-        ("[daemon]\nmetrics = '127.0.0.1:9808'\n", f'daemon.metrics: "127.0.0.1:9808" is {NOT_YET}'),
-        ("[daemon]\nmetrics = 'nohost'\n", 'daemon.metrics: invalid address "nohost" (use "host:port")'),
-        (EMAIL + "ready = 'systemd'\n", 'programs.email.ready: expected one of "uptime", "notify", got "systemd"'),
+        (
+            "[daemon]\nmetrics = '127.0.0.1:9808'\n",
+            f'daemon.metrics: "127.0.0.1:9808" is {NOT_YET}',
+        ),
+        (
+            "[daemon]\nmetrics = 'nohost'\n",
+            'daemon.metrics: invalid address "nohost" (use "host:port")',
+        ),
+        (
+            EMAIL + "ready = 'systemd'\n",
+            'programs.email.ready: expected one of "uptime", "notify", got "systemd"',
+        ),
     ],
 )
 def test_not_yet_supported(error: Error, text: str, message: str) -> None:

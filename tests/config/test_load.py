@@ -3,15 +3,15 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from workerd.config.load import load
 from workerd.config.model import Config, Readiness
-from workerd.config.schema import default_socket_path
 from workerd.config.summary import summarize
+from workerd.control.protocol import default_socket as default_socket_path
 from workerd.core.states import RestartPolicy
 
 Loads = Callable[[str], Config]
@@ -86,7 +86,12 @@ rolling = false
     assert email.name == "email"
     assert email.command == ("python", "-m", "app.worker", "--queue", "email high")
     assert email.directory == Path("/srv/app")
-    assert (email.user, email.uid, email.gid, email.group) == (ME.pw_name, ME.pw_uid, ME.pw_gid, None)
+    assert (email.user, email.uid, email.gid, email.group) == (
+        ME.pw_name,
+        ME.pw_uid,
+        ME.pw_gid,
+        None,
+    )
     assert email.umask == 0o22
     assert email.environment == {"QUEUE": "email", "WORKERS": "4", "RATIO": "0.5", "DEBUG": "true"}
     assert (email.processes, email.restart) == (2, RestartPolicy.ON_FAILURE)
@@ -100,7 +105,12 @@ rolling = false
 def test_program_defaults(loads: Loads) -> None:
     program = loads('[programs.a]\ncommand = "sleep 1"\n').programs["a"]
     assert program.command == ("sleep", "1")
-    assert (program.processes, program.nice, program.shell, program.environment) == (1, 0, False, {})
+    assert (program.processes, program.nice, program.shell, program.environment) == (
+        1,
+        0,
+        False,
+        {},
+    )
     assert (program.user, program.uid, program.gid, program.umask) == (None, None, None, None)
 
 
@@ -120,7 +130,11 @@ def test_group_overrides_the_users_primary_group(loads: Loads) -> None:
     program = loads(
         f'[programs.a]\ncommand = "true"\nuser = "{ME.pw_name}"\ngroup = "{OTHER_GROUP.gr_name}"\n'
     ).programs["a"]
-    assert (program.uid, program.gid, program.group) == (ME.pw_uid, OTHER_GROUP.gr_gid, OTHER_GROUP.gr_name)
+    assert (program.uid, program.gid, program.group) == (
+        ME.pw_uid,
+        OTHER_GROUP.gr_gid,
+        OTHER_GROUP.gr_name,
+    )
 
 
 def test_group_without_user(loads: Loads) -> None:

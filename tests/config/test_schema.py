@@ -7,19 +7,17 @@ import pytest
 
 from workerd.config.kinds import DURATION, INT
 from workerd.config.model import DaemonConfig, ProgramConfig, Readiness
-from workerd.config.schema import (
-    DAEMON,
-    PROGRAM,
+from workerd.config.schema import DAEMON, PROGRAM, render_reference
+from workerd.config.tables import (
     Invalid,
     Key,
     Setting,
     Table,
     complete,
-    default_socket_path,
     overlay,
     parse_table,
-    render_reference,
 )
+from workerd.control.protocol import default_socket as default_socket_path
 from workerd.core.states import RestartPolicy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,7 +79,10 @@ def test_nested_table_parses_its_own_keys() -> None:
     settings = parse_table(OUTER, {"scale": {"max": 8, "interval": "5s"}}, "p")
     scale = settings["scale"]
     assert scale.path == "p.scale"
-    assert scale.value == {"max": Setting(8, "p.scale.max"), "interval": Setting(5.0, "p.scale.interval")}
+    assert scale.value == {
+        "max": Setting(8, "p.scale.max"),
+        "interval": Setting(5.0, "p.scale.interval"),
+    }
     assert complete(SCALE, scale.value, "p.scale")["min"] == Setting(1, "p.scale.min")
 
 

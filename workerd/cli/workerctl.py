@@ -1,32 +1,30 @@
-"""`workerctl`: talk to a running workerd. Imports only click and workerd.control."""
+"""`workerctl`: talk to a running workerd.
+
+It imports only the standard library and workerd.control (no click, nothing of the
+daemon): `workerctl status` is run by scripts and humans alike and must answer fast.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-from typing import Any, NoReturn
+from typing import Any, Iterator, NoReturn
 
-import click
-
+from workerd.cli.args import Parser
 from workerd.control.client import Refused, Unreachable, find_socket, request
 from workerd.control.protocol import EXIT_FAILED, EXIT_UNREACHABLE
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    click.echo(f"workerctl: {message}", err=True)
+    print(f"workerctl: {message}", file=sys.stderr)
     sys.exit(code)
 
 
-def _ask(ctx: click.Context, message: dict[str, Any], timeout: float | None = 30.0) -> dict[str, Any]:
-    """One request, one reply; errors become one line on stderr and an exit code."""
-    for reply in _stream(ctx, message, timeout):
-        return reply
-    _fail("the daemon closed the connection without answering", EXIT_UNREACHABLE)
-
-
-def _stream(ctx: click.Context, message: dict[str, Any], timeout: float | None) -> Any:
+def _stream(args: argparse.Namespace, message: dict[str, Any], timeout: float | None) -> Iterator[dict[str, Any]]:
+    """Send one request and yield its replies; every error becomes one line and an exit code."""
     try:
-        path = find_socket(ctx.obj["socket"], ctx.obj["config"])
+        path = find_socket(args.socket, args.config)
         for reply in request(path, message, timeout):
             if not reply.get("ok", True):
                 _fail(str(reply.get("error", "failed")))
@@ -39,97 +37,92 @@ def _stream(ctx: click.Context, message: dict[str, Any], timeout: float | None) 
         _fail(str(exc))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-s", "--socket", "socket_path", help="The daemon's control socket.")
-@click.option("-c", "--config", "config_path", help="Find the socket in this config file.")
-@click.pass_context
-def cli(ctx: click.Context, socket_path: str | None, config_path: str | None) -> None:
-    """Control a running workerd daemon."""
-    ctx.obj = {"socket": socket_path, "config": config_path}
+def _ask(args: argparse.Namespace, message: dict[str, Any], timeout: float | None = 30.0) -> dict[str, Any]:
+    for reply in _stream(args, message, timeout):
+        return reply
+    _fail("the daemon closed the connection without answering", EXIT_UNREACHABLE)
 
 
-@cli.command()
-@click.argument("programs", nargs=-1)
-@click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
-@click.pass_context
-def status(ctx: click.Context, programs: tuple[str, ...], as_json: bool) -> None:
-    """Show programs and their processes."""
-    data = _ask(ctx, {"cmd": "status", "programs": list(programs)})["status"]
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
+def status(args: argparse.Namespace) -> None:
+    data = _ask(args, {"cmd": "status", "programs": args.programs})["status"]
+    print(json.dumps(data, indent=2) if args.json else render_status(data))
+
+
+def act(args: argparse.Namespace) -> None:
+    message = {"cmd": args.command, "programs": args.programs, "wait": not args.no_wait}
+    print(_ask(args, message, timeout=None).get("message", "ok"))
+
+
+def scale(args: argparse.Namespace) -> None:
+    if args.count == "auto":
+        count: Any = "auto"
+    elif args.count.isdigit():
+        count = int(args.count)
     else:
-        click.echo(render_status(data))
+        _fail(f"invalid count {args.count!r}: a number >= 0 or 'auto'", 2)
+    print(_ask(args, {"cmd": "scale", "program": args.program, "count": count})["message"])
 
 
-def _act(cmd: str, help_text: str) -> None:
-    @cli.command(cmd, help=help_text)
-    @click.argument("programs", nargs=-1, required=True)
-    @click.option("--no-wait", is_flag=True, help="Return at once instead of waiting for the outcome.")
-    @click.pass_context
-    def command(ctx: click.Context, programs: tuple[str, ...], no_wait: bool) -> None:
-        reply = _ask(ctx, {"cmd": cmd, "programs": list(programs), "wait": not no_wait}, timeout=None)
-        click.echo(reply.get("message", "ok"))
+def signal_(args: argparse.Namespace) -> None:
+    print(_ask(args, {"cmd": "signal", "programs": [args.program], "signal": args.signal})["message"])
 
 
-_act("start", "Start PROGRAM... (or all) and wait until running.")
-_act("stop", "Stop PROGRAM... (or all) and wait until stopped.")
-_act("restart", "Restart PROGRAM... (or all) and wait until running again.")
+def reload(args: argparse.Namespace) -> None:
+    for line in _ask(args, {"cmd": "reload"})["changes"]:
+        print(line)
 
 
-@cli.command()
-@click.argument("program")
-@click.argument("count")
-@click.pass_context
-def scale(ctx: click.Context, program: str, count: str) -> None:
-    """Pin PROGRAM to COUNT processes, or hand it back with `auto`."""
-    if count != "auto":
-        if not count.isdigit():
-            raise click.BadParameter(f"{count!r} is not a number >= 0 or 'auto'", param_hint="COUNT")
-        value: Any = int(count)
-    else:
-        value = "auto"
-    click.echo(_ask(ctx, {"cmd": "scale", "program": program, "count": value})["message"])
-
-
-@cli.command("signal")
-@click.argument("program")
-@click.argument("signal_name", metavar="SIGNAL")
-@click.pass_context
-def signal_(ctx: click.Context, program: str, signal_name: str) -> None:
-    """Send SIGNAL (name or number) to every process group of PROGRAM."""
-    click.echo(_ask(ctx, {"cmd": "signal", "programs": [program], "signal": signal_name})["message"])
-
-
-@cli.command()
-@click.pass_context
-def reload(ctx: click.Context) -> None:
-    """Re-read the config file and apply what changed."""
-    for line in _ask(ctx, {"cmd": "reload"})["changes"]:
-        click.echo(line)
-
-
-@cli.command()
-@click.argument("program")
-@click.option("-n", "lines", default=10, show_default=True, help="How many lines.")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new output.")
-@click.pass_context
-def logs(ctx: click.Context, program: str, lines: int, follow: bool) -> None:
-    """Print the last lines of PROGRAM's output."""
-    out = sys.stdout
+def logs(args: argparse.Namespace) -> None:
+    message = {"cmd": "logs", "program": args.program, "lines": args.n, "follow": args.follow}
     try:
-        for reply in _stream(ctx, {"cmd": "logs", "program": program, "lines": lines, "follow": follow},
-                             None if follow else 30.0):
-            out.write(reply.get("data", ""))
-            out.flush()
+        for reply in _stream(args, message, None if args.follow else 30.0):
+            sys.stdout.write(reply.get("data", ""))
+            sys.stdout.flush()
     except KeyboardInterrupt:
         pass
 
 
-@cli.command()
-@click.pass_context
-def shutdown(ctx: click.Context) -> None:
-    """Stop every worker gracefully and end the daemon."""
-    click.echo(_ask(ctx, {"cmd": "shutdown"})["message"])
+def shutdown(args: argparse.Namespace) -> None:
+    print(_ask(args, {"cmd": "shutdown"})["message"])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="workerctl", description="Control a running workerd daemon.")
+    parser.add_argument("-s", "--socket", help="the daemon's control socket")
+    parser.add_argument("-c", "--config", help="find the socket in this config file")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    sub = commands.add_parser("status", help="show programs and their processes")
+    sub.add_argument("programs", nargs="*", metavar="PROGRAM")
+    sub.add_argument("--json", action="store_true", help="print the status as JSON")
+    sub.set_defaults(run=status)
+    for name, text in (
+        ("start", "start PROGRAM... (or all) and wait until running"),
+        ("stop", "stop PROGRAM... (or all) and wait until stopped"),
+        ("restart", "restart PROGRAM... (or all) and wait until running again"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("programs", nargs="+", metavar="PROGRAM")
+        sub.add_argument("--no-wait", action="store_true", help="return at once")
+        sub.set_defaults(run=act)
+    sub = commands.add_parser("scale", help="pin PROGRAM to COUNT processes, or `auto` to hand it back")
+    sub.add_argument("program", metavar="PROGRAM")
+    sub.add_argument("count", metavar="COUNT|auto")
+    sub.set_defaults(run=scale)
+    sub = commands.add_parser("signal", help="send SIGNAL (name or number) to every process group of PROGRAM")
+    sub.add_argument("program", metavar="PROGRAM")
+    sub.add_argument("signal", metavar="SIGNAL")
+    sub.set_defaults(run=signal_)
+    sub = commands.add_parser("reload", help="re-read the config file and apply what changed")
+    sub.set_defaults(run=reload)
+    sub = commands.add_parser("logs", help="print the last lines of PROGRAM's output")
+    sub.add_argument("program", metavar="PROGRAM")
+    sub.add_argument("-n", type=int, default=10, metavar="N", help="how many lines (default 10)")
+    sub.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
+    sub.set_defaults(run=logs)
+    sub = commands.add_parser("shutdown", help="stop every worker gracefully and end the daemon")
+    sub.set_defaults(run=shutdown)
+    return parser
 
 
 def render_status(data: dict[str, Any]) -> str:
@@ -183,5 +176,6 @@ def _size(value: int | None) -> str:
     return str(value)
 
 
-def main() -> None:
-    cli(prog_name="workerctl")
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    args.run(args)

@@ -13,10 +13,11 @@ import datetime
 import enum
 import json
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Generic, Mapping, TypeVar
+from typing import Any, Generic, TypeVar
 
 from workerd.config.units import (
     InvalidValue,
@@ -160,7 +161,7 @@ def _environment(raw: object) -> Mapping[str, str]:
 
 
 def _endpoint(raw: object) -> tuple[str, int]:
-    """"host:port", with an IPv6 host in brackets: "[::1]:9808"."""
+    """(host, port) from "host:port", an IPv6 host in brackets: "[::1]:9808"."""
     host, _, port = _text(raw).rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     if host and port.isdigit() and 0 < int(port) < 65536:

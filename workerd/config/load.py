@@ -15,16 +15,16 @@ import pwd
 import re
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from workerd.config.envfile import EnvFileError, read_env_file
 from workerd.config.kinds import toml_repr
 from workerd.config.model import Config, DaemonConfig, ProgramConfig
-from workerd.config.schema import (
-    DAEMON,
-    PROGRAM,
+from workerd.config.schema import DAEMON, PROGRAM
+from workerd.config.tables import (
     Invalid,
     Setting,
     complete,
@@ -99,6 +99,8 @@ def _config(document: Mapping[str, object], path: Path) -> Config:
         where = key_path("programs", name)
         if not _PROGRAM_NAME.fullmatch(name):
             raise Invalid(where, "invalid program name (use letters, digits, '_', '.' and '-')")
+        if name == "all":
+            raise Invalid(where, "reserved name: `workerctl start all` means every program")
         if not isinstance(raw, dict):
             raise Invalid(where, f"expected a table, got {toml_repr(raw)}")
         given = overlay(defaults, parse_table(PROGRAM, raw, where))

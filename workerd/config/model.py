@@ -8,9 +8,10 @@ re-validates. Defaults come from `config.schema`, where each key is declared onc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from workerd.config.schema import DAEMON, PROGRAM, Readiness
 from workerd.core.states import RestartPolicy
@@ -23,7 +24,7 @@ _PROGRAM: Mapping[str, Any] = PROGRAM.defaults()
 
 @dataclass(frozen=True)
 class DaemonConfig:
-    #: Default: see schema.default_socket_path.
+    #: Default: see control.protocol.default_socket.
     socket: Path
     socket_mode: int = _DAEMON["socket_mode"]
     socket_group: str | None = _DAEMON["socket_group"]

@@ -35,7 +35,7 @@ _DURATION_HINT = '(use e.g. "250ms", "30s", "5m", "1h" or seconds)'
 
 
 def parse_duration(value: str | float) -> float:
-    """"250ms" | "30s" | "5m" | "1h" | seconds (number or digits) -> seconds, never negative."""
+    """Seconds from "250ms", "30s", "5m", "1h" or a number of seconds; never negative."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if math.isfinite(value) and value >= 0:
             return float(value)
@@ -73,7 +73,7 @@ _SIZE_HINT = '(use e.g. "512MiB", "1GB", "100KB" or a number of bytes)'
 
 
 def parse_size(value: str | int) -> int:
-    """"512MiB" (powers of 1024) | "1GB" (powers of 1000) | bytes -> bytes.
+    """Bytes from "512MiB" (powers of 1024), "1GB" (powers of 1000) or a number of bytes.
 
     A bare "k"/"M" is refused: whether it means 1000 or 1024 is exactly the
     ambiguity the unit should settle.
@@ -109,24 +109,29 @@ _SIGNAL_HINT = '(use a name like "TERM" or a number)'
 
 
 def parse_signal(value: str | int) -> int:
-    """"TERM" | "SIGTERM" | "term" | 15 | "15" -> the signal number of this platform."""
+    """This platform's number for "TERM", "SIGTERM", "term", 15 or "15"."""
+    number = value
     if isinstance(value, str):
         text = value.strip().upper()
         if text.isdigit():
-            value = int(text)
+            number = int(text)
         else:
-            name = text if text.startswith("SIG") else "SIG" + text
-            member = signal.Signals.__members__.get(name)
+            member = signal.Signals.__members__.get(
+                text if text.startswith("SIG") else "SIG" + text
+            )
             if member is not None:
                 return int(member)
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value in signal.valid_signals():
-            return value
+    if (
+        isinstance(number, int)
+        and not isinstance(number, bool)
+        and number in signal.valid_signals()
+    ):
+        return number
     raise InvalidValue(f"invalid signal {value!r} {_SIGNAL_HINT}")
 
 
 def signal_name(number: int) -> str:
-    """"TERM" for 15: how a signal is written in the config file."""
+    """How a signal is written in the config file: "TERM" for 15."""
     try:
         return signal.Signals(number).name.removeprefix("SIG")
     except ValueError:
@@ -137,7 +142,7 @@ _MODE = re.compile(r"(?:0o)?([0-7]{1,4})")
 
 
 def parse_mode(value: str | int) -> int:
-    """"0600" | "600" | "0o600" (always octal) | an int taken as is (0o600 in TOML) -> bits.
+    """Permission bits from "0600", "600" or "0o600" (always octal), or an int taken as is.
 
     A TOML integer is not reinterpreted: `umask = 22` is decimal 22. Strings are
     the unambiguous spelling, so the docs show those.
@@ -146,7 +151,6 @@ def parse_mode(value: str | int) -> int:
         match = _MODE.fullmatch(value.strip())
         if match:
             return int(match.group(1), 8)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        if 0 <= value <= 0o7777:
-            return value
+    elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o7777:
+        return value
     raise InvalidValue(f'invalid mode {value!r} (use an octal string like "0600")')

@@ -24,14 +24,18 @@ MAX_LINE = 16 * 1024 * 1024
 
 
 def default_socket() -> Path:
-    """/run/workerd/workerd.sock for root, else $XDG_RUNTIME_DIR/workerd.sock, else
-    /tmp/workerd-<uid>/workerd.sock (SPEC is silent on a user without XDG_RUNTIME_DIR)."""
-    if os.getuid() == 0:
+    """/run/workerd/workerd.sock for root; else $XDG_RUNTIME_DIR/workerd.sock.
+
+    Without an absolute XDG_RUNTIME_DIR (cron, su, some containers) it is
+    /tmp/workerd-<uid>/workerd.sock, in a directory the daemon creates 0700.
+    """
+    uid = os.geteuid()
+    if uid == 0:
         return Path("/run/workerd/workerd.sock")
-    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime_dir:
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR", "")
+    if os.path.isabs(runtime_dir):
         return Path(runtime_dir) / "workerd.sock"
-    return Path(f"/tmp/workerd-{os.getuid()}") / "workerd.sock"
+    return Path(f"/tmp/workerd-{uid}/workerd.sock")
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -8,6 +8,7 @@ SO_PEERCRED: root, the daemon's own user and members of socket_group are served.
 from __future__ import annotations
 
 import asyncio
+import errno
 import grp
 import logging
 import os
@@ -33,7 +34,7 @@ class SocketInUse(Exception):
 
 def bind_socket(path: Path, mode: int, gid: int | None) -> socket.socket:
     """Bind the control socket, replacing a stale one and refusing a live one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _ensure_directory(path.parent)
     if path.exists() or path.is_symlink():
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -58,6 +59,15 @@ def bind_socket(path: Path, mode: int, gid: int | None) -> socket.socket:
     sock.listen(128)
     sock.setblocking(False)
     return sock
+
+
+def _ensure_directory(directory: Path) -> None:
+    """Create the socket's directory (0755: the socket's own mode guards it), and refuse
+    one that another user owns: they could swap our socket for theirs."""
+    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+    owner = directory.stat().st_uid
+    if owner not in (0, os.geteuid()):
+        raise OSError(errno.EPERM, f"{directory} belongs to uid {owner}, not to us")
 
 
 def peer_allowed(sock: socket.socket, group_gid: int | None) -> tuple[bool, str]:

@@ -11,7 +11,8 @@ from workerd.config.load import ConfigError, load
 from workerd.control.protocol import encode
 from workerd.control.server import Handler, signal_number
 from workerd.runtime.output import ProgramLog
-from workerd.runtime.status import ProcessSampler, snapshot
+from workerd.runtime.procstat import ProcessSampler
+from workerd.runtime.status import snapshot
 from workerd.runtime.supervisor import CommandError, Supervisor
 
 Reply = dict[str, Any]

@@ -22,6 +22,10 @@ log = logging.getLogger("workerd")
 
 #: Bytes read per wakeup; a pipe holds 64 KiB unless grown (see _grow_pipe).
 READ_SIZE = 1 << 20
+#: One read buffer for every pipe: the loop reads one pipe at a time, and its pages
+#: are only touched (resident) as far as the largest read so far.
+_BUFFER = bytearray(READ_SIZE)
+_VIEW = memoryview(_BUFFER)
 #: A line longer than this is written in pieces rather than held.
 MAX_LINE = 64 * 1024
 #: Output kept in memory per program for `workerctl logs` when there is no log file.
@@ -56,27 +60,30 @@ class ProgramLog:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         self._size = os.fstat(self._fd).st_size
 
-    def write(self, instance: int, data: bytes) -> None:
-        """Write whole lines of one instance's output."""
+    def write(self, instance: int, chunks: list[bytes | memoryview]) -> None:
+        """Write whole lines of one instance's output, given as consecutive buffers."""
         if self.path is None:
             prefix = f"{self.program}[{instance}]: ".encode()
+            data = b"".join(chunks)
             data = prefix + data[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
-            _write_all(2, data)
+            _write_all(2, [data])
             self._remember(data)
+            chunks = [data]
         else:
             try:
-                _write_all(self._fd, data)
+                self._size += _write_all(self._fd, chunks)
                 self._write_error = None
             except OSError as exc:
                 if self._write_error != exc.strerror:
                     self._write_error = exc.strerror
                     log.error("%s: cannot write %s: %s; output is dropped", self.program, self.path, exc.strerror)
                 return
-            self._size += len(data)
             if self._max_bytes and self._size >= self._max_bytes:
                 self._rotate()
-        for follower in list(self.followers):
-            follower(data)
+        if self.followers:
+            data = b"".join(chunks)
+            for follower in list(self.followers):
+                follower(data)
 
     def _remember(self, data: bytes) -> None:
         self._recent.append(data)
@@ -141,10 +148,15 @@ def _read_tail(path: Path, lines: int) -> bytes:
         return b""
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+def _write_all(fd: int, chunks: list[bytes | memoryview]) -> int:
+    """writev until every byte is out; returns the byte count."""
+    total = sum(len(c) for c in chunks)
+    written = os.writev(fd, chunks)
+    if written < total:  # rare (a signal, a full disk): finish the rest plainly
+        rest = memoryview(b"".join(chunks))[written:]
+        while rest:
+            rest = rest[os.write(fd, rest):]
+    return total
 
 
 class OutputPipe:
@@ -173,24 +185,25 @@ class OutputPipe:
 
     def _on_readable(self) -> None:
         try:
-            data = os.read(self._fd, READ_SIZE)
+            size = os.readv(self._fd, [_BUFFER])
         except BlockingIOError:
             return
         except OSError:
-            data = b""
-        if not data:
+            size = 0
+        if not size:
             self._finish()
             return
-        if not self._grown and len(data) >= 65536:
+        if not self._grown and size >= 65536:
             self._grow_pipe()
-        cut = data.rfind(b"\n") + 1
+        cut = _BUFFER.rfind(b"\n", 0, size) + 1
         if cut:
-            self.sink.write(self._instance, self._partial + data[:cut] if self._partial else data[:cut])
-            self._partial = data[cut:]
+            lines = _VIEW[:cut]
+            self.sink.write(self._instance, [self._partial, lines] if self._partial else [lines])
+            self._partial = bytes(_VIEW[cut:size])
         else:
-            self._partial += data
+            self._partial += _VIEW[:size]
         if len(self._partial) > MAX_LINE:
-            self.sink.write(self._instance, self._partial + b"\n")
+            self.sink.write(self._instance, [self._partial, b"\n"])
             self._partial = b""
 
     def _grow_pipe(self) -> None:
@@ -204,7 +217,7 @@ class OutputPipe:
 
     def _finish(self) -> None:
         if self._partial:
-            self.sink.write(self._instance, self._partial + b"\n")
+            self.sink.write(self._instance, [self._partial, b"\n"])
             self._partial = b""
         self._loop.remove_reader(self._fd)
         os.close(self._fd)

@@ -3,48 +3,12 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
-
-import psutil
 
 from workerd import __version__
 from workerd.core.states import HAS_PROCESS, State
+from workerd.runtime.procstat import ProcessSampler
 from workerd.runtime.program import Program
-
-
-class ProcessSampler:
-    """RSS and CPU% of worker processes. CPU% is measured since the previous sample
-    of the same pid (like top); a pid's first sample gives its lifetime average."""
-
-    def __init__(self) -> None:
-        self._last: dict[int, tuple[float, float]] = {}
-
-    def sample(self, pids: list[int]) -> dict[int, tuple[int | None, float | None]]:
-        now = time.monotonic()
-        result: dict[int, tuple[int | None, float | None]] = {}
-        seen: dict[int, tuple[float, float]] = {}
-        for pid in pids:
-            try:
-                proc = psutil.Process(pid)
-                with proc.oneshot():
-                    rss = proc.memory_info().rss
-                    times = proc.cpu_times()
-                    created = proc.create_time()
-            except psutil.Error:
-                result[pid] = (None, None)
-                continue
-            cpu = times.user + times.system
-            previous = self._last.get(pid)
-            if previous is not None and now > previous[0]:
-                percent = 100.0 * (cpu - previous[1]) / (now - previous[0])
-            else:
-                age = max(time.time() - created, 1e-3)
-                percent = 100.0 * cpu / age
-            seen[pid] = (now, cpu)
-            result[pid] = (rss, round(max(percent, 0.0), 1))
-        self._last = seen
-        return result
 
 
 def snapshot(programs: list[Program], now: float, sampler: ProcessSampler, started_at: float) -> dict[str, Any]:
@@ -56,7 +20,7 @@ def snapshot(programs: list[Program], now: float, sampler: ProcessSampler, start
     }
 
 
-def _program(program: Program, now: float, usage: dict[int, tuple[int | None, float | None]]) -> dict[str, Any]:
+def _program(program: Program, now: float, usage: dict[int, tuple[int, float]]) -> dict[str, Any]:
     slots = sorted(program.slots.values(), key=lambda s: s.instance)
     return {
         "name": program.name,
@@ -73,8 +37,8 @@ def _program(program: Program, now: float, usage: dict[int, tuple[int | None, fl
                 "restarts": s.restarts,
                 "last_exit": s.last_exit,
                 "reason": s.reason,
-                "rss": usage.get(s.pid, (None, None))[0] if s.pid is not None else None,
-                "cpu_percent": usage.get(s.pid, (None, None))[1] if s.pid is not None else None,
+                "rss": usage[s.pid][0] if s.pid in usage else None,
+                "cpu_percent": usage[s.pid][1] if s.pid in usage else None,
             }
             for s in slots
         ],

@@ -13,13 +13,18 @@ import collections
 import logging
 import random
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Callable, Iterable
 
 from workerd.config.model import Config, ProgramConfig
 from workerd.core.actions import SignalGroup
 from workerd.core.diff import diff
-from workerd.core.events import Event, KillRequested, StartRequested, StopRequested, TimerExpired
+from workerd.core.events import (
+    Event,
+    KillRequested,
+    StartRequested,
+    StopRequested,
+    TimerExpired,
+)
 from workerd.core.lifecycle import Slot, transition
 from workerd.core.reconcile import reconcile
 from workerd.core.states import AT_REST, State
