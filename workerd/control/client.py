@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,10 +38,10 @@ def find_socket(socket_opt: str | None, config_opt: str | None) -> Path:
 
 def socket_from_config(path: Path) -> Path:
     """Read only [daemon].socket from a config file (relative to the file's folder)."""
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # Python < 3.11
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)

@@ -27,7 +27,7 @@ def default_socket() -> Path:
     """/run/workerd/workerd.sock for root; else $XDG_RUNTIME_DIR/workerd.sock.
 
     Without an absolute XDG_RUNTIME_DIR (cron, su, some containers) it is
-    /tmp/workerd-<uid>/workerd.sock, in a directory the daemon creates 0700.
+    /tmp/workerd-<uid>/workerd.sock (the daemon refuses that directory if another user owns it).
     """
     uid = os.geteuid()
     if uid == 0:

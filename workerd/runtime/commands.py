@@ -115,9 +115,9 @@ class Commands:
             return {"ok": False, "error": str(exc)}
         lines = int(request.get("lines", 10))
         writer.write(encode({"ok": True, "data": program.sink.tail(lines).decode("utf-8", "replace")}))
-        if not request.get("follow"):
-            return None
-        return await self._follow(program.sink, reader, writer)
+        if request.get("follow"):
+            await self._follow(program.sink, reader, writer)
+        return None
 
     async def _follow(self, sink: ProgramLog, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Stream new output until the client hangs up. A client that reads slower than
@@ -149,4 +149,3 @@ class Commands:
         finally:
             sink.followers.discard(follower)
             hangup.cancel()
-        return None
