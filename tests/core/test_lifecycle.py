@@ -110,7 +110,8 @@ def test_starting_spawned_arms_the_start_seconds_timer() -> None:
 def test_starting_to_running_on_spawned_when_start_seconds_is_zero() -> None:
     policy = replace(POLICY, start_seconds=0.0)
     slot, actions = step(spawning_slot(failed_starts=2), Spawned(100), 10.0, policy)
-    assert_fields(slot, state=State.RUNNING, pid=100, started_at=10.0, timer_at=None, failed_starts=0)
+    # failed_starts stays until the run ends: the exec may still fail (SpawnFailed after Spawned)
+    assert_fields(slot, state=State.RUNNING, pid=100, started_at=10.0, timer_at=None, failed_starts=2)
     assert actions == []
 
 
@@ -489,9 +490,16 @@ def test_backoff_to_stopped_on_kill_requested() -> None:
 
 
 def test_kill_requested_at_rest_sends_nothing() -> None:
-    for slot in (Slot(0), Slot(0, state=State.FATAL, wanted=True)):
+    new, actions = step(Slot(0), KillRequested(), 10.0)
+    assert new == Slot(0)
+    assert actions == []
+
+
+def test_exited_or_fatal_to_stopped_on_kill_requested() -> None:
+    for state in (State.FATAL, State.EXITED):
+        slot = Slot(0, state=state, wanted=True, reason="gave up")
         new, actions = step(slot, KillRequested(), 10.0)
-        assert new == replace(slot, wanted=False)
+        assert new == replace(slot, state=State.STOPPED, wanted=False, reason=None)
         assert actions == []
 
 
@@ -559,7 +567,7 @@ def test_slot_facts_stay_consistent(policy: Policy, history: list[tuple[Event, f
                 assert new.state is State.STARTING and new.pid is None
             else:
                 assert isinstance(action, (SignalGroup, KillGroup))
-                assert action.pgid == old.pid  # never signal a group that is not the slot's
+                assert action.pgid in (old.pid, new.pid)  # never signal a group that is not the slot's
 
 
 @settings(deadline=None)

@@ -169,6 +169,7 @@ class Daemon:
     # -- the process ----------------------------------------------------------
 
     def start(self, wait: bool = True) -> "Daemon":
+        assert not self.running(), "this daemon is already running"
         with open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(
                 [PYTHON, "-m", "workerd", "start", "-c", str(self.config_path)],

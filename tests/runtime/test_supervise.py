@@ -11,7 +11,7 @@ from tests.runtime.conftest import alive, environ_of, gone, ppid_of, read_pids
 
 
 def test_each_worker_runs_in_its_own_process_group_with_its_env(daemon, tmp_path):
-    d = daemon()
+    d = daemon(start=False)
     worker = d.script("env.sh", """
         printf '%s\\n%s\\n%s\\n' "$WORKERD_PROGRAM" "$WORKERD_INSTANCE" "$WORKERD_SOCKET" > "$D/env.$$"
         exec sleep 1000
@@ -69,7 +69,7 @@ def test_a_crashed_worker_is_restarted_with_a_new_pid(daemon):
 
 
 def test_backoff_delays_grow_between_failed_starts(daemon, tmp_path):
-    d = daemon()
+    d = daemon(start=False)
     worker = d.script("fail.sh", """
         date +%s.%N >> "$D/starts"
         exit 1
@@ -106,7 +106,7 @@ def test_backoff_delays_grow_between_failed_starts(daemon, tmp_path):
 
 
 def test_fatal_after_max_restarts_failed_starts_with_the_reason_in_status(daemon, tmp_path):
-    d = daemon()
+    d = daemon(start=False)
     worker = d.script("fail.sh", """
         echo $$ >> "$D/pids"
         exit 3
@@ -139,7 +139,7 @@ def test_fatal_after_max_restarts_failed_starts_with_the_reason_in_status(daemon
 
 
 def test_exec_failure_is_a_failed_start_with_the_os_error(daemon, tmp_path):
-    d = daemon()
+    d = daemon(start=False)
     not_executable = tmp_path / "not-executable.sh"
     not_executable.write_text("#!/bin/sh\nexit 0\n")
     not_executable.chmod(0o644)
@@ -182,7 +182,7 @@ def test_exec_failure_is_a_failed_start_with_the_os_error(daemon, tmp_path):
 
 
 def test_restart_policies_never_and_on_failure(daemon, tmp_path):
-    d = daemon()
+    d = daemon(start=False)
     never = d.script("never.sh", """
         echo $$ >> "$D/never"
         sleep 0.2
@@ -226,7 +226,7 @@ def test_restart_policies_never_and_on_failure(daemon, tmp_path):
 
 
 def test_a_dead_workers_background_child_is_killed_before_the_restart(daemon, tmp_path):
-    d = daemon()
+    d = daemon(start=False)
     worker = d.script("forker.sh", """
         sleep 1000 &
         echo $! > "$D/child.$$"
@@ -296,7 +296,7 @@ def test_status_answers_fast_during_a_crash_loop_of_ten_programs(daemon, tmp_pat
 
 def test_workers_are_started_as_children_of_a_subreaper(daemon):
     """A worker's orphaned child is reparented to the daemon (child subreaper), not init."""
-    d = daemon()
+    d = daemon(start=False)
     worker = d.script("orphan.sh", """
         sh -c 'sleep 1000 & echo $! > "$1/orphan"; exit 0' - "$D"
         exec sleep 1000

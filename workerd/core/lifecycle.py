@@ -78,8 +78,8 @@ def transition(slot: Slot, event: Event, now: float, policy: Policy, rand: Calla
         if slot.state in (State.STARTING, State.RUNNING, State.STOPPING) and slot.pid is not None:
             # starting|running|stopping -> stopping (killed)
             return replace(slot, state=State.STOPPING, timer_at=None, reason="killed"), [KillGroup(slot.pid)]
-        if slot.state is State.BACKOFF:
-            # backoff -> stopped
+        if slot.state in (State.BACKOFF, State.EXITED, State.FATAL):
+            # backoff|exited|fatal -> stopped
             return replace(slot, state=State.STOPPED, timer_at=None, reason=None), []
         return slot, []
     if isinstance(event, Spawned):
@@ -114,7 +114,7 @@ def _stop_requested(slot: Slot, now: float, policy: Policy) -> Result:
         return stopping, [SignalGroup(slot.pid, policy.stop_signal)]
     if slot.state in (State.BACKOFF, State.EXITED, State.FATAL):
         # backoff|exited|fatal -> stopped
-        return replace(slot, state=State.STOPPED, wanted=False, timer_at=None), []
+        return replace(slot, state=State.STOPPED, wanted=False, timer_at=None, reason=None), []
     return replace(slot, wanted=False), []
 
 
@@ -126,9 +126,14 @@ def _spawned(slot: Slot, event: Spawned, now: float, policy: Policy) -> Result:
     if slot.state is not State.STARTING or slot.pid is not None:
         return slot, []
     slot = replace(slot, pid=event.pid, started_at=now, reason=None)
+    if not slot.wanted:
+        # starting -> stopping: a stop arrived while the process was being made
+        stopping = replace(slot, state=State.STOPPING, timer_at=now + policy.stop_timeout)
+        return stopping, [SignalGroup(event.pid, policy.stop_signal)]
     if policy.start_seconds <= 0:
-        # starting -> running (no start_seconds to wait for)
-        return replace(slot, state=State.RUNNING, failed_starts=0, timer_at=None), []
+        # starting -> running (no start_seconds to wait for); failed_starts is reset
+        # only by a run that ends, since a failed exec may still be reported
+        return replace(slot, state=State.RUNNING, timer_at=None), []
     return replace(slot, timer_at=now + policy.start_seconds), []
 
 
@@ -196,8 +201,10 @@ def _after_exit(
 ) -> Result:
     """Decide what follows the end of a process that nobody asked to stop."""
     slot = replace(slot, pid=None, timer_at=None, last_exit=description)
-    if failed_start:
-        slot = replace(slot, failed_starts=slot.failed_starts + 1)
+    slot = replace(slot, failed_starts=slot.failed_starts + 1 if failed_start else 0)
+    if not slot.wanted:
+        # starting|running -> stopped: stopped before its process existed
+        return replace(slot, state=State.STOPPED, reason=None), []
     if policy.restart is RestartPolicy.NEVER or (policy.restart is RestartPolicy.ON_FAILURE and success):
         # starting|running -> exited
         return replace(slot, state=State.EXITED, wanted=True, reason=None), []

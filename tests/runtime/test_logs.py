@@ -1,0 +1,183 @@
+"""Worker output: log files, nothing lost at exit, `logs -n`/`-f`, SIGUSR1 reopen,
+size rotation, and the daemon's stderr when there is no log_dir."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import time
+
+from tests.runtime.conftest import WORKERCTL
+
+
+def read(path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def test_output_lands_in_the_programs_log_file(daemon, tmp_path):
+    d = daemon("""
+        [programs.w]
+        command = "sh -c 'echo out $WORKERD_INSTANCE; echo err $WORKERD_INSTANCE >&2; exec sleep 1000'"
+        processes = 2
+        start_seconds = "0s"
+    """, log_dir="logs")
+    log = tmp_path / "logs" / "w.log"  # log_dir is relative to the config file
+    d.wait_until(lambda: len(read(log).splitlines()) == 4, 5, f"4 lines in {log}")
+    assert sorted(read(log).splitlines()) == ["err 0", "err 1", "out 0", "out 1"]
+    assert "out 0" not in d.stderr_text(), "with log_dir, output does not go to the daemon's stderr"
+
+
+def test_the_last_lines_of_a_worker_that_exits_at_once_are_kept(daemon, tmp_path):
+    d = daemon("""
+        [programs.w]
+        command = "sh -c 'seq 1 20000; exit 0'"
+        restart = "never"
+        start_seconds = "0s"
+    """, log_dir=str(tmp_path / "logs"))
+    d.wait_status(lambda s: d.processes("w", "exited", s), 5, "w exited")
+    log = tmp_path / "logs" / "w.log"
+    expected = [str(i) for i in range(1, 20001)]
+    d.wait_until(lambda: read(log).splitlines()[-1:] == ["20000"], 3, "line 20000 in the log")
+    assert read(log).splitlines() == expected
+
+
+def test_the_last_lines_are_kept_on_a_clean_shutdown_too(daemon, tmp_path):
+    d = daemon("""
+        [programs.w]
+        command = "sh -c 'trap \\"seq 1 5000; exit 0\\" TERM; echo ready; sleep 1000 & wait'"
+        start_seconds = "0s"
+    """, log_dir=str(tmp_path / "logs"))
+    log = tmp_path / "logs" / "w.log"
+    d.wait_until(lambda: "ready" in read(log), 5, "the worker ready")
+    d.send(signal.SIGTERM)
+    assert d.wait_exit(10) == 0
+    assert read(log).splitlines() == ["ready"] + [str(i) for i in range(1, 5001)]
+
+
+def test_logs_n_prints_the_last_lines(daemon, tmp_path):
+    d = daemon("""
+        [programs.w]
+        command = "sh -c 'seq 1 100; exec sleep 1000'"
+        start_seconds = "0s"
+    """, log_dir=str(tmp_path / "logs"))
+    d.wait_until(lambda: "100\n" in read(tmp_path / "logs" / "w.log"), 5, "100 lines logged")
+    result = d.ctl("logs", "w", "-n", "5")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["96", "97", "98", "99", "100"]
+    default = d.ctl("logs", "w")
+    assert default.stdout.splitlines() == [str(i) for i in range(91, 101)]
+    unknown = d.ctl("logs", "nope", "-n", "5")
+    assert unknown.returncode == 1
+    assert "nope" in unknown.stderr
+
+
+def test_without_log_dir_output_goes_to_the_daemons_stderr_prefixed(daemon):
+    d = daemon("""
+        [programs.w]
+        command = "sh -c 'echo hello $WORKERD_INSTANCE; echo oops >&2; exec sleep 1000'"
+        processes = 2
+        start_seconds = "0s"
+    """)
+
+    def lines() -> list[str]:
+        return d.stderr_text().splitlines()
+
+    d.wait_until(lambda: {"w[0]: hello 0", "w[1]: hello 1"} <= set(lines()), 5,
+                 "prefixed output on the daemon's stderr")
+    assert lines().count("w[0]: oops") == 1 and lines().count("w[1]: oops") == 1
+    tail = d.ctl("logs", "w", "-n", "10")
+    assert tail.returncode == 0, tail.stderr
+    assert "hello 0" in tail.stdout and "hello 1" in tail.stdout
+
+
+def test_sigusr1_reopens_the_log_file(daemon, tmp_path):
+    d = daemon("""
+        [programs.w]
+        command = "sh -c 'i=0; while :; do i=$((i+1)); echo line $i; sleep 0.01; done'"
+        start_seconds = "0s"
+    """, log_dir=str(tmp_path / "logs"))
+    log = tmp_path / "logs" / "w.log"
+    moved = tmp_path / "logs" / "w.log.moved"
+    d.wait_until(lambda: len(read(log).splitlines()) >= 5, 5, "some lines logged")
+    os.rename(log, moved)
+    d.wait_until(lambda: len(read(moved).splitlines()) >= 10, 5, "lines still going to the renamed file")
+    assert not log.exists()
+    d.send(signal.SIGUSR1)
+    d.wait_until(lambda: len(read(log).splitlines()) >= 5, 5, "a fresh file at the original path")
+    d.ctl("stop", "w")
+    old = read(moved).splitlines()
+    new = read(log).splitlines()
+    numbers = [int(line.split()[1]) for line in old + new]
+    assert numbers == list(range(1, len(numbers) + 1)), "no line lost or doubled across the reopen"
+    assert os.stat(log).st_ino != os.stat(moved).st_ino
+
+
+def test_the_log_is_rotated_by_size_keeping_log_backups_files(daemon, tmp_path):
+    d = daemon("""
+        [programs.w]
+        command = "sh -c 'for i in $(seq 0 19); do seq $((i * 1000 + 1)) $((i * 1000 + 1000)); sleep 0.02; done; exec sleep 1000'"
+        start_seconds = "0s"
+    """, log_dir=str(tmp_path / "logs"), log_max_bytes="10KB", log_backups=3)
+    logs = tmp_path / "logs"
+    d.wait_until(lambda: "20000" in read(logs / "w.log").split() or "20000" in read(logs / "w.log.1").split(),
+                 10, "all 20000 lines written")
+    assert (logs / "w.log.1").exists()
+    assert (logs / "w.log.3").exists()
+    assert not (logs / "w.log.4").exists(), sorted(os.listdir(logs))
+    for name in ("w.log.1", "w.log.2", "w.log.3"):
+        size = (logs / name).stat().st_size
+        assert size >= 10_000, f"{name} rotated before reaching log_max_bytes ({size} bytes)"
+        assert size < 10_000 + 64 * 1024, f"{name} is {size} bytes with log_max_bytes = 10KB"
+    # Oldest to newest, the kept files hold an unbroken tail of the output.
+    text = "".join(read(logs / name) for name in ("w.log.3", "w.log.2", "w.log.1", "w.log"))
+    numbers = [int(x) for x in text.split()]
+    assert numbers == list(range(numbers[0], 20001))
+    tail = d.ctl("logs", "w", "-n", "3")
+    assert tail.stdout.splitlines() == ["19998", "19999", "20000"]
+
+
+def test_logs_follow_streams_new_output(daemon, tmp_path):
+    d = daemon("""
+        [programs.w]
+        command = "sh -c 'echo started; trap \\"echo got-usr1\\" USR1; while :; do sleep 1000 & wait $!; done'"
+        start_seconds = "0s"
+    """, log_dir=str(tmp_path / "logs"))
+    d.wait_until(lambda: "started" in read(tmp_path / "logs" / "w.log"), 5, "the worker started")
+    follow = subprocess.Popen([WORKERCTL, "-s", str(d.socket), "logs", "w", "-n", "5", "-f"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                              env=d.env())
+    try:
+        seen = b""
+
+        def read_until(text: bytes, timeout: float) -> None:
+            nonlocal seen
+            deadline = time.monotonic() + timeout
+            while text not in seen:
+                left = deadline - time.monotonic()
+                assert left > 0, f"`logs -f` did not print {text!r} within {timeout}s; got {seen!r}"
+                ready, _, _ = select.select([follow.stdout], [], [], left)
+                if ready:
+                    chunk = os.read(follow.stdout.fileno(), 65536)
+                    assert chunk, f"`logs -f` ended early: {seen!r} {follow.stderr.read()!r}"
+                    seen += chunk
+
+        read_until(b"started\n", 5)
+        signalled = d.ctl("signal", "w", "USR1")
+        assert signalled.returncode == 0, signalled.stderr
+        read_until(b"got-usr1\n", 5)
+        assert follow.poll() is None, "`logs -f` keeps following"
+    finally:
+        follow.terminate()
+        try:
+            follow.wait(5)
+        except subprocess.TimeoutExpired:
+            follow.kill()
+            follow.wait(5)
+    # The daemon notices the follower left and keeps serving.
+    d.ctl("signal", "w", "USR1")
+    assert d.ctl("status").returncode == 0

@@ -1,0 +1,177 @@
+"""Reload: only what changed is started, stopped or restarted; an invalid file keeps
+the old config; SIGHUP does the same as `workerctl reload`."""
+
+from __future__ import annotations
+
+import re
+import signal
+
+from tests.runtime.conftest import TOML_POS, alive, gone, one_line
+
+BEFORE = """
+    [defaults]
+    start_seconds = "0s"
+    stop_timeout = "2s"
+
+    [programs.same]
+    command = "sleep 1001"
+
+    [programs.cmd]
+    command = "sleep 1002"
+
+    [programs.grow]
+    command = "sleep 1003"
+
+    [programs.gone]
+    command = "sleep 1004"
+"""
+
+AFTER = """
+    [defaults]
+    start_seconds = "0s"
+    stop_timeout = "2s"
+
+    [programs.same]
+    command = "sleep 1001"
+
+    [programs.cmd]
+    command = "sleep 2002"
+
+    [programs.grow]
+    command = "sleep 1003"
+    processes = 3
+
+    [programs.new]
+    command = "sleep 1005"
+"""
+
+
+def cmdline(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return [part.decode() for part in f.read().split(b"\0") if part]
+
+
+def test_reload_applies_only_the_difference(daemon):
+    d = daemon(BEFORE)
+    same, cmd, grow, removed = (d.wait_running(name, 1)[0] for name in ("same", "cmd", "grow", "gone"))
+
+    d.write_config(AFTER)
+    result = d.ctl("reload", timeout=30)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "changed: cmd (restarted)" in lines
+    assert "scaled: grow 1 -> 3" in lines
+    assert "removed: gone" in lines
+    assert "added: new" in lines
+    assert not [line for line in lines if "same" in line], f"an unchanged program is not mentioned: {lines}"
+    assert len(lines) == 4, lines
+
+    # unchanged: same process
+    assert d.wait_running("same", 1) == [same] and alive(same)
+    # changed command: a new process running the new command; the old one gone
+    (new_cmd,) = d.wait_running("cmd", 1)
+    assert new_cmd != cmd
+    assert cmdline(new_cmd) == ["sleep", "2002"]
+    d.wait_until(lambda: gone(cmd), 5, f"old cmd process {cmd} gone")
+    # 1 -> 3: the old process is kept, two more start
+    grown = d.wait_running("grow", 3)
+    assert grow in grown and alive(grow)
+    assert len(set(grown)) == 3
+    # removed: stopped and no longer listed
+    d.wait_status(lambda s: d.program("gone", s) is None, 5, "'gone' removed from the status")
+    d.wait_until(lambda: gone(removed), 5, f"removed program's process {removed} gone")
+    # added: started
+    (added,) = d.wait_running("new", 1)
+    assert cmdline(added) == ["sleep", "1005"]
+
+    # The same file again: nothing to do.
+    again = d.ctl("reload")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "no changes"
+    assert d.wait_running("same", 1) == [same]
+    assert d.wait_running("cmd", 1) == [new_cmd]
+
+    # 3 -> 1: scaled down, the oldest process is the one kept.
+    d.write_config(AFTER.replace("processes = 3", "processes = 1"))
+    down = d.ctl("reload")
+    assert down.returncode == 0, down.stderr
+    assert down.stdout.splitlines() == ["scaled: grow 3 -> 1"]
+    assert d.wait_running("grow", 1) == [grow]
+    for pid in grown:
+        if pid != grow:
+            d.wait_until(lambda: gone(pid), 5, f"scaled-away process {pid} gone")
+
+
+def test_an_invalid_file_is_refused_and_the_old_config_stays(daemon):
+    d = daemon("""
+        [programs.w]
+        command = "sleep 1000"
+        processes = 2
+        start_seconds = "0s"
+    """)
+    pids = d.wait_running("w", 2)
+
+    # A syntax error: file:line:col on one line, exit 1.
+    d.config_path.write_text(d.config_path.read_text() + "\n[programs.broken\ncommand = 'x'\n")
+    result = d.ctl("reload")
+    assert result.returncode == 1, result
+    line = one_line(result.stderr)
+    assert TOML_POS.search(line), f"no file:line:col in {line!r}"
+    assert d.config_path.name in line
+    assert d.wait_running("w", 2) == pids and all(alive(p) for p in pids)
+
+    # A bad key: the key path and a suggestion, exit 1.
+    d.write_config("""
+        [programs.w]
+        command = "sleep 1000"
+        procesess = 3
+        start_seconds = "0s"
+    """)
+    result = d.ctl("reload")
+    assert result.returncode == 1, result
+    line = one_line(result.stderr)
+    assert "programs.w.procesess" in line and "processes" in line, line
+    assert d.wait_running("w", 2) == pids
+
+    # Fixed: applies.
+    d.write_config("""
+        [programs.w]
+        command = "sleep 1000"
+        processes = 3
+        start_seconds = "0s"
+    """)
+    result = d.ctl("reload")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["scaled: w 2 -> 3"]
+    assert set(pids) <= set(d.wait_running("w", 3))
+
+
+def test_sighup_reloads(daemon):
+    d = daemon("""
+        [programs.w]
+        command = "sleep 1000"
+        start_seconds = "0s"
+    """)
+    (pid,) = d.wait_running("w", 1)
+    d.write_config("""
+        [programs.w]
+        command = "sleep 1000"
+        start_seconds = "0s"
+
+        [programs.extra]
+        command = "sleep 1000"
+        processes = 2
+        start_seconds = "0s"
+    """)
+    d.send(signal.SIGHUP)
+    d.wait_running("extra", 2, timeout=5)
+    assert d.wait_running("w", 1) == [pid]
+
+    # An invalid file on SIGHUP: logged, nothing changes, the daemon keeps running.
+    d.config_path.write_text("[programs.w\n")
+    d.send(signal.SIGHUP)
+    d.wait_until(lambda: re.search(r"reload.*\.toml:\d+:\d+", d.stderr_text()), 5,
+                 "the refused reload logged with file:line:col")
+    assert d.running()
+    assert d.wait_running("w", 1) == [pid]
+    assert len(d.wait_running("extra", 2)) == 2
