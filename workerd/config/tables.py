@@ -10,7 +10,6 @@ of the file: `programs.email.backoff_max` or `defaults.backoff_max`.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -111,6 +110,8 @@ def key_path(prefix: str, key: str) -> str:
 
 
 def unknown_key(name: str, known: list[str]) -> str:
+    import difflib  # only on the error path: the daemon's start stays lean
+
     close = difflib.get_close_matches(name, known, n=1)
     return f"unknown key (did you mean {close[0]!r}?)" if close else "unknown key"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import re
 import signal
-from decimal import Decimal
 
 __all__ = [
     "InvalidValue",
@@ -30,7 +29,7 @@ class InvalidValue(ValueError):
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)?")
-_SECONDS_PER = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600)}
+_SECONDS_PER = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_HINT = '(use e.g. "250ms", "30s", "5m", "1h" or seconds)'
 
 
@@ -43,7 +42,7 @@ def parse_duration(value: str | float) -> float:
         match = _DURATION.fullmatch(value.strip())
         if match:
             number, unit = match.groups()
-            return float(Decimal(number) * _SECONDS_PER[unit or "s"])
+            return float(number) * _SECONDS_PER[unit or "s"]
     raise InvalidValue(f"invalid duration {value!r} {_DURATION_HINT}")
 
 
@@ -64,7 +63,7 @@ def _number(x: float) -> str:
 
 
 _SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+) ?(B|[kKMGT]B|[KMGT]iB)?")
-_BYTES_PER = {
+_BYTES_PER: dict[str, int] = {
     "B": 1,
     "KB": 1000, "kB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
     "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4,
@@ -85,9 +84,12 @@ def parse_size(value: str | int) -> int:
         match = _SIZE.fullmatch(value.strip())
         if match:
             number, unit = match.groups()
-            size = Decimal(number) * _BYTES_PER[unit or "B"]
-            if size == size.to_integral_value():
-                return int(size)
+            whole, _, fraction = number.partition(".")
+            # Exact integer arithmetic: "1.5GiB" is 1610612736 bytes, not a float near it.
+            scaled = int(whole + fraction or "0") * _BYTES_PER[unit or "B"]
+            size, remainder = divmod(scaled, int(10 ** len(fraction)))
+            if remainder == 0:
+                return size
             raise InvalidValue(f"invalid size {value!r} (not a whole number of bytes)")
     raise InvalidValue(f"invalid size {value!r} {_SIZE_HINT}")
 
