@@ -1,8 +1,9 @@
 """Runs workerd on etc/demo.toml for a short while and shows what workerctl shows.
 
 Started by `python3 tasks.py demo`. The daemon runs in the background; this script
-prints `workerctl status` a few times, the logs of one program, then shuts the
-daemon down gracefully (the slow-stop worker takes ~3 s to finish) and exits.
+prints `workerctl status` a few times, the logs of the crashing program, scales one
+program up, stops the slow-to-stop worker (it takes ~3 s to finish its job), then
+shuts the daemon down gracefully and exits.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ CONFIG = ROOT / "etc" / "demo.toml"
 
 def ctl(*args: str) -> None:
     print(f"\n$ workerctl -c etc/demo.toml {' '.join(args)}", flush=True)
+    started = time.monotonic()
     subprocess.run([str(BIN / "workerctl"), "-c", str(CONFIG), *args], timeout=60)
+    if args[0] in ("stop", "start", "restart"):
+        print(f"(took {time.monotonic() - started:.1f}s)")
 
 
 def main() -> int:
@@ -35,6 +39,10 @@ def main() -> int:
                 return 1
             ctl("status")
         ctl("logs", "crasher", "-n", "4")
+        ctl("scale", "steady", "3")
+        ctl("stop", "slow-stop")
+        ctl("logs", "slow-stop", "-n", "3")
+        ctl("status")
         ctl("shutdown")
         daemon.wait(timeout=30)
         print(f"\ndaemon exited with {daemon.returncode}; its log is in run/demo-daemon.log")
