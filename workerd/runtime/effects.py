@@ -1,7 +1,7 @@
 """Carries out the core's actions against the OS; decides nothing.
 
-Spawn makes the process and wires up what the slot owns (output pipe, exec-status
-pipe, reaper watch, sentinel entry); signals go to process groups, and a group that
+Spawn makes the process and wires up what the slot owns (output pipe, reaper
+watch, sentinel entry); signals go to process groups, and a group that
 is already gone is not an error.
 """
 
@@ -19,7 +19,7 @@ from workerd.core.events import Event, Exited, Spawned, SpawnFailed
 from workerd.runtime.output import OutputPipe, ProgramLog
 from workerd.runtime.reaper import ExitStatus, Reaper
 from workerd.runtime.sentinel import Sentinel
-from workerd.runtime.spawn import ProcessSpec, read_exec_status, spawn
+from workerd.runtime.spawn import ProcessSpec, SpawnError, spawn
 
 log = logging.getLogger("workerd")
 
@@ -57,20 +57,15 @@ class Effects:
     def _spawn(self, action: Spawn, ctx: SlotContext) -> Event:
         try:
             child = spawn(ctx.spec())
-        except OSError as exc:
-            return SpawnFailed(f"fork: {exc.strerror}")
+        except SpawnError as exc:
+            return SpawnFailed(str(exc))
         if self._sentinel is not None:
             self._sentinel.track(child.pid)
         self.pipes.add(OutputPipe(self._loop, child.output_fd, ctx.instance, ctx.sink, self._pipe_closed))
         self.pipes_drained.clear()
-        exec_status = _ExecStatus(self._loop, child.status_fd)
 
         def on_exit(status: ExitStatus) -> None:
-            failure = exec_status.settle()
-            if failure is not None:
-                ctx.deliver(SpawnFailed(failure, status.pid))
-            else:
-                ctx.deliver(Exited(status.pid, status.success, status.describe()))
+            ctx.deliver(Exited(status.pid, status.success, status.describe()))
             if self._sentinel is not None:
                 self._sentinel.forget(status.pid)
 
@@ -93,23 +88,3 @@ class Effects:
 
     def _kill_group(self, action: KillGroup, ctx: SlotContext) -> None:
         return self._signal_group(SignalGroup(action.pgid, signal.SIGKILL), ctx)
-
-
-class _ExecStatus:
-    """Watches a child's exec-status pipe until EOF (exec happened) or an error text."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
-        self._loop = loop
-        self._fd = fd
-        self._failure: str | None = None
-        loop.add_reader(fd, self.settle)
-
-    def settle(self) -> str | None:
-        """Read the outcome if not yet read; return the failure text, if any. Called
-        when the pipe is readable and again when the child is reaped, whichever is first."""
-        if self._fd >= 0:
-            self._failure = read_exec_status(self._fd)
-            self._loop.remove_reader(self._fd)
-            os.close(self._fd)
-            self._fd = -1
-        return self._failure
