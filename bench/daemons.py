@@ -122,14 +122,11 @@ class Daemon:
         """Popen the daemon in the foreground; returns perf_counter taken just before."""
         if not self.config_path.exists():
             self.write_config()
-        out = open(self.dir / "daemon.out", "ab")
-        try:
+        with open(self.dir / "daemon.out", "ab") as out:
             self.started_at = time.perf_counter()
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True,
                                          cwd=self.dir)
-        finally:
-            out.close()
         st = read_stat(self.proc.pid)
         self.starttime = st.starttime if st else None
         return self.started_at
@@ -164,10 +161,8 @@ class Daemon:
         """SIGKILL the daemon and every process group it started. Idempotent."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            kill_tree(self.pid, self.starttime, self.known_pgrps)
-        else:
-            kill_tree(self.pid, None, self.known_pgrps) if self.known_pgrps else None
+        self.proc.poll()
+        kill_tree(self.pid, self.starttime, self.known_pgrps)
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -188,7 +183,7 @@ class Daemon:
             argv = [str(self.bin / "workerctl"), "-s", str(self.socket), *args]
         else:
             argv = [str(self.bin / "supervisorctl"), "-c", str(self.config_path), *args]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+        return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout,
                               stdin=subprocess.DEVNULL)
 
     def status_json(self) -> dict:
@@ -197,12 +192,19 @@ class Daemon:
             raise BenchError(f"workerctl status --json: rc={r.returncode}: {r.stderr.strip()[:300]}")
         return json.loads(r.stdout)
 
-    def helpers(self, worker_comms: set[str]) -> list[int]:
+    def helpers(self, worker_comms: set[str], min_age: float = 0.5) -> list[int]:
         """The daemon's children that are not workers: a helper of the daemon itself
-        (workerd's sentinel, say), recognised by 'workerd'/'supervisor' in its cmdline."""
+        (workerd's sentinel, say), recognised by 'workerd'/'supervisor' in its cmdline.
+        Children younger than min_age are skipped: a worker between fork and exec
+        has the daemon's cmdline too."""
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        hz = os.sysconf("SC_CLK_TCK")
         out = []
         for p in scan_all().values():
             if p.ppid != self.pid or p.comm in worker_comms or p.state == "Z":
+                continue
+            if uptime - p.starttime / hz < min_age:
                 continue
             cmd = read_cmdline(p.pid)
             if "workerd" in cmd or "supervisor" in cmd:

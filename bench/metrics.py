@@ -11,9 +11,10 @@ import random
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 from daemons import Daemon, Program
@@ -103,7 +104,7 @@ class Ctx:
         for d in self.daemons:
             try:
                 d.kill()
-            except Exception as e:  # keep killing the others
+            except Exception as e:  # noqa: BLE001 (reported, run goes on)  # keep killing the others
                 self.log(f"  cleanup of {d.kind} pid {d.proc.pid if d.proc else '?'} failed: {e}")
 
     # -- the shared fixture: N_WORKERS x `sleep 3600`
@@ -158,14 +159,20 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
-def cpu_s(pids: list[int]) -> float:
-    total = 0
+def cpu_map(pids: list[int]) -> dict[int, float]:
+    """{pid: CPU seconds} for the pids still there."""
+    out = {}
     for pid in pids:
         try:
-            total += cpu_ns(pid)
+            out[pid] = cpu_ns(pid) / 1e9
         except BenchError:
             pass
-    return total / 1e9
+    return out
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two cpu_map()s by the pids present in both."""
+    return sum(after[p] - before[p] for p in before if p in after)
 
 
 def count_workers(d: Daemon, comm: str) -> int:
@@ -210,7 +217,7 @@ def m_start(ctx: Ctx, kind: str) -> dict[str, Value]:
             dpid = st.get("daemon", {}).get("pid")
             if dpid != d.pid:
                 ctx.note(kind, f"status reports daemon pid {dpid}, Popen pid is {d.pid}")
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 (reported, run goes on)
             ctx.note(kind, f"status --json after start failed: {e}")
     return {"start_s": median(times)}
 
@@ -226,7 +233,7 @@ def m_memory(ctx: Ctx, kind: str) -> dict[str, Value]:
             hm = psutil.Process(pid).memory_full_info()
             h_rss += hm.rss
             h_pss += hm.pss
-            ctx.note(kind, f"helper child pid {pid} ({read_cmdline(pid)[:80]}): "
+            ctx.note(kind, f"helper child pid {pid} ({read_cmdline(pid)[:160]}): "
                            f"RSS {hm.rss / 2**20:.1f} MiB, PSS {hm.pss / 2**20:.1f} MiB")
         except psutil.Error:
             pass
@@ -241,16 +248,16 @@ def m_idle_cpu(ctx: Ctx, kind: str) -> dict[str, Value]:
     d = ctx.sleepers(kind, settle=2.0)
     dur = 10.0 if ctx.quick else 30.0
     helpers = d.helpers({"sleep"})
-    c0, h0, t0 = cpu_s([d.pid]), cpu_s(helpers), time.perf_counter()
+    c0, h0, t0 = cpu_map([d.pid]), cpu_map(helpers), time.perf_counter()
     time.sleep(dur)  # the harness does nothing meanwhile
-    c1, h1, t1 = cpu_s([d.pid]), cpu_s(helpers), time.perf_counter()
+    c1, h1, t1 = cpu_map([d.pid]), cpu_map(helpers), time.perf_counter()
     d.check_alive()
     n = count_workers(d, "sleep")
     if n != N_WORKERS:
         ctx.note(kind, f"idle CPU: {n} workers running at the end, not {N_WORKERS}")
     ctx.detail(kind, "idle_window_s", t1 - t0)
-    return {"idle_cpu_pct": (c1 - c0) / (t1 - t0) * 100,
-            "idle_cpu_helpers_pct": (h1 - h0) / (t1 - t0) * 100 if helpers else 0.0}
+    return {"idle_cpu_pct": cpu_delta(c0, c1) / (t1 - t0) * 100,
+            "idle_cpu_helpers_pct": cpu_delta(h0, h1) / (t1 - t0) * 100}
 
 
 # --------------------------------------------------------------------------- 7. status
@@ -261,7 +268,8 @@ def m_status(ctx: Ctx, kind: str) -> dict[str, Value]:
     times = []
     for i in range(n + 1):
         t0 = time.perf_counter()
-        r = subprocess.run(argv, capture_output=True, timeout=15, stdin=subprocess.DEVNULL)
+        r = subprocess.run(argv, capture_output=True, timeout=15, stdin=subprocess.DEVNULL,
+                           check=False)
         t = time.perf_counter() - t0
         lines = r.stdout.count(b"\n")
         ok = r.returncode == 0 or (kind == "supervisord" and r.returncode == 3)
@@ -287,7 +295,7 @@ def _spawn_floor(ctx: Ctx, n: int) -> list[float]:
                              stdin=subprocess.DEVNULL)
         try:
             _, t1 = wait_for("the harness's own worker",
-                             lambda: p.pid in w.workers("sleep") or None, timeout=10)
+                             lambda p=p: p.pid in w.workers("sleep") or None, timeout=10)
             out.append(t1 - t0)
         finally:
             p.kill()
@@ -489,7 +497,7 @@ def _flood_daemon(ctx: Ctx, kind: str) -> tuple[float, float]:
         helpers = d.helpers({"sh", "yes", "head"})
         os.sync()
         s0 = _dir_bytes(d.log_dir)
-        c0 = cpu_s([d.pid]) + cpu_s(helpers)
+        c0 = cpu_map([d.pid, *helpers])
         deadline = time.perf_counter() + 10
         while True:  # open the FIFO once the worker is blocked reading it
             try:
@@ -508,13 +516,13 @@ def _flood_daemon(ctx: Ctx, kind: str) -> tuple[float, float]:
 
         t_first, t_last, size = _watch_growth(lambda: _dir_bytes(d.log_dir), s0, worker_done,
                                               timeout=300)
-        c1 = cpu_s([d.pid]) + cpu_s(helpers)
+        c1 = cpu_map([d.pid, *helpers])
         d.check_alive()
         logged = size - s0
         if logged < FLOOD_BYTES:
             ctx.note(kind, f"flood: only {logged} of {FLOOD_BYTES} bytes reached the log")
         ctx.detail(kind, "flood_logged_bytes", logged)
-        return FLOOD_BYTES / (t_last - t_first) / 1e6, c1 - c0
+        return FLOOD_BYTES / (t_last - t_first) / 1e6, cpu_delta(c0, c1)
     finally:
         ctx.release(d)
         for f in d.log_dir.iterdir():
@@ -556,12 +564,12 @@ def _crash_run(ctx: Ctx, kind: str, defaults: bool) -> tuple[float, float, str]:
                  interval=0.005, alive=d.alive)
         time.sleep(0.5)  # the daemon's start-up is not part of the window
         helpers = d.helpers({"sh"})
-        n0, c0, t0 = _file_size(count), cpu_s([d.pid]) + cpu_s(helpers), time.perf_counter()
+        n0, c0, t0 = _file_size(count), cpu_map([d.pid, *helpers]), time.perf_counter()
         time.sleep(dur)
-        n1, c1, t1 = _file_size(count), cpu_s([d.pid]) + cpu_s(helpers), time.perf_counter()
+        n1, c1, t1 = _file_size(count), cpu_map([d.pid, *helpers]), time.perf_counter()
         d.check_alive()
         state = _crash_state(ctx, d, kind)
-        return (c1 - c0) / (t1 - t0) * 100, (n1 - n0) / (t1 - t0), state
+        return cpu_delta(c0, c1) / (t1 - t0) * 100, (n1 - n0) / (t1 - t0), state
     finally:
         ctx.release(d)
 
@@ -585,7 +593,7 @@ def _crash_state(ctx: Ctx, d: Daemon, kind: str) -> str:
                 if len(parts) >= 2:
                     states[parts[1]] = states.get(parts[1], 0) + 1
         return ", ".join(f"{n} {s}" for s, n in sorted(states.items(), key=lambda kv: -kv[1]))
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 (reported, run goes on)
         return f"? ({e})"
 
 

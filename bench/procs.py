@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Callable, Iterable, NamedTuple, TypeVar
+from collections.abc import Callable, Iterable
+from typing import NamedTuple, TypeVar
 
 POLL = 0.001  # seconds between two /proc polls while timing something
 
@@ -161,8 +162,7 @@ def kill_tree(root_pid: int, root_starttime: int | None, extra_pgrps: Iterable[i
     tree = descendants(root_pid, procs) if alive else []
     since = root_starttime if root_starttime is not None else 0
     pgrps = {p.pgrp for p in tree} | set(extra_pgrps)
-    if alive:
-        pgrps.add(root_pid)  # started with start_new_session: its own group
+    pgrps.add(root_pid)  # started with start_new_session: the daemon's own group
     pgrps -= mine
     signalled = 0
     if alive:

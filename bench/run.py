@@ -55,7 +55,7 @@ def ensure_venv() -> None:
     for args in (REQUIREMENTS, ["-e", str(ROOT)]):
         log(f"pip install {' '.join(args)}")
         r = subprocess.run([str(VENV_PY), "-m", "pip", "install", "-q", *args],
-                           capture_output=True, text=True, timeout=900)
+                           capture_output=True, text=True, check=False, timeout=900)
         if r.returncode != 0:
             sys.exit(f"pip install {' '.join(args)} failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
     stamp.write_text(_stamp())
@@ -90,18 +90,22 @@ def machine_info() -> dict:
 
 def version_of(argv: list[str]) -> str | None:
     try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=15,
+        r = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=15,
                            stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return None
     out = (r.stdout or r.stderr).strip()
-    return out.splitlines()[-1] if r.returncode == 0 and out else None
+    if r.returncode != 0 or not out:
+        return None
+    last = out.splitlines()[-1]
+    name = Path(argv[0]).name
+    return last[len(name):].strip() if last.startswith(name + " ") else last
 
 
 def git_rev() -> str:
     try:
         r = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-                           capture_output=True, text=True, timeout=10)
+                           capture_output=True, text=True, check=False, timeout=10)
         return r.stdout.strip() or "no commits"
     except (OSError, subprocess.TimeoutExpired):
         return "?"
@@ -125,7 +129,7 @@ def ratio_cell(row, w, s) -> str:
     if not isinstance(w, (int, float)) or not isinstance(s, (int, float)) or isinstance(w, bool):
         return ""
     if s == 0:
-        return "∞" if w else "="
+        return "=" if w == 0 else ""
     r = w / s
     txt = f"{r:.3g}×"
     if row.better == "lower":
@@ -142,7 +146,7 @@ def goal_cell(row, w, s) -> str:
         return row.goal
     try:
         ok = row.check(w, s)
-    except Exception:
+    except Exception:  # noqa: BLE001 (reported, run goes on)
         return row.goal + " (n/a)"
     if ok is None:
         return row.goal
@@ -194,8 +198,8 @@ def main(argv: list[str]) -> int:
         os.execv(str(VENV_PY), [str(VENV_PY), str(Path(__file__).resolve()), *argv])
 
     sys.path.insert(0, str(BENCH))
-    from daemons import SUPERVISORD_FAVOURABLE  # noqa: E402  (needs the venv's psutil)
-    from metrics import METRICS, Ctx  # noqa: E402
+    from daemons import SUPERVISORD_FAVOURABLE  # needs the venv's psutil
+    from metrics import METRICS, Ctx
 
     if args.list:
         for m in METRICS:
@@ -229,21 +233,21 @@ def main(argv: list[str]) -> int:
     header = [
         "# workerd vs supervisord 4.3.0",
         "",
-        f"- machine: {info['nproc']} CPUs ({info['cpu']}), {info['mem_gib']} GiB RAM, "
+        (f"- machine: {info['nproc']} CPUs ({info['cpu']}), {info['mem_gib']} GiB RAM, "
         f"{info['kernel']}, Python {info['python']}, load average at start "
-        f"{' '.join(f'{x:.2f}' for x in info['loadavg_at_start'])}",
+        f"{' '.join(f'{x:.2f}' for x in info['loadavg_at_start'])}"),
         f"- command: `{command}`" + (" (quick: fewer repetitions, 10 s windows)" if args.quick else ""),
-        f"- versions: workerd {versions['workerd'] or '(not running)'} (git {git_rev()}), "
-        f"supervisord {versions['supervisord']}",
-        f"- supervisord settings (its most favourable): `{sv}`, run as `supervisord -n -c FILE` "
+        (f"- versions: workerd {versions['workerd'] or '(not running)'} (git {git_rev()}), "
+        f"supervisord {versions['supervisord']}"),
+        (f"- supervisord settings (its most favourable): `{sv}`, run as `supervisord -n -c FILE` "
         "with a unix_http_server socket in a temp dir, loglevel=info, redirect_stderr=true, "
         "stdout_logfile per program with maxbytes=0 (no rotation); except in the crash-loop "
-        "test's 'defaults' rows, which use supervisord's defaults (startsecs=1, startretries=3)",
-        "- workerd settings: `start_seconds = \"0s\"` (to match startsecs=0) in every test but "
+        "test's 'defaults' rows, which use supervisord's defaults (startsecs=1, startretries=3)"),
+        ("- workerd settings: `start_seconds = \"0s\"` (to match startsecs=0) in every test but "
         "the crash loop, which uses workerd's defaults; log_dir in the temp dir; "
-        "log_max_bytes = \"4GiB\" for the flood only (no rotation during it)",
-        "- \"running\" = a child of the daemon pid whose comm is the worker's (`sleep`), read "
-        "from /proc, never from the daemons' status",
+        "log_max_bytes = \"4GiB\" for the flood only (no rotation during it)"),
+        ("- \"running\" = a child of the daemon pid whose comm is the worker's (`sleep`), read "
+        "from /proc, never from the daemons' status"),
     ]
     log("\n".join(header) + "\n")
 
@@ -269,7 +273,7 @@ def main(argv: list[str]) -> int:
                                              for k, v in vals.items()))
                     except KeyboardInterrupt:
                         raise
-                    except Exception as e:
+                    except Exception as e:  # noqa: BLE001 (reported, run goes on)
                         msg = f"{type(e).__name__}: {e}"
                         errors[kind][m.name] = msg
                         log(f"  ERROR: {msg}")
@@ -316,7 +320,8 @@ def main(argv: list[str]) -> int:
     }
     (out_dir / "latest.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     log(f"wrote {out_dir / 'latest.json'}")
-    return 1 if any(k != "*" for e in errors.values() for k in e) else 0
+    failed = any(k != "*" or msg != "not selected" for e in errors.values() for k, msg in e.items())
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
