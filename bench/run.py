@@ -3,7 +3,7 @@
 
     python3 bench/run.py [--quick] [--only NAME[,NAME...]] [--daemon workerd|supervisord]
 
-Creates/reuses bench/.venv (supervisor==4.3.0, psutil, workerd installed editable),
+Creates/reuses bench/.venv (supervisor==4.3.0, psutil; workerd installed from this tree),
 re-executes itself inside it, runs every metric against both daemons, prints a
 Markdown table and writes bench/results/latest.json. See bench/README.md.
 """
@@ -43,16 +43,19 @@ def _stamp() -> str:
 
 
 def ensure_venv() -> None:
-    """bench/.venv with supervisor 4.3.0, psutil and `pip install -e .`; re-done when
-    pyproject.toml changes (the stamp file) or an entry point is missing."""
+    """bench/.venv with supervisor 4.3.0 and psutil (re-done when they or pyproject.toml
+    change), and workerd installed from this tree on every run, as a user installs it
+    (`pip install .`, not editable: an editable install puts an import hook in front of
+    every Python start in the venv, which would slow both daemons' CLIs)."""
     stamp = VENV / ".bench-stamp"
     if not VENV_PY.exists():
         log(f"creating {VENV}")
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=300)
-    need = [VENV / "bin" / n for n in ("supervisord", "supervisorctl", "workerd", "workerctl")]
-    if stamp.exists() and stamp.read_text() == _stamp() and all(p.exists() for p in need):
-        return
-    for args in (REQUIREMENTS, ["-e", str(ROOT)]):
+    need = [VENV / "bin" / n for n in ("supervisord", "supervisorctl")]
+    steps = [["--no-deps", "--force-reinstall", str(ROOT)]]
+    if not (stamp.exists() and stamp.read_text() == _stamp() and all(p.exists() for p in need)):
+        steps = [REQUIREMENTS, ["--force-reinstall", str(ROOT)]]
+    for args in steps:
         log(f"pip install {' '.join(args)}")
         r = subprocess.run([str(VENV_PY), "-m", "pip", "install", "-q", *args],
                            capture_output=True, text=True, check=False, timeout=900)
