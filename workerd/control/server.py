@@ -13,7 +13,6 @@ import grp
 import logging
 import os
 import pwd
-import signal
 import socket
 import struct
 from pathlib import Path
@@ -143,18 +142,3 @@ class ControlServer:
             self._server.close()
         for task in list(self._clients):
             task.cancel()
-
-
-def signal_number(value: str | int) -> int:
-    """A signal given by name (TERM, SIGTERM) or number."""
-    text = str(value).strip().upper()
-    if text.isdigit():
-        number = int(text)
-        if number not in signal.valid_signals():
-            raise ValueError(f"unknown signal: {value}")
-        return number
-    name = text if text.startswith("SIG") else "SIG" + text
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise ValueError(f"unknown signal: {value}") from None

@@ -8,8 +8,9 @@ import asyncio
 from typing import Any, Callable
 
 from workerd.config.load import ConfigError, load
+from workerd.config.units import parse_signal
 from workerd.control.protocol import encode
-from workerd.control.server import Handler, signal_number
+from workerd.control.server import Handler
 from workerd.runtime.output import ProgramLog
 from workerd.runtime.procstat import ProcessSampler
 from workerd.runtime.status import snapshot
@@ -90,7 +91,7 @@ class Commands:
         return {"ok": True, "message": f"{program.name}: pinned to {count}"}
 
     def signal(self, request: dict[str, Any]) -> Reply:
-        signo = signal_number(request.get("signal", ""))
+        signo = parse_signal(str(request.get("signal", "")))
         programs = self._programs(request)
         sent = self._supervisor.signal(programs, signo)
         return {"ok": True, "message": f"signal {signo} sent to {sent} process group(s)"}

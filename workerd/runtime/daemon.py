@@ -15,7 +15,6 @@ import sys
 
 import uvloop
 
-from workerd.config.load import ConfigError, load
 from workerd.config.model import Config
 from workerd.control.protocol import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from workerd.control.server import ControlServer, SocketInUse, bind_socket
@@ -128,13 +127,12 @@ class Daemon:
         self._done.set_result(None)
 
     def _reload(self) -> None:
-        try:
-            config = load(self._supervisor.config.path)
-        except ConfigError as exc:
-            log.error("reload refused: %s (the running config stays in force)", exc)
-            return
-        for change in self._supervisor.reload(config):
-            log.info("reload: %s", change)
+        reply = self._commands.reload({})
+        if reply["ok"]:
+            for change in reply["changes"]:
+                log.info("reload: %s", change)
+        else:
+            log.error("reload refused: %s", reply["error"])
 
     def _sentinel_died(self, status: ExitStatus) -> None:
         if self._shutdown is not None:
