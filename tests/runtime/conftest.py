@@ -27,8 +27,9 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -78,6 +79,14 @@ def environ_of(pid: int) -> dict[str, str]:
             key, _, value = item.partition(b"=")
             env[key.decode(errors="replace")] = value.decode(errors="replace")
     return env
+
+
+def cmdline_of(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [part.decode(errors="replace") for part in f.read().split(b"\0") if part]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
 
 
 def pgid_members(pgid: int) -> list[int]:
@@ -168,7 +177,7 @@ class Daemon:
 
     # -- the process ----------------------------------------------------------
 
-    def start(self, wait: bool = True) -> "Daemon":
+    def start(self, wait: bool = True) -> Daemon:
         assert not self.running(), "this daemon is already running"
         with open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(
@@ -225,17 +234,16 @@ class Daemon:
             env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
         """Run `workerctl -s SOCKET ARGS...`; returns the completed process (text)."""
         argv = [*prefix, WORKERCTL] + (["-s", str(self.socket)] if socket_opt else []) + list(args)
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
                               env=env if env is not None else self.env(), stdin=subprocess.DEVNULL)
 
-    def status(self, timeout: float = 5.0) -> dict[str, Any]:
-        """The daemon's status, over the control protocol (the same request `workerctl
-        status --json` sends; fast enough to poll every 20 ms)."""
+    def request(self, message: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        """One request over the control protocol (JSON lines), one reply."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
             sock.connect(str(self.socket))
-            sock.sendall(b'{"cmd":"status","programs":[]}\n')
+            sock.sendall(json.dumps(message).encode() + b"\n")
             data = b""
             while not data.endswith(b"\n"):
                 chunk = sock.recv(1 << 20)
@@ -244,7 +252,13 @@ class Daemon:
                 data += chunk
         finally:
             sock.close()
-        reply = json.loads(data)
+        reply: dict[str, Any] = json.loads(data)
+        return reply
+
+    def status(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The daemon's status, over the control protocol (the same request `workerctl
+        status --json` sends; fast enough to poll every 20 ms)."""
+        reply = self.request({"cmd": "status", "programs": []}, timeout)
         if not reply.get("ok"):
             raise ValueError(f"status refused: {reply}")
         status: dict[str, Any] = reply["status"]
@@ -287,6 +301,11 @@ class Daemon:
                     what: str = "a status") -> Any:
         """Poll the status until predicate(status) is truthy; returns that value."""
         return self.wait_until(lambda: predicate(self.status()), timeout, what)
+
+    def wait_exec(self, pid: int, argv: list[str], timeout: float = 5.0) -> None:
+        """Wait until PID runs ARGV: a slot can be "running" (start_seconds = 0) a hair
+        before the worker's own program is exec'd."""
+        self.wait_until(lambda: cmdline_of(pid) == argv, timeout, f"pid {pid} to exec {argv}")
 
     def wait_running(self, name: str, count: int, timeout: float = 10.0) -> list[int]:
         """Wait until NAME has exactly COUNT running processes; returns their pids by instance."""

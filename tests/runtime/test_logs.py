@@ -93,6 +93,9 @@ def test_without_log_dir_output_goes_to_the_daemons_stderr_prefixed(daemon):
     tail = d.ctl("logs", "w", "-n", "10")
     assert tail.returncode == 0, tail.stderr
     assert "hello 0" in tail.stdout and "hello 1" in tail.stdout
+    d.send(signal.SIGUSR1)  # nothing to reopen: harmless
+    time.sleep(0.2)
+    assert d.running() and d.ctl("status").returncode == 0
 
 
 def test_sigusr1_reopens_the_log_file(daemon, tmp_path):
@@ -181,3 +184,50 @@ def test_logs_follow_streams_new_output(daemon, tmp_path):
     # The daemon notices the follower left and keeps serving.
     d.ctl("signal", "w", "USR1")
     assert d.ctl("status").returncode == 0
+
+
+def test_instances_sharing_a_log_never_cut_each_others_lines(daemon, tmp_path):
+    line = "x" * 100
+    d = daemon(f"""
+        [programs.w]
+        command = "sh -c 'yes $WORKERD_INSTANCE-{line} | head -n 20000; exec sleep 1000'"
+        processes = 3
+        start_seconds = "0s"
+    """, log_dir=str(tmp_path / "logs"))
+    log = tmp_path / "logs" / "w.log"
+    d.wait_until(lambda: len(read(log).splitlines()) >= 60000, 10, "60000 lines logged")
+    lines = read(log).splitlines()
+    assert len(lines) == 60000
+    for instance in range(3):
+        assert lines.count(f"{instance}-{line}") == 20000, f"instance {instance}: cut or lost lines"
+
+
+def test_a_last_line_without_newline_is_kept(daemon, tmp_path):
+    d = daemon("""
+        [programs.w]
+        command = "sh -c 'echo first; printf no-newline-at-the-end'"
+        restart = "never"
+        start_seconds = "0s"
+    """, log_dir=str(tmp_path / "logs"))
+    log = tmp_path / "logs" / "w.log"
+    d.wait_status(lambda s: d.processes("w", "exited", s), 5, "w exited")
+    d.wait_until(lambda: "no-newline" in read(log), 3, "the partial last line logged")
+    assert read(log) == "first\nno-newline-at-the-end\n"
+
+
+def test_reload_moves_the_logs_to_a_new_log_dir(daemon, tmp_path):
+    program = """
+        [programs.w]
+        command = "sh -c 'echo started; trap \\"echo got-usr1\\" USR1; while :; do sleep 1000 & wait $!; done'"
+        start_seconds = "0s"
+    """
+    d = daemon(program, log_dir=str(tmp_path / "a"))
+    (pid,) = d.wait_running("w", 1)
+    d.wait_until(lambda: "started" in read(tmp_path / "a" / "w.log"), 5, "output in a/w.log")
+    d.write_config(program, log_dir=str(tmp_path / "b"))
+    result = d.ctl("reload")
+    assert result.returncode == 0, result.stderr
+    assert d.wait_running("w", 1) == [pid], "a log_dir change does not restart workers"
+    d.ctl("signal", "w", "USR1")
+    d.wait_until(lambda: "got-usr1" in read(tmp_path / "b" / "w.log"), 5, "new output in b/w.log")
+    assert "got-usr1" not in read(tmp_path / "a" / "w.log")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import signal
 
-from tests.runtime.conftest import TOML_POS, alive, gone, one_line
+from tests.runtime.conftest import TOML_POS, alive, gone, one_line, read_pids
 
 BEFORE = """
     [defaults]
@@ -46,11 +46,6 @@ AFTER = """
 """
 
 
-def cmdline(pid: int) -> list[str]:
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        return [part.decode() for part in f.read().split(b"\0") if part]
-
-
 def test_reload_applies_only_the_difference(daemon):
     d = daemon(BEFORE)
     same, cmd, grow, removed = (d.wait_running(name, 1)[0] for name in ("same", "cmd", "grow", "gone"))
@@ -71,7 +66,7 @@ def test_reload_applies_only_the_difference(daemon):
     # changed command: a new process running the new command; the old one gone
     (new_cmd,) = d.wait_running("cmd", 1)
     assert new_cmd != cmd
-    assert cmdline(new_cmd) == ["sleep", "2002"]
+    d.wait_exec(new_cmd, ["sleep", "2002"])
     d.wait_until(lambda: gone(cmd), 5, f"old cmd process {cmd} gone")
     # 1 -> 3: the old process is kept, two more start
     grown = d.wait_running("grow", 3)
@@ -82,7 +77,7 @@ def test_reload_applies_only_the_difference(daemon):
     d.wait_until(lambda: gone(removed), 5, f"removed program's process {removed} gone")
     # added: started
     (added,) = d.wait_running("new", 1)
-    assert cmdline(added) == ["sleep", "1005"]
+    d.wait_exec(added, ["sleep", "1005"])
 
     # The same file again: nothing to do.
     again = d.ctl("reload")
@@ -99,7 +94,7 @@ def test_reload_applies_only_the_difference(daemon):
     assert d.wait_running("grow", 1) == [grow]
     for pid in grown:
         if pid != grow:
-            d.wait_until(lambda: gone(pid), 5, f"scaled-away process {pid} gone")
+            d.wait_until(lambda pid=pid: gone(pid), 5, f"scaled-away process {pid} gone")
 
 
 def test_an_invalid_file_is_refused_and_the_old_config_stays(daemon):
@@ -175,3 +170,42 @@ def test_sighup_reloads(daemon):
     assert d.running()
     assert d.wait_running("w", 1) == [pid]
     assert len(d.wait_running("extra", 2)) == 2
+
+
+def test_a_program_re_added_while_its_old_process_is_stopping_leaves_no_orphan(daemon, tmp_path):
+    """Remove a program whose worker ignores SIGTERM, then add it back before that worker
+    is gone: the old worker must still be killed after its stop_timeout."""
+    d = daemon(start=False)
+    stubborn = d.script("stubborn.sh", """
+        trap '' TERM
+        echo $$ >> "$D/pids"
+        exec sleep 1000
+    """)
+    with_it = f"""
+        [programs.keep]
+        command = "sleep 1000"
+        start_seconds = "0s"
+
+        [programs.stubborn]
+        command = "{stubborn}"
+        start_seconds = "0s"
+        stop_timeout = "1s"
+    """
+    without_it = """
+        [programs.keep]
+        command = "sleep 1000"
+        start_seconds = "0s"
+    """
+    d.write_config(with_it)
+    d.start()
+    (old,) = d.wait_running("stubborn", 1)
+    d.wait_until(lambda: read_pids(tmp_path / "pids") == [old], 5, "the trap set")
+    d.write_config(without_it)
+    assert d.ctl("reload").stdout.splitlines() == ["removed: stubborn"]
+    d.write_config(with_it)
+    assert d.ctl("reload").stdout.splitlines() == ["added: stubborn"]
+    (new,) = d.wait_running("stubborn", 1)
+    assert new != old
+    # stop_timeout = 1s: the removed worker is SIGKILLed well within 5 s.
+    d.wait_until(lambda: gone(old), 5, f"the removed worker {old} killed after its stop_timeout")
+    assert d.wait_running("stubborn", 1) == [new]

@@ -3,9 +3,13 @@ failed execs, restart policies, cleanup of a crashed worker's children."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import pwd
+import re
 import signal
 import time
+from pathlib import Path
 
 from tests.runtime.conftest import alive, environ_of, gone, ppid_of, read_pids
 
@@ -32,7 +36,7 @@ def test_each_worker_runs_in_its_own_process_group_with_its_env(daemon, tmp_path
         assert os.getpgid(pid) != os.getpgid(d.pid)
         assert ppid_of(pid) == d.pid, "workers are the daemon's children"
         env_file = tmp_path / f"env.{pid}"
-        d.wait_until(lambda: env_file.exists() and len(env_file.read_text().splitlines()) == 3,
+        d.wait_until(lambda env_file=env_file: env_file.exists() and len(env_file.read_text().splitlines()) == 3,
                      5, f"{env_file} written")
         program, instance, sock = env_file.read_text().splitlines()
         assert program == "w"
@@ -94,7 +98,7 @@ def test_backoff_delays_grow_between_failed_starts(daemon, tmp_path):
 
     d.wait_until(lambda: len(starts()) >= 4, 10, "4 starts of the failing worker")
     times = starts()[:4]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     # Expected ~0.2, ~0.4, ~0.8 s: assert growth and sane bounds, not exact timings.
     assert gaps[0] >= 0.15, gaps
     assert gaps[1] >= gaps[0] * 1.4, gaps
@@ -168,7 +172,7 @@ def test_exec_failure_is_a_failed_start_with_the_os_error(daemon, tmp_path):
                     and p["restarts"] >= 1]
         return check
 
-    (missing,) = d.wait_status(failed("missing", "No such file or directory"), 5,
+    d.wait_status(failed("missing", "No such file or directory"), 5,
                                "missing: backoff with 'No such file or directory'")
     d.wait_status(failed("noexec", "Permission denied"), 5, "noexec: backoff with 'Permission denied'")
     # It keeps being retried, and nothing else suffers.
@@ -250,7 +254,7 @@ def test_a_dead_workers_background_child_is_killed_before_the_restart(daemon, tm
     assert os.getpgid(child) == first, "the background child is in the worker's group"
     # The worker exits on its own; its child must not survive it.
     d.wait_until(lambda: len(read_pids(tmp_path / "pids")) >= 2, 5, "the worker restarted")
-    d.wait_until(lambda: gone(child), 5, f"the crashed worker's child {child} killed and reaped")
+    d.wait_until(lambda child=child: gone(child), 5, f"the crashed worker's child {child} killed and reaped")
     second = read_pids(tmp_path / "pids")[1]
     assert d.wait_running("w", 1) == [second]
     second_child = read_pids(tmp_path / f"child.{second}")[0]
@@ -312,3 +316,125 @@ def test_workers_are_started_as_children_of_a_subreaper(daemon):
     d.wait_until(lambda: ppid_of(orphan) == d.pid, 5, "the orphan reparented to the daemon")
     os.kill(orphan, signal.SIGKILL)
     d.wait_until(lambda: gone(orphan), 5, "the orphan reaped by the daemon")
+
+
+def test_a_long_run_resets_the_backoff(daemon, tmp_path):
+    d = daemon(start=False)
+    worker = d.script("runs.sh", """
+        date +%s.%N >> "$D/starts"
+        sleep 0.4
+        exit 1
+    """)
+    d.write_config(f"""
+        [programs.w]
+        command = "{worker}"
+        start_seconds = "0.1s"
+        backoff_initial = "3s"
+        backoff_reset = "0.3s"
+    """)
+    d.start()
+    starts = tmp_path / "starts"
+    d.wait_until(lambda: len(starts.read_text().split()) >= 4 if starts.exists() else False, 5,
+                 "4 starts: every run outlasts backoff_reset, so every restart is immediate")
+    times = [float(x) for x in starts.read_text().split()][:4]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(g < 1.5 for g in gaps), f"restarts waited for a backoff: {gaps}"
+
+
+def test_workers_get_no_daemon_descriptors_and_stdin_is_dev_null(daemon):
+    d = daemon("""
+        [programs.w]
+        command = "sleep 1000"
+        processes = 2
+        start_seconds = "0s"
+    """, log_dir="logs")
+    for pid in d.wait_running("w", 2):
+        d.wait_exec(pid, ["sleep", "1000"])
+        fds = sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))
+        assert fds == [0, 1, 2], f"worker {pid} holds {[(fd, os.readlink(f'/proc/{pid}/fd/{fd}')) for fd in fds]}"
+        assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
+        assert os.readlink(f"/proc/{pid}/fd/1").startswith("pipe:")
+        assert os.readlink(f"/proc/{pid}/fd/1") == os.readlink(f"/proc/{pid}/fd/2"), "stdout and stderr share a pipe"
+
+
+def test_user_directory_environment_umask_and_nice_apply_to_the_worker(daemon, tmp_path):
+    if os.geteuid() != 0:
+        import pytest
+        pytest.skip("switching to another user needs root")
+    d = daemon(start=False)
+    env_file = tmp_path / "extra.env"
+    env_file.write_text("FROM_FILE=file-value\n# a comment\nexport QUEUE=overridden-by-environment\n")
+    d.write_config(f"""
+        [programs.w]
+        command = "sleep 1000"
+        start_seconds = "0s"
+        user = "nobody"
+        directory = "/"
+        environment = {{ QUEUE = "email", RETRIES = 3 }}
+        env_file = "{env_file}"
+        umask = "027"
+        nice = 5
+    """)
+    d.start()
+    (pid,) = d.wait_running("w", 1)
+    d.wait_exec(pid, ["sleep", "1000"])
+    st = Path(f"/proc/{pid}/status").read_text()
+    uid = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)", st, re.MULTILINE).groups()
+    gid = re.search(r"^Gid:\s+(\d+)\s+(\d+)\s+(\d+)", st, re.MULTILINE).groups()
+    assert uid == ("65534",) * 3
+    assert gid == (str(pwd.getpwnam("nobody").pw_gid),) * 3
+    assert re.search(r"^Umask:\s+0027$", st, re.MULTILINE), st
+    assert os.readlink(f"/proc/{pid}/cwd") == "/"
+    assert os.getpriority(os.PRIO_PROCESS, pid) == 5
+    env = environ_of(pid)
+    assert env["QUEUE"] == "email"
+    assert env["RETRIES"] == "3"
+    assert env["FROM_FILE"] == "file-value"
+    assert env["WORKERD_PROGRAM"] == "w"
+    assert os.getpgid(pid) == pid
+
+
+def test_commands_run_without_a_shell_unless_shell_is_true(daemon, tmp_path):
+    d = daemon(f"""
+        [defaults]
+        restart = "never"
+        start_seconds = "0s"
+
+        [programs.plain]
+        command = "echo $WORKERD_PROGRAM > {tmp_path}/plain.out; echo done"
+
+        [programs.shelled]
+        command = "echo $WORKERD_PROGRAM > {tmp_path}/shelled.out"
+        shell = true
+    """, log_dir=str(tmp_path / "logs"))
+    d.wait_status(lambda s: d.processes("plain", "exited", s) and d.processes("shelled", "exited", s), 5,
+                  "both programs exited")
+    assert not (tmp_path / "plain.out").exists(), "no shell: no redirection, no expansion"
+    d.wait_until(lambda: (tmp_path / "logs" / "plain.log").exists()
+                 and (tmp_path / "logs" / "plain.log").read_text(), 3, "plain's output")
+    assert (tmp_path / "logs" / "plain.log").read_text() == f"$WORKERD_PROGRAM > {tmp_path}/plain.out; echo done\n"
+    assert (tmp_path / "shelled.out").read_text() == "shelled\n"
+
+
+def test_stop_during_backoff_ends_the_restarts(daemon, tmp_path):
+    d = daemon(start=False)
+    worker = d.script("fail.sh", """
+        echo $$ >> "$D/pids"
+        exit 1
+    """)
+    d.write_config(f"""
+        [programs.w]
+        command = "{worker}"
+        start_seconds = "1s"
+        backoff_initial = "0.3s"
+        backoff_jitter = 0.0
+    """)
+    d.start()
+    d.wait_status(lambda s: d.processes("w", "backoff", s), 5, "w in backoff")
+    result = d.ctl("stop", "w")
+    assert result.returncode == 0, result.stderr
+    assert [p["state"] for p in d.processes("w", None)] == ["stopped"]
+    count = len(read_pids(tmp_path / "pids"))
+    time.sleep(0.8)
+    assert len(read_pids(tmp_path / "pids")) == count, "a stopped program was started again"
+    assert [p["state"] for p in d.processes("w", None)] == ["stopped"]
