@@ -70,7 +70,10 @@ def request(path: Path, message: dict[str, Any], timeout: float | None) -> Itera
             if exc.errno in (errno.ENOTSOCK, errno.ECONNREFUSED, errno.ENOENT):
                 raise Unreachable(f"no daemon answers at {path}") from None
             raise
-        sock.sendall(encode(message))
+        try:
+            sock.sendall(encode(message))
+        except BrokenPipeError:
+            pass  # the daemon answered and closed early (a refusal): read its reason
         buffered = b""
         while True:
             try:

@@ -27,6 +27,10 @@ Handler = Callable[
 ]
 
 
+#: How long a client may take to send its one request line.
+REQUEST_TIMEOUT = 10.0
+
+
 class SocketInUse(Exception):
     """Another live daemon answers on the socket."""
 
@@ -104,12 +108,14 @@ class ControlServer:
         if task is not None:
             self._clients.add(task)
         try:
+            # Read the request before any answer, even a refusal: a client still
+            # sending when the socket closes would see EPIPE instead of the reason.
+            line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
             allowed, who = peer_allowed(writer.get_extra_info("socket"), self._gid)
             if not allowed:
                 log.warning("control: refused %s (not root, the daemon's user or socket_group)", who)
                 writer.write(encode({"ok": False, "error": "permission denied: not allowed to use this socket"}))
                 return
-            line = await reader.readline()
             if not line:
                 return
             try:
@@ -122,7 +128,7 @@ class ControlServer:
             if reply is not None:
                 writer.write(encode(reply))
             await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError):
             pass
         except asyncio.CancelledError:
             pass

@@ -224,6 +224,10 @@ def _after_exit(
         restarts=slot.restarts + 1,
         streak=slot.streak + 1,
         timer_at=now + delay,
-        reason=f"{description}; restarting in {delay:.1f}s",
+        reason=f"{description}; restarting in {_seconds(delay)}",
     )
     return slot, []
+
+
+def _seconds(delay: float) -> str:
+    return f"{delay * 1000:.0f}ms" if delay < 1 else f"{delay:.1f}s"

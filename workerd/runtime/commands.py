@@ -60,9 +60,13 @@ class Commands:
         data = snapshot(programs, self._now(), self._sampler, self._started_at)
         return {"ok": True, "status": data}
 
-    async def _act(self, request: dict[str, Any], act: Callable[[list[Any]], None], target: str) -> Reply:
+    def _refuse_during_shutdown(self) -> None:
+        """A shutdown stops everything; nothing may start anything behind its back."""
         if self._supervisor.shutting_down:
-            return {"ok": False, "error": "the daemon is shutting down"}
+            raise CommandError("the daemon is shutting down")
+
+    async def _act(self, request: dict[str, Any], act: Callable[[list[Any]], None], target: str) -> Reply:
+        self._refuse_during_shutdown()
         programs = self._programs(request)
         act(programs)
         if not request.get("wait", True):
@@ -80,6 +84,7 @@ class Commands:
         return await self._act(request, self._supervisor.restart_programs, "started")
 
     def scale(self, request: dict[str, Any]) -> Reply:
+        self._refuse_during_shutdown()
         (program,) = self._supervisor.select([str(request.get("program"))])
         count = request.get("count")
         if count == "auto":
@@ -97,11 +102,13 @@ class Commands:
         return {"ok": True, "message": f"signal {signo} sent to {sent} process group(s)"}
 
     def reload(self, request: dict[str, Any]) -> Reply:
+        self._refuse_during_shutdown()
         try:
             config = load(self._supervisor.config.path)
-        except ConfigError as exc:
+            changes = self._supervisor.reload(config)
+        except (ConfigError, CommandError) as exc:
             return {"ok": False, "error": f"{exc} (the running config stays in force)"}
-        return {"ok": True, "changes": self._supervisor.reload(config)}
+        return {"ok": True, "changes": changes}
 
     def shutdown(self, request: dict[str, Any]) -> Reply:
         self._request_shutdown()

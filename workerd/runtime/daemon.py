@@ -24,7 +24,7 @@ from workerd.runtime.effects import Effects
 from workerd.runtime.prctl import become_subreaper
 from workerd.runtime.reaper import ExitStatus, Reaper
 from workerd.runtime.sentinel import Sentinel
-from workerd.runtime.supervisor import Supervisor
+from workerd.runtime.supervisor import CommandError, Supervisor
 
 log = logging.getLogger("workerd")
 
@@ -37,12 +37,6 @@ DRAIN_GRACE = 2.0
 def run(config: Config) -> int:
     """Run the daemon in the foreground; returns the process exit code."""
     d = config.daemon
-    if d.log_dir is not None:
-        try:
-            d.log_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            print(f"workerd: cannot create log_dir {d.log_dir}: {exc.strerror}", file=sys.stderr)
-            return EXIT_FAILED
     try:
         sock = bind_socket(d.socket, d.socket_mode, d.socket_gid)
     except SocketInUse as exc:
@@ -58,6 +52,9 @@ def run(config: Config) -> int:
     try:
         return loop.run_until_complete(Daemon(config, sock, sentinel).serve())
     finally:
+        # No more SIGCHLD callbacks into a loop that is going away (the sentinel and
+        # the last orphans may still exit now).
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         loop.close()
 
 
@@ -76,7 +73,13 @@ class Daemon:
         reaper.install()
         reaper.watch(self._sentinel.pid, self._sentinel_died)
         self._effects = Effects(loop, reaper, self._sentinel)
-        self._supervisor = Supervisor(self._config, LoopClock(loop), self._effects)
+        try:
+            self._supervisor = Supervisor(self._config, LoopClock(loop), self._effects)
+        except CommandError as exc:
+            print(f"workerd: {exc}", file=sys.stderr)
+            self._config.daemon.socket.unlink(missing_ok=True)
+            self._sentinel.close()
+            return EXIT_FAILED
         self._commands = Commands(self._supervisor, loop.time, loop.time(), self.request_shutdown)
         for signo in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signo, self.request_shutdown)
@@ -127,7 +130,10 @@ class Daemon:
         self._done.set_result(None)
 
     def _reload(self) -> None:
-        reply = self._commands.reload({})
+        try:
+            reply = self._commands.reload({})
+        except CommandError as exc:
+            reply = {"ok": False, "error": str(exc)}
         if reply["ok"]:
             for change in reply["changes"]:
                 log.info("reload: %s", change)

@@ -60,7 +60,7 @@ class Reaper:
 
     def _on_sigchld(self, signo: int, frame: object) -> None:
         # A signal handler only enqueues: the reaping happens on the loop.
-        if not self._scheduled:
+        if not self._scheduled and not self._loop.is_closed():
             self._scheduled = True
             self._loop.call_soon_threadsafe(self.reap)
 

@@ -68,8 +68,9 @@ class Supervisor:
         self._draining = False
         self._waiters: list[_Waiter] = []
         self.shutting_down = False
+        sinks = _open_sinks(config, config.programs)
         for program_config in config.programs.values():
-            self._add(program_config)
+            self._add(program_config, sinks[program_config.name])
 
     # -- applying events -------------------------------------------------------------
 
@@ -138,10 +139,8 @@ class Supervisor:
 
     # -- programs --------------------------------------------------------------------
 
-    def _add(self, config: ProgramConfig) -> Program:
-        d = self.config.daemon
-        sink = ProgramLog(config.name, d.log_dir, d.log_max_bytes, d.log_backups)
-        program = Program(config, sink, d.socket)
+    def _add(self, config: ProgramConfig, sink: ProgramLog) -> Program:
+        program = Program(config, sink, self.config.daemon.socket)
         self.programs[config.name] = program
         return program
 
@@ -222,12 +221,9 @@ class Supervisor:
         )
 
     def reload(self, new: Config) -> list[str]:
-        """Apply only what changed; returns one line per change."""
-        changes: list[str] = []
-        if new.daemon.socket != self.config.daemon.socket:
-            changes.append("daemon.socket: changed; takes effect at the next start")
+        """Apply only what changed; returns one line per change. Raises CommandError,
+        having changed nothing, when the new config's log files cannot be opened."""
         old_daemon = self.config.daemon
-        self.config = new
         logs_moved = (old_daemon.log_dir, old_daemon.log_max_bytes, old_daemon.log_backups) != (
             new.daemon.log_dir,
             new.daemon.log_max_bytes,
@@ -235,14 +231,27 @@ class Supervisor:
         )
         current = {n: p.config for n, p in self.programs.items() if not p.removing}
         d = diff(current, dict(new.programs))
+        # Open every log the change needs before touching anything.
+        sinks = _open_sinks(new, new.programs if logs_moved else d.added)
+        self.config = new
+        changes: list[str] = []
+        if new.daemon.socket != old_daemon.socket:
+            changes.append("daemon.socket: changed; takes effect at the next start")
         for name in d.removed:
             program = self.programs[name]
             program.removing = True
             self._reconcile(program)
             changes.append(f"removed: {name}")
         for name in d.added:
-            self._reconcile(self._add(new.programs[name]))
             changes.append(f"added: {name}")
+            program = self.programs.get(name)
+            if program is None:
+                self._reconcile(self._add(new.programs[name], sinks[name]))
+            else:  # dropped by an earlier reload and still stopping: take it back
+                program.removing = False
+                program.configure(new.programs[name])
+                self._switch_sink(program, sinks[name])
+                self.restart_programs([program])
         for name in d.changed:
             program = self.programs[name]
             old_config, new_config = program.config, new.programs[name]
@@ -254,20 +263,20 @@ class Supervisor:
                 changes.append(f"changed: {name} (restarted)")
                 self.restart_programs([program])
         if logs_moved:
-            self._move_logs()
+            for name, sink in sinks.items():
+                self._switch_sink(self.programs[name], sink)
             changes.append("daemon: log settings changed; logs reopened")
         self._drain()
         return changes or ["no changes"]
 
-    def _move_logs(self) -> None:
-        d = self.config.daemon
-        for program in self.programs.values():
-            old = program.sink
-            program.sink = ProgramLog(program.name, d.log_dir, d.log_max_bytes, d.log_backups)
-            for pipe in self._effects.pipes:
-                if pipe.sink is old:
-                    pipe.sink = program.sink
-            old.close()
+    def _switch_sink(self, program: Program, sink: ProgramLog) -> None:
+        old, program.sink = program.sink, sink
+        if old is sink:
+            return
+        for pipe in self._effects.pipes:
+            if pipe.sink is old:
+                pipe.sink = sink
+        old.close()
 
     def reopen_logs(self) -> None:
         for program in self.programs.values():
@@ -337,6 +346,23 @@ class Supervisor:
             else:
                 waiter.future.set_result(outcome)
         self._waiters = pending
+
+
+def _open_sinks(config: Config, names: Iterable[str]) -> dict[str, ProgramLog]:
+    """Open the logs of the named programs, all or none (CommandError)."""
+    d = config.daemon
+    sinks: dict[str, ProgramLog] = {}
+    try:
+        if d.log_dir is not None:
+            d.log_dir.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            sinks[name] = ProgramLog(name, d.log_dir, d.log_max_bytes, d.log_backups)
+    except OSError as exc:
+        for sink in sinks.values():
+            sink.close()
+        where = exc.filename or d.log_dir
+        raise CommandError(f"cannot open the log {where}: {exc.strerror}") from None
+    return sinks
 
 
 def _only_count_changed(old: ProgramConfig, new: ProgramConfig) -> bool:
