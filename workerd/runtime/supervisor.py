@@ -244,14 +244,14 @@ class Supervisor:
             changes.append(f"removed: {name}")
         for name in d.added:
             changes.append(f"added: {name}")
-            program = self.programs.get(name)
-            if program is None:
+            dropped = self.programs.get(name)
+            if dropped is None:
                 self._reconcile(self._add(new.programs[name], sinks[name]))
             else:  # dropped by an earlier reload and still stopping: take it back
-                program.removing = False
-                program.configure(new.programs[name])
-                self._switch_sink(program, sinks[name])
-                self.restart_programs([program])
+                dropped.removing = False
+                dropped.configure(new.programs[name])
+                self._switch_sink(dropped, sinks[name])
+                self.restart_programs([dropped])
         for name in d.changed:
             program = self.programs[name]
             old_config, new_config = program.config, new.programs[name]
