@@ -488,8 +488,10 @@ def _flood_daemon(ctx: Ctx, kind: str) -> tuple[float, float]:
     d = ctx.new_daemon(kind, [prog], {"log_max_bytes": '"4GiB"'} if kind == "workerd" else None)
     try:
         d.start()
+        script = str(ctx.scripts["flood"])
         shells, _ = wait_for("the flood worker", lambda: [
-            p for p in scan_all().values() if p.ppid == d.pid and p.comm == "sh"] or None,
+            p for p in scan_all().values()
+            if p.ppid == d.pid and p.comm == "sh" and script in read_cmdline(p.pid)] or None,
             timeout=30, interval=0.01, alive=d.alive)
         worker = shells[0].pid
         time.sleep(1.0)

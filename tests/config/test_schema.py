@@ -106,13 +106,13 @@ def test_overlay_merges_tables_one_level_down() -> None:
 def test_default_socket_for_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 0)
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/0")
-    assert default_socket_path() == Path("/run/workerd/workerd.sock")
+    assert default_socket_path() == "/run/workerd/workerd.sock"
 
 
 def test_default_socket_for_a_user(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
-    assert default_socket_path() == Path("/run/user/1000/workerd.sock")
+    assert default_socket_path() == "/run/user/1000/workerd.sock"
 
 
 @pytest.mark.parametrize("runtime_dir", [None, "", "relative/dir"])
@@ -124,4 +124,4 @@ def test_default_socket_without_xdg_runtime_dir(
         monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     else:
         monkeypatch.setenv("XDG_RUNTIME_DIR", runtime_dir)
-    assert default_socket_path() == Path("/tmp/workerd-1000/workerd.sock")
+    assert default_socket_path() == "/tmp/workerd-1000/workerd.sock"

@@ -9,7 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Iterator, NoReturn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, NoReturn
 
 from workerd.cli.args import Parser
 from workerd.control.client import Refused, Unreachable, find_socket, request

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from workerd.config.kinds import (
@@ -72,7 +73,7 @@ DAEMON = Table(
     "The daemon: its control socket, worker output, shutdown and the limits on scaling up.",
     (
         Key("socket", PATH, None, "Control socket that `workerctl` talks to.",
-            default_factory=default_socket,
+            default_factory=lambda: Path(default_socket()),
             shown="`/run/workerd/workerd.sock` as root, else `$XDG_RUNTIME_DIR/workerd.sock` "
                   "(`/tmp/workerd-<uid>/workerd.sock` when XDG_RUNTIME_DIR is unset)"),
         Key("socket_mode", MODE, 0o600, 'Permissions of the socket; "0660" with '

@@ -10,8 +10,11 @@ import errno
 import os
 import socket
 import sys
-from pathlib import Path
-from typing import Any, Iterator
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 from workerd.control.protocol import MAX_LINE, decode, default_socket, encode
 
@@ -24,19 +27,19 @@ class Refused(Exception):
     """A daemon is there but will not serve us (exit code 1)."""
 
 
-def find_socket(socket_opt: str | None, config_opt: str | None) -> Path:
+def find_socket(socket_opt: str | None, config_opt: str | None) -> str:
     """-s SOCKET, else the socket named in -c FILE, else $WORKERD_SOCKET, else the default."""
     if socket_opt:
-        return Path(socket_opt)
+        return socket_opt
     if config_opt:
-        return socket_from_config(Path(config_opt))
+        return socket_from_config(config_opt)
     env = os.environ.get("WORKERD_SOCKET")
     if env:
-        return Path(env)
+        return env
     return default_socket()
 
 
-def socket_from_config(path: Path) -> Path:
+def socket_from_config(path: str) -> str:
     """Read only [daemon].socket from a config file (relative to the file's folder)."""
     if sys.version_info >= (3, 11):
         import tomllib
@@ -52,16 +55,16 @@ def socket_from_config(path: Path) -> Path:
     value = data.get("daemon", {}).get("socket")
     if not isinstance(value, str):
         return default_socket()
-    return (path.parent / value) if not os.path.isabs(value) else Path(value)
+    return os.path.join(os.path.dirname(os.path.abspath(path)), value)
 
 
-def request(path: Path, message: dict[str, Any], timeout: float | None) -> Iterator[dict[str, Any]]:
+def request(path: str, message: dict[str, Any], timeout: float | None) -> Iterator[dict[str, Any]]:
     """Send one request and yield each reply line as it arrives."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         try:
-            sock.connect(str(path))
+            sock.connect(path)
         except (FileNotFoundError, ConnectionRefusedError):
             raise Unreachable(f"no daemon answers at {path}") from None
         except PermissionError:

@@ -14,6 +14,7 @@ import asyncio
 import collections
 import fcntl
 import logging
+import mmap
 import os
 from pathlib import Path
 from typing import Callable
@@ -22,9 +23,10 @@ log = logging.getLogger("workerd")
 
 #: Bytes read per wakeup; a pipe holds 64 KiB unless grown (see _grow_pipe).
 READ_SIZE = 1 << 20
-#: One read buffer for every pipe: the loop reads one pipe at a time, and its pages
-#: are only touched (resident) as far as the largest read so far.
-_BUFFER = bytearray(READ_SIZE)
+#: One read buffer for every pipe: the loop reads one pipe at a time. An anonymous
+#: mapping, not a bytearray (which is zero-filled, so all resident at once): its pages
+#: become resident only as far as the largest read so far.
+_BUFFER = mmap.mmap(-1, READ_SIZE)
 _VIEW = memoryview(_BUFFER)
 #: A line longer than this is written in pieces rather than held.
 MAX_LINE = 64 * 1024
