@@ -23,7 +23,7 @@ def test_empty_file_is_a_daemon_without_programs(loads: Loads, workdir: Path) ->
     cfg = loads("")
     assert cfg.path == workdir / "workers.toml"
     assert cfg.programs == {}
-    assert cfg.daemon.socket == default_socket_path()
+    assert cfg.daemon.socket == Path(default_socket_path())
     assert cfg.daemon.socket_mode == 0o600
     assert cfg.daemon.log_dir is None
 
