@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from workerd.config.kinds import DURATION, INT
-from workerd.config.model import DaemonConfig, ProgramConfig, Readiness
-from workerd.config.schema import DAEMON, PROGRAM, render_reference
+from workerd.config.model import DaemonConfig, LimitsConfig, ProgramConfig, Readiness
+from workerd.config.schema import DAEMON, LIMITS, PROGRAM, render_reference
 from workerd.config.tables import (
     Invalid,
     Key,
@@ -37,8 +37,12 @@ def test_every_program_key_is_a_model_field_except_future_tables() -> None:
     keys = {f.name for f in PROGRAM.fields if isinstance(f, Key)}
     tables = {f.name for f in PROGRAM.fields if isinstance(f, Table)}
     assert tables == {"limits", "autoscale"}
-    assert field_names(ProgramConfig) - keys == {"name", "uid", "gid"}
+    assert field_names(ProgramConfig) - keys == {"name", "uid", "gid", "limits"}
     assert keys <= field_names(ProgramConfig)
+
+
+def test_every_limits_key_is_a_model_field() -> None:
+    assert {f.name for f in LIMITS.fields} == field_names(LimitsConfig)
 
 
 def test_model_defaults_are_the_spec_defaults() -> None:

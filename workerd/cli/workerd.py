@@ -44,11 +44,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"workerd: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     if args.command == "check":
+        from workerd.config.model import LimitsConfig
         from workerd.config.summary import summarize
+
+        from workerd.runtime.cgroups import describe
 
         print(f"{config.path}: ok, {len(config.programs)} program(s)")
         for line in summarize(config):
             print(f"  {line}")
+        if any(p.limits != LimitsConfig() for p in config.programs.values()):
+            print(f"  limits enforced by: {describe()}")
         return
     logging.basicConfig(
         stream=sys.stderr,

@@ -22,8 +22,8 @@ from typing import Any
 
 from workerd.config.envfile import EnvFileError, read_env_file
 from workerd.config.kinds import toml_repr
-from workerd.config.model import Config, DaemonConfig, ProgramConfig
-from workerd.config.schema import DAEMON, PROGRAM
+from workerd.config.model import Config, DaemonConfig, LimitsConfig, ProgramConfig
+from workerd.config.schema import DAEMON, LIMITS, PROGRAM
 from workerd.config.tables import (
     Invalid,
     Setting,
@@ -143,7 +143,14 @@ def _program(name: str, settings: Mapping[str, Setting], base: Path) -> ProgramC
     values["uid"], values["gid"] = _identity(settings["user"], settings["group"])
     values["command"] = _argv(settings["command"], values["shell"])
     values["environment"] = _environment(settings, values["env_file"])
+    values["limits"] = _limits(settings["limits"])
     return ProgramConfig(name=name, **values)
+
+
+def _limits(limits: Setting) -> LimitsConfig:
+    given = limits.value or {}
+    settings = complete(LIMITS, given, limits.path)
+    return LimitsConfig(**{name: s.value for name, s in settings.items()})
 
 
 def _gid(group: Setting) -> int | None:

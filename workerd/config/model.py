@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workerd.config.schema import DAEMON, PROGRAM, Readiness
+from workerd.config.schema import DAEMON, LIMITS, PROGRAM, Readiness
 from workerd.core.states import RestartPolicy
 
-__all__ = ["Config", "DaemonConfig", "ProgramConfig", "Readiness", "RestartPolicy"]
+__all__ = ["Config", "DaemonConfig", "LimitsConfig", "ProgramConfig", "Readiness", "RestartPolicy"]
 
 _DAEMON: Mapping[str, Any] = DAEMON.defaults()
 _PROGRAM: Mapping[str, Any] = PROGRAM.defaults()
+_LIMITS: Mapping[str, Any] = LIMITS.defaults()
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,27 @@ class DaemonConfig:
     shutdown_timeout: float = _DAEMON["shutdown_timeout"]
     reserve_memory: int = _DAEMON["reserve_memory"]
     max_load: float = _DAEMON["max_load"]
+    sample_interval: float = _DAEMON["sample_interval"]
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """None: no such limit. Sizes in bytes, durations in seconds."""
+
+    memory: int | None = _LIMITS["memory"]
+    cpu_percent: float | None = _LIMITS["cpu_percent"]
+    cpu_window: float = _LIMITS["cpu_window"]
+    open_files: int | None = _LIMITS["open_files"]
+    tasks: int | None = _LIMITS["tasks"]
+    address_space: int | None = _LIMITS["address_space"]
+    core: int | None = _LIMITS["core"]
+    cpu_time: float | None = _LIMITS["cpu_time"]
+    file_size: int | None = _LIMITS["file_size"]
+
+    @property
+    def watched(self) -> bool:
+        """Whether the daemon must sample this program's workers."""
+        return self.memory is not None or self.cpu_percent is not None
 
 
 @dataclass(frozen=True)
@@ -76,6 +98,7 @@ class ProgramConfig:
     watchdog: float = _PROGRAM["watchdog"]
     #: Always False in this version.
     rolling: bool = _PROGRAM["rolling"]
+    limits: LimitsConfig = LimitsConfig()
 
 
 @dataclass(frozen=True)

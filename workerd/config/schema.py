@@ -12,6 +12,7 @@ as a `future` table (any use is an error), never silently ignored.
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,39 @@ def _backoff_max(values: Mapping[str, Any]) -> tuple[str, str] | None:
 
 MiB = 1024 * 1024
 
+
+def _cpu_percent(value: float) -> str | None:
+    cores = os.cpu_count() or 1
+    if 0 < value <= 100 * cores:
+        return None
+    return f"must be > 0 and at most {100 * cores} (100 per core, {cores} cores)"
+
+
+LIMITS = Table(
+    "limits",
+    "Resource limits of each process of the program. Kernel limits (rlimits) are set before "
+    "the command starts; `memory` and `cpu_percent` are watched by the daemon every "
+    "`[daemon] sample_interval` and end in a graceful restart.",
+    (
+        Key("memory", SIZE, None, "RSS of the worker's whole process tree; above it: graceful "
+            "restart.", check=at_least(4 * MiB)),
+        Key("cpu_percent", FLOAT, None, "CPU of the worker's tree (100 = one core) sustained "
+            "over `cpu_window`; above it: graceful restart.", check=_cpu_percent),
+        Key("cpu_window", DURATION, 60.0, "The window `cpu_percent` is averaged over.",
+            check=at_least(1)),
+        Key("open_files", INT, None, "RLIMIT_NOFILE: open file descriptors per process.",
+            check=at_least(16)),
+        Key("tasks", INT, None, "RLIMIT_NPROC: processes and threads of the user (binds "
+            "non-root users only).", check=at_least(1)),
+        Key("address_space", SIZE, None, "RLIMIT_AS: virtual memory per process.",
+            check=at_least(32 * MiB)),
+        Key("core", SIZE, None, "RLIMIT_CORE: largest core dump; 0 = none."),
+        Key("cpu_time", DURATION, None, "RLIMIT_CPU: CPU seconds per process; then SIGXCPU, "
+            "SIGKILL.", check=at_least(1)),
+        Key("file_size", SIZE, None, "RLIMIT_FSIZE: largest file a process may write."),
+    ),
+)
+
 DAEMON = Table(
     "daemon",
     "The daemon: its control socket, worker output, shutdown and the limits on scaling up.",
@@ -91,6 +125,8 @@ DAEMON = Table(
             "available (0 = off)."),
         Key("max_load", FLOAT, 0.0, "Never scale up while the 1-minute load average per core "
             "is above this (0 = off).", check=at_least(0)),
+        Key("sample_interval", DURATION, 1.0, "How often `memory` and `cpu_percent` limits are "
+            "checked (one pass over /proc for all workers).", check=at_least(0.1)),
     ),
 )  # fmt: skip
 
@@ -140,7 +176,7 @@ PROGRAM = Table(
             "-> hung, graceful restart; 0 = off.", future=True),
         Key("rolling", BOOL, False, "Replace processes one at a time on restart and reload "
             "(new one running, then old one stopped).", future=True),
-        Table("limits", "Resource limits (RSS, CPU, rlimits).", future=True),
+        LIMITS,
         Table("autoscale", "Process count from the depth of a queue.", future=True),
     ),
     checks=(_backoff_max,),

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
+from typing import Any
 
-from workerd.config.model import Config, ProgramConfig
+from workerd.config.model import Config, LimitsConfig, ProgramConfig
+from workerd.config.units import format_duration, format_size
 
 __all__ = ["summarize"]
 
@@ -22,4 +25,19 @@ def _line(program: ProgramConfig) -> str:
         notes.append(f"user={program.user}")
     if program.group is not None:
         notes.append(f"group={program.group}")
+    if program.nice:
+        notes.append(f"nice={program.nice}")
+    notes += _limits(program.limits)
     return f"{program.name}: {program.processes} × {command} ({', '.join(notes)})"
+
+
+def _limits(limits: LimitsConfig) -> list[str]:
+    shown: dict[str, Callable[[Any], str]] = {
+        "memory": format_size, "address_space": format_size, "core": format_size, "file_size": format_size,
+        "cpu_time": format_duration, "open_files": str, "tasks": str,
+    }
+    notes = [f"{name}={show(getattr(limits, name))}" for name, show in shown.items()
+             if getattr(limits, name) is not None]
+    if limits.cpu_percent is not None:
+        notes.append(f"cpu_percent={limits.cpu_percent:g} over {format_duration(limits.cpu_window)}")
+    return notes

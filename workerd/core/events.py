@@ -43,8 +43,18 @@ class Exited:
 
 
 @dataclass(frozen=True)
+class LimitExceeded:
+    """The process `pid` went over a watched limit (memory, cpu_percent)."""
+
+    pid: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class TimerExpired:
     """The slot's one deadline (`Slot.timer_at`) has passed."""
 
 
-Event = StartRequested | StopRequested | KillRequested | Spawned | SpawnFailed | Exited | TimerExpired
+Event = (
+    StartRequested | StopRequested | KillRequested | Spawned | SpawnFailed | Exited | LimitExceeded | TimerExpired
+)

@@ -22,6 +22,7 @@ from workerd.core.events import (
     Event,
     Exited,
     KillRequested,
+    LimitExceeded,
     Spawned,
     SpawnFailed,
     StartRequested,
@@ -41,6 +42,9 @@ class Policy:
     stop_timeout: float = 30.0
     max_restarts: int = 0
     backoff: Backoff = Backoff()
+    #: A limit that fires this soon after a start counts as a crash (backoff), so a
+    #: worker that cannot even start within its limits does not restart in a tight loop.
+    limit_grace: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,11 @@ class Slot:
     last_exit: str | None = None
     #: Why the slot is in its state, when that is not obvious (fatal, backoff, killed).
     reason: str | None = None
+    #: The last watched limit that restarted the slot, e.g. "memory 612 MiB > 512 MiB".
+    last_limit: str | None = None
+    #: The process is being stopped for a limit hit right after its start: its exit
+    #: is treated as a crash.
+    limit_crash: bool = False
 
 
 Result = tuple[Slot, list[Action]]
@@ -88,6 +97,8 @@ def transition(slot: Slot, event: Event, now: float, policy: Policy, rand: Calla
         return _spawn_failed(slot, event, now, policy, rand)
     if isinstance(event, Exited):
         return _exited(slot, event, now, policy, rand)
+    if isinstance(event, LimitExceeded):
+        return _limit_exceeded(slot, event, now, policy)
     if isinstance(event, TimerExpired):
         return _timer_expired(slot, now)
     raise TypeError(f"unknown event {event!r}")
@@ -119,7 +130,24 @@ def _stop_requested(slot: Slot, now: float, policy: Policy) -> Result:
 
 
 def _spawn(slot: Slot) -> Result:
-    return replace(slot, state=State.STARTING, pid=None, started_at=None, timer_at=None), [Spawn()]
+    fresh = replace(slot, state=State.STARTING, pid=None, started_at=None, timer_at=None, limit_crash=False)
+    return fresh, [Spawn()]
+
+
+def _limit_exceeded(slot: Slot, event: LimitExceeded, now: float, policy: Policy) -> Result:
+    if slot.pid != event.pid or slot.state not in (State.STARTING, State.RUNNING) or not slot.wanted:
+        return slot, []
+    ran = now - slot.started_at if slot.started_at is not None else 0.0
+    # starting|running -> stopping (a graceful restart for a limit)
+    stopping = replace(
+        slot,
+        state=State.STOPPING,
+        timer_at=now + policy.stop_timeout,
+        reason=event.reason,
+        last_limit=event.reason,
+        limit_crash=ran < policy.limit_grace,
+    )
+    return stopping, [SignalGroup(event.pid, policy.stop_signal)]
 
 
 def _spawned(slot: Slot, event: Spawned, now: float, policy: Policy) -> Result:
@@ -175,6 +203,10 @@ def _exited(slot: Slot, event: Exited, now: float, policy: Policy, rand: Callabl
     ran = now - slot.started_at if slot.started_at is not None else 0.0
     slot = replace(slot, pid=None, last_exit=event.description)
     if slot.state is State.STOPPING:
+        if slot.wanted and slot.limit_crash:
+            # stopping -> backoff|starting: a limit hit right after start is a crash
+            slot, actions = _after_exit(slot, now, policy, rand, False, False, slot.reason or event.description)
+            return slot, cleanup + actions
         if slot.wanted:
             # stopping -> starting (a restart)
             slot, actions = _spawn(replace(slot, restarts=slot.restarts + 1))

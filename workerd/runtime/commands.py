@@ -12,9 +12,9 @@ from workerd.config.units import parse_signal
 from workerd.control.protocol import encode
 from workerd.control.server import Handler
 from workerd.runtime.output import ProgramLog
-from workerd.runtime.procstat import ProcessSampler
-from workerd.runtime.status import snapshot
+from workerd.runtime.status import CpuMeter, snapshot
 from workerd.runtime.supervisor import CommandError, Supervisor
+from workerd.runtime.watcher import LimitWatcher
 
 Reply = dict[str, Any]
 
@@ -23,13 +23,15 @@ FOLLOW_BACKLOG = 1024
 
 
 class Commands:
-    def __init__(self, supervisor: Supervisor, now: Callable[[], float], started_at: float,
-                 request_shutdown: Callable[[], None]) -> None:
+    def __init__(self, supervisor: Supervisor, watcher: LimitWatcher, now: Callable[[], float],
+                 request_shutdown: Callable[[], None], enforcement: str) -> None:
         self._supervisor = supervisor
+        self._watcher = watcher
         self._now = now
-        self._started_at = started_at
+        self._started_at = now()
         self._request_shutdown = request_shutdown
-        self._sampler = ProcessSampler()
+        self._enforcement = enforcement
+        self._meter = CpuMeter()
 
     def handlers(self) -> dict[str, Handler]:
         def wrap(fn: Callable[[dict[str, Any]], Any]) -> Handler:
@@ -57,7 +59,7 @@ class Commands:
 
     def status(self, request: dict[str, Any]) -> Reply:
         programs = self._supervisor.select(request.get("programs") or ["all"])
-        data = snapshot(programs, self._now(), self._sampler, self._started_at)
+        data = snapshot(programs, self._now(), self._meter, self._started_at, self._enforcement)
         return {"ok": True, "status": data}
 
     def _refuse_during_shutdown(self) -> None:
@@ -108,6 +110,7 @@ class Commands:
             changes = self._supervisor.reload(config)
         except (ConfigError, CommandError) as exc:
             return {"ok": False, "error": f"{exc} (the running config stays in force)"}
+        self._watcher.update()
         return {"ok": True, "changes": changes}
 
     def shutdown(self, request: dict[str, Any]) -> Reply:

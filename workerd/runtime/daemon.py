@@ -18,6 +18,7 @@ import uvloop
 from workerd.config.model import Config
 from workerd.control.protocol import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from workerd.control.server import ControlServer, SocketInUse, bind_socket
+from workerd.runtime import cgroups
 from workerd.runtime.clock import LoopClock
 from workerd.runtime.commands import Commands
 from workerd.runtime.effects import Effects
@@ -25,6 +26,7 @@ from workerd.runtime.prctl import become_subreaper
 from workerd.runtime.reaper import ExitStatus, Reaper
 from workerd.runtime.sentinel import Sentinel
 from workerd.runtime.supervisor import CommandError, Supervisor
+from workerd.runtime.watcher import LimitWatcher
 
 log = logging.getLogger("workerd")
 
@@ -74,13 +76,15 @@ class Daemon:
         reaper.watch(self._sentinel.pid, self._sentinel_died)
         self._effects = Effects(loop, reaper, self._sentinel)
         try:
-            self._supervisor = Supervisor(self._config, LoopClock(loop), self._effects)
+            clock = LoopClock(loop)
+            self._supervisor = Supervisor(self._config, clock, self._effects)
         except CommandError as exc:
             print(f"workerd: {exc}", file=sys.stderr)
             self._config.daemon.socket.unlink(missing_ok=True)
             self._sentinel.close()
             return EXIT_FAILED
-        self._commands = Commands(self._supervisor, loop.time, loop.time(), self.request_shutdown)
+        watcher = LimitWatcher(self._supervisor, clock)
+        self._commands = Commands(self._supervisor, watcher, loop.time, self.request_shutdown, cgroups.describe())
         for signo in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signo, self.request_shutdown)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
@@ -88,6 +92,7 @@ class Daemon:
         self._server = ControlServer(self._sock, self._config.daemon.socket_gid, self._commands.handlers())
         await self._server.start()
         self._supervisor.start()
+        watcher.update()
         log.info(
             "started %d program(s); control socket %s", len(self._supervisor.programs), self._config.daemon.socket
         )

@@ -1,11 +1,10 @@
-"""The two Linux prctl calls workerd needs, which the standard library does not offer."""
+"""The Linux prctl call workerd needs, which the standard library does not offer."""
 
 from __future__ import annotations
 
 import ctypes
 import os
 
-_PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -15,11 +14,6 @@ def _prctl(option: int, arg: int) -> None:
     if _libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, os.strerror(errno))
-
-
-def set_parent_death_signal(signo: int) -> None:
-    """Have the kernel send `signo` to this process when its parent dies."""
-    _prctl(_PR_SET_PDEATHSIG, signo)
 
 
 def become_subreaper() -> None:

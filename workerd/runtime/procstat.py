@@ -1,62 +1,75 @@
-"""Per-process RSS and CPU% straight from /proc/<pid>/stat: one read per process.
+"""Process facts straight from /proc: one read of /proc/PID/stat per process.
 
-Read by hand rather than through psutil: `workerctl status` samples every worker,
-and a single read of one file per pid keeps a status of hundreds of processes at
-a few milliseconds without the library's resident cost in the daemon.
+Read by hand rather than through psutil: the daemon samples every worker each
+`sample_interval` and for every `workerctl status`, and one read of one file per
+pid keeps a pass over hundreds of processes at a few milliseconds, without the
+library's resident cost in the daemon.
+
+Every worker leads a session of its own (the spawner starts it with setsid), so
+its process tree is the set of processes whose session id is the worker's pid:
+one pass over /proc groups every process under its worker.
 """
 
 from __future__ import annotations
 
 import os
-import time
+from dataclasses import dataclass
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def read_stat(pid: int) -> tuple[float, float, int] | None:
-    """(cpu seconds, start time in seconds since boot, rss bytes), or None if gone."""
+@dataclass
+class TreeUsage:
+    """A worker's process tree, summed."""
+
+    rss: int = 0
+    #: CPU seconds: user + system of every live process, plus their reaped children.
+    cpu: float = 0.0
+    threads: int = 0
+    processes: int = 0
+
+
+def _fields(pid: int | str) -> list[bytes] | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
-    # Fields after the command name, which may itself contain spaces and ')'.
-    fields = data[data.rfind(b")") + 2:].split()
-    if fields[0] == b"Z":
+    # The fields after the command name, which may itself contain spaces and ')':
+    # [0] state, [1] ppid, [2] pgrp, [3] session, ... [11] utime, [12] stime,
+    # [13] cutime, [14] cstime, [17] num_threads, [19] starttime, [21] rss.
+    return data[data.rfind(b")") + 2:].split()
+
+
+def scan(sessions: set[int]) -> dict[int, TreeUsage]:
+    """Usage of the process trees of the given session leaders, in one pass over /proc."""
+    usage = {sid: TreeUsage() for sid in sessions}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fields = _fields(entry)
+        if fields is None or fields[0] == b"Z":
+            continue
+        tree = usage.get(int(fields[3]))
+        if tree is None:
+            continue
+        tree.rss += int(fields[21]) * _PAGE
+        tree.cpu += sum(int(fields[i]) for i in (11, 12, 13, 14)) / _TICKS
+        tree.threads += int(fields[17])
+        tree.processes += 1
+    return usage
+
+
+def open_files(pid: int) -> int | None:
+    """How many descriptors the process has open (None if it is gone or not ours to see)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
         return None
-    cpu = (int(fields[11]) + int(fields[12])) / _TICKS
-    return cpu, int(fields[19]) / _TICKS, int(fields[21]) * _PAGE
 
 
-def _uptime() -> float:
+def uptime() -> float:
+    """Seconds since boot, the clock of /proc's start times."""
     with open("/proc/uptime", "rb") as f:
         return float(f.read().split()[0])
-
-
-class ProcessSampler:
-    """RSS and CPU% of processes. CPU% is measured since the previous sample of the
-    same pid (like top); a pid's first sample gives its lifetime average (like ps)."""
-
-    def __init__(self) -> None:
-        self._last: dict[int, tuple[float, float]] = {}
-
-    def sample(self, pids: list[int]) -> dict[int, tuple[int, float]]:
-        now = time.monotonic()
-        uptime = _uptime()
-        result: dict[int, tuple[int, float]] = {}
-        seen: dict[int, tuple[float, float]] = {}
-        for pid in pids:
-            stat = read_stat(pid)
-            if stat is None:
-                continue
-            cpu, started, rss = stat
-            previous = self._last.get(pid)
-            if previous is not None and now > previous[0]:
-                percent = 100.0 * (cpu - previous[1]) / (now - previous[0])
-            else:
-                percent = 100.0 * cpu / max(uptime - started, 1e-3)
-            seen[pid] = (now, cpu)
-            result[pid] = (rss, round(max(percent, 0.0), 1))
-        self._last = seen
-        return result

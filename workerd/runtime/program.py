@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from workerd.config.model import ProgramConfig
+from workerd.config.model import DaemonConfig, ProgramConfig
 from workerd.core.backoff import Backoff
 from workerd.core.lifecycle import Policy, Slot
 from workerd.core.states import AT_REST
@@ -13,7 +12,7 @@ from workerd.runtime.output import ProgramLog
 from workerd.runtime.spawn import ProcessSpec
 
 
-def policy_of(config: ProgramConfig) -> Policy:
+def policy_of(config: ProgramConfig, daemon: DaemonConfig) -> Policy:
     return Policy(
         restart=config.restart,
         start_seconds=config.start_seconds,
@@ -27,13 +26,14 @@ def policy_of(config: ProgramConfig) -> Policy:
             jitter=config.backoff_jitter,
             reset=config.backoff_reset,
         ),
+        # "right after start": up to the first two samples after start_seconds
+        limit_grace=config.start_seconds + 2 * daemon.sample_interval,
     )
 
 
 class Program:
-    def __init__(self, config: ProgramConfig, sink: ProgramLog, socket: Path) -> None:
+    def __init__(self, config: ProgramConfig, daemon: DaemonConfig, sink: ProgramLog) -> None:
         self.sink = sink
-        self._socket = socket
         #: False after `workerctl stop`: wanted is 0 and the slots stay listed as stopped.
         self.enabled = True
         #: A count set by `workerctl scale N`; None follows the config.
@@ -41,15 +41,15 @@ class Program:
         #: Set when a reload dropped the program: it goes once its slots are at rest.
         self.removing = False
         self.slots: dict[int, Slot] = {}
-        self.configure(config)
+        self.configure(config, daemon)
 
-    def configure(self, config: ProgramConfig) -> None:
+    def configure(self, config: ProgramConfig, daemon: DaemonConfig) -> None:
         self.config = config
-        self.policy = policy_of(config)
+        self.policy = policy_of(config, daemon)
         env = dict(os.environ)
         env.update(config.environment)
         env["WORKERD_PROGRAM"] = config.name
-        env["WORKERD_SOCKET"] = str(self._socket)
+        env["WORKERD_SOCKET"] = str(daemon.socket)
         self._env = env
 
     @property
@@ -79,4 +79,5 @@ class Program:
             user=c.user,
             umask=c.umask,
             nice=c.nice,
+            limits=c.limits,
         )

@@ -1,12 +1,17 @@
 """The only place a child process is made.
 
-subprocess.Popen does the fork and exec in C (vfork when no user switch is asked
-for), so making a worker costs the daemon a fraction of a millisecond and runs no
-Python in the child. What Popen cannot do before the exec is done by small
-util-linux/coreutils programs that the child execs on its way to the command:
-`setpriv --pdeathsig KILL` (the parent-death signal, set after Popen's user switch,
-which would clear it) and `nice -n` — each exec replaces the previous one, so the
-worker's pid, process group and pipes are the same throughout.
+subprocess.Popen does the fork and exec in C (vfork), so making a worker costs the
+daemon a fraction of a millisecond and runs no Python in the child. What Popen
+cannot do before the command starts is done by small util-linux and coreutils
+programs that the child execs on its way to the command, each replacing the one
+before (same pid, process group and pipes), in this order:
+
+    prlimit --nofile=... --   kernel limits, set while still root, so they may be raised
+    nice -n N --              also while root: a negative nice needs it
+    setpriv [--reuid --regid --init-groups] --pdeathsig KILL --
+                              the user switch, then the parent-death signal
+                              (a user switch would clear it)
+    the command
 
 Popen only makes the process: the reaper alone waits for it (see `_disown`).
 """
@@ -15,16 +20,26 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from workerd.runtime.prctl import set_parent_death_signal
+from workerd.config.model import LimitsConfig
 
 SETPRIV = shutil.which("setpriv")
+PRLIMIT = shutil.which("prlimit")
 NICE = shutil.which("nice")
+
+#: prlimit option for each kernel limit of [limits].
+_RLIMITS = {
+    "open_files": "--nofile",
+    "tasks": "--nproc",
+    "address_space": "--as",
+    "core": "--core",
+    "cpu_time": "--cpu",
+    "file_size": "--fsize",
+}
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,7 @@ class ProcessSpec:
     user: str | None = None
     umask: int | None = None
     nice: int = 0
+    limits: LimitsConfig = LimitsConfig()
 
 
 @dataclass(frozen=True)
@@ -53,22 +69,19 @@ class SpawnError(Exception):
 def spawn(spec: ProcessSpec) -> Child:
     """Start `spec` as the leader of a new session and process group."""
     _check_executable(spec)
+    argv = _argv(spec)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     try:
         proc = subprocess.Popen(
-            _argv(spec),
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=out_w,
             stderr=out_w,
             env=dict(spec.env),
             cwd=spec.directory,
-            user=None if spec.uid in (None, os.geteuid()) else spec.uid,
-            group=None if spec.gid in (None, os.getegid()) else spec.gid,
-            extra_groups=_groups(spec),
             umask=-1 if spec.umask is None else spec.umask,
             start_new_session=True,
             close_fds=True,
-            preexec_fn=None if SETPRIV else _parent_death_signal,
         )
     except OSError as exc:
         os.close(out_r)
@@ -81,24 +94,40 @@ def spawn(spec: ProcessSpec) -> Child:
 
 
 def _argv(spec: ProcessSpec) -> list[str]:
-    argv = list(spec.argv)
-    if spec.nice and NICE:
+    if SETPRIV is None:
+        raise SpawnError("setpriv not found: install util-linux")
+    argv = [SETPRIV, *_identity(spec), "--pdeathsig", "KILL", "--", *spec.argv]
+    if spec.nice:
+        if NICE is None:
+            raise SpawnError("nice not found: install coreutils")
         argv = [NICE, "-n", str(spec.nice - os.getpriority(os.PRIO_PROCESS, 0)), "--", *argv]
-    if SETPRIV:
-        argv = [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+    rlimits = _rlimits(spec.limits)
+    if rlimits:
+        if PRLIMIT is None:
+            raise SpawnError("prlimit not found: install util-linux")
+        argv = [PRLIMIT, *rlimits, "--", *argv]
     return argv
 
 
-def _groups(spec: ProcessSpec) -> list[int] | None:
-    """The user's supplementary groups, as a login would set them (root only)."""
-    if spec.user is None or spec.gid is None or os.geteuid() != 0:
-        return None
-    return os.getgrouplist(spec.user, spec.gid)
+def _identity(spec: ProcessSpec) -> list[str]:
+    """setpriv's options to become the program's user, with the groups a login gets."""
+    uid = os.geteuid() if spec.uid is None else spec.uid
+    gid = os.getegid() if spec.gid is None else spec.gid
+    if (uid, gid) == (os.geteuid(), os.getegid()):
+        return []
+    if os.geteuid() != 0:
+        raise SpawnError(f"switch to user {spec.user or uid}: only root can run workers as another user")
+    groups = ["--init-groups"] if spec.user is not None else ["--clear-groups"]
+    return [f"--reuid={uid}", f"--regid={gid}", *groups]
 
 
-def _parent_death_signal() -> None:
-    """Fallback where setpriv is missing: runs in the child, after the user switch."""
-    set_parent_death_signal(signal.SIGKILL)
+def _rlimits(limits: LimitsConfig) -> list[str]:
+    options = []
+    for name, option in _RLIMITS.items():
+        value = getattr(limits, name)
+        if value is not None:
+            options.append(f"{option}={int(value)}:{int(value)}")
+    return options
 
 
 def _disown(proc: subprocess.Popen[bytes]) -> None:
@@ -125,6 +154,4 @@ def _check_executable(spec: ProcessSpec) -> None:
 def _describe(exc: OSError, spec: ProcessSpec) -> str:
     if spec.directory is not None and exc.filename == str(spec.directory):
         return f"chdir {spec.directory}: {exc.strerror}"
-    if exc.filename is None and isinstance(exc, PermissionError) and spec.uid is not None:
-        return f"switch to user {spec.user or spec.uid}: {exc.strerror}"
-    return f"exec {spec.argv[0]}: {exc.strerror}"
+    return f"exec {exc.filename or spec.argv[0]}: {exc.strerror}"

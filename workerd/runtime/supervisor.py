@@ -140,7 +140,7 @@ class Supervisor:
     # -- programs --------------------------------------------------------------------
 
     def _add(self, config: ProgramConfig, sink: ProgramLog) -> Program:
-        program = Program(config, sink, self.config.daemon.socket)
+        program = Program(config, self.config.daemon, sink)
         self.programs[config.name] = program
         return program
 
@@ -249,13 +249,13 @@ class Supervisor:
                 self._reconcile(self._add(new.programs[name], sinks[name]))
             else:  # dropped by an earlier reload and still stopping: take it back
                 dropped.removing = False
-                dropped.configure(new.programs[name])
+                dropped.configure(new.programs[name], new.daemon)
                 self._switch_sink(dropped, sinks[name])
                 self.restart_programs([dropped])
         for name in d.changed:
             program = self.programs[name]
             old_config, new_config = program.config, new.programs[name]
-            program.configure(new_config)
+            program.configure(new_config, new.daemon)
             if _only_count_changed(old_config, new_config):
                 changes.append(f"scaled: {name} {old_config.processes} -> {new_config.processes}")
                 self._reconcile(program)

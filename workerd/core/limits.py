@@ -1,0 +1,65 @@
+"""Watched limits: is a worker's process tree over its memory or sustained CPU limit?
+
+Pure: the shell samples /proc and passes each reading in; this module keeps nothing
+but the readings it is handed back. CPU is judged over a full `cpu_window`, never
+on a spike: a worker is over `cpu_percent` only when the CPU it used across at
+least the whole window, divided by that time, is above the limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Watch:
+    memory: int | None = None
+    cpu_percent: float | None = None
+    cpu_window: float = 60.0
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One sample of a worker's whole process tree."""
+
+    at: float
+    rss: int
+    #: CPU seconds used by the tree so far (user + system, reaped children included).
+    cpu: float
+
+
+@dataclass(frozen=True)
+class Exceeded:
+    #: "memory" or "cpu_percent": the limit that fired.
+    limit: str
+    #: For status and logs, e.g. "memory 612 MiB > 512 MiB".
+    reason: str
+
+
+def check(watch: Watch, history: tuple[Reading, ...], reading: Reading) -> tuple[tuple[Reading, ...], Exceeded | None]:
+    """Add `reading` to `history` (oldest first) and say whether a limit is exceeded.
+
+    The history kept is the shortest suffix that still covers `cpu_window`, so its
+    first reading is the baseline of the window.
+    """
+    if watch.memory is not None and reading.rss > watch.memory:
+        return (), Exceeded("memory", f"memory {_mib(reading.rss)} > {_mib(watch.memory)}")
+    if watch.cpu_percent is None:
+        return (), None
+    history = (*history, reading)
+    # Drop readings while the next one still starts a full window.
+    while len(history) > 2 and reading.at - history[1].at >= watch.cpu_window:
+        history = history[1:]
+    oldest = history[0]
+    span = reading.at - oldest.at
+    if span < watch.cpu_window or span <= 0:
+        return history, None
+    percent = 100.0 * max(reading.cpu - oldest.cpu, 0.0) / span
+    if percent > watch.cpu_percent:
+        reason = f"cpu {percent:.0f}% > {watch.cpu_percent:g}% over {span:.0f}s"
+        return (), Exceeded("cpu_percent", reason)
+    return history, None
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f} MiB"

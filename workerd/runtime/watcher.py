@@ -1,0 +1,75 @@
+"""Samples the workers whose programs have watched limits (memory, cpu_percent).
+
+One pass over /proc per `sample_interval` for all of them (not a task per process),
+and only while some program has such a limit: a daemon without watched limits sets
+no timer at all. The judgement is the core's (`core.limits.check`); a limit that
+fires becomes a LimitExceeded event for the slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from workerd.core.events import LimitExceeded
+from workerd.core.limits import Reading, Watch, check
+from workerd.core.states import State
+from workerd.runtime.clock import Clock
+from workerd.runtime.procstat import scan
+from workerd.runtime.supervisor import Supervisor
+
+log = logging.getLogger("workerd")
+
+
+class LimitWatcher:
+    def __init__(self, supervisor: Supervisor, clock: Clock) -> None:
+        self._supervisor = supervisor
+        self._clock = clock
+        self._history: dict[int, tuple[Reading, ...]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        #: Limits that fired, by (program, limit name), for metrics.
+        self.fired: dict[tuple[str, str], int] = {}
+
+    def update(self) -> None:
+        """Start or stop sampling after the config changed."""
+        watched = any(p.config.limits.watched for p in self._supervisor.programs.values())
+        if watched and self._timer is None:
+            self._arm()
+        elif not watched and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._history.clear()
+
+    def _arm(self) -> None:
+        interval = self._supervisor.config.daemon.sample_interval
+        self._timer = self._clock.call_at(self._clock.now() + interval, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self.sample()
+        self.update()
+
+    def sample(self) -> None:
+        targets = {
+            slot.pid: (program, slot)
+            for program in self._supervisor.programs.values()
+            if program.config.limits.watched
+            for slot in program.slots.values()
+            if slot.pid is not None and slot.state in (State.STARTING, State.RUNNING)
+        }
+        usage = scan(set(targets))
+        now = self._clock.now()
+        history: dict[int, tuple[Reading, ...]] = {}
+        for pid, (program, slot) in targets.items():
+            limits = program.config.limits
+            watch = Watch(limits.memory, limits.cpu_percent, limits.cpu_window)
+            tree = usage[pid]
+            if not tree.processes:
+                continue  # exited since: the reaper has the news
+            history[pid], exceeded = check(watch, self._history.get(pid, ()), Reading(now, tree.rss, tree.cpu))
+            if exceeded is not None:
+                log.warning("%s[%d]: %s: restarting", program.name, slot.instance, exceeded.reason)
+                key = (program.name, exceeded.limit)
+                self.fired[key] = self.fired.get(key, 0) + 1
+                self._supervisor.deliver(program.name, slot.instance, LimitExceeded(pid, exceeded.reason))
+        self._history = history
