@@ -32,6 +32,9 @@ class Program:
     restart: str = "always"    # always | never
     start_seconds: float | None = 0.0   # None: the daemon's default
     daemon_defaults: bool = False       # supervisord: no favourable overrides at all
+    # workerd only: [programs.NAME.limits] as (key, TOML value) pairs, e.g. ("memory", '"64MiB"');
+    # supervisord has no equivalent, so its config refuses them
+    limits: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -81,6 +84,8 @@ class Daemon:
                 lines.append(f"restart = {q(p.restart)}")
             if p.start_seconds is not None:
                 lines.append(f"start_seconds = {q(f'{p.start_seconds:g}s')}")
+            if p.limits:
+                lines += ["", f"[programs.{p.name}.limits]"] + [f"{k} = {v}" for k, v in p.limits]
         return "\n".join(lines) + "\n"
 
     def _supervisord_conf(self) -> str:
@@ -96,6 +101,8 @@ class Daemon:
         ]
         (d / "childlog").mkdir(exist_ok=True)
         for p in self.programs:
+            if p.limits:
+                raise BenchError(f"program {p.name}: supervisord has no [limits] equivalent")
             out += [f"[program:{p.name}]", f"command={p.command.replace('%', '%%')}",
                     f"numprocs={p.processes}"]
             if p.processes > 1:

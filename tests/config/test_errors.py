@@ -283,11 +283,6 @@ def test_environment_errors_never_show_values(error: Error, table: str, message:
         (EMAIL + "ready = 'notify'\n", f'programs.email.ready: "notify" is {NOT_YET}'),
         (EMAIL + "watchdog = '5s'\n", f'programs.email.watchdog: "5s" is {NOT_YET}'),
         (EMAIL + "rolling = true\n", f"programs.email.rolling: true is {NOT_YET}"),
-        (
-            EMAIL + "[programs.email.autoscale]\nmin = 1\nmax = 8\n",
-            f"programs.email.autoscale: {NOT_YET}",
-        ),
-        (EMAIL + "autoscale = {}\n", f"programs.email.autoscale: {NOT_YET}"),
         ("[defaults]\nready = 'notify'\n", f'defaults.ready: "notify" is {NOT_YET}'),
         (
             "[daemon]\nmetrics = '127.0.0.1:9808'\n",

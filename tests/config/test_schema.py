@@ -37,7 +37,7 @@ def test_every_program_key_is_a_model_field_except_future_tables() -> None:
     keys = {f.name for f in PROGRAM.fields if isinstance(f, Key)}
     tables = {f.name for f in PROGRAM.fields if isinstance(f, Table)}
     assert tables == {"limits", "autoscale"}
-    assert field_names(ProgramConfig) - keys == {"name", "uid", "gid", "limits"}
+    assert field_names(ProgramConfig) - keys == {"name", "uid", "gid", "limits", "autoscale"}
     assert keys <= field_names(ProgramConfig)
 
 

@@ -20,6 +20,7 @@ from workerd.core.events import (
     Event,
     Exited,
     KillRequested,
+    LimitExceeded,
     Spawned,
     SpawnFailed,
     StartRequested,
@@ -581,3 +582,213 @@ def test_an_unwanted_slot_never_keeps_a_worker(policy: Policy, history: list[tup
             assert new.state in (State.STOPPED, State.STOPPING) or (
                 new.state is State.STARTING and new.pid is None
             ), new
+
+
+# -- watched limits (memory, cpu_percent): a graceful restart ------------------------------
+
+#: start_seconds 1 + 2 samples of 1 s: a limit this soon after a start counts as a crash.
+LIMITED = replace(POLICY, limit_grace=3.0)
+MEMORY = "memory 69 MiB > 64 MiB"
+
+
+def over(pid: int = 100, reason: str = MEMORY) -> LimitExceeded:
+    return LimitExceeded(pid, reason)
+
+
+@pytest.mark.parametrize("make", [running_slot, starting_slot], ids=["running", "starting"])
+def test_alive_to_stopping_on_limit_exceeded(make: Any) -> None:
+    policy = replace(LIMITED, stop_signal=2, stop_timeout=12.0)
+    slot, actions = step(make(started_at=0.0, restarts=2, streak=1), over(), 50.0, policy)
+    assert_fields(
+        slot,
+        state=State.STOPPING,
+        wanted=True,
+        pid=100,
+        timer_at=62.0,
+        reason=MEMORY,
+        last_limit=MEMORY,
+        restarts=2,
+        streak=1,
+    )
+    assert actions == [SignalGroup(100, 2)]
+
+
+def test_limit_exceeded_for_a_stale_pid_is_ignored() -> None:
+    for slot in (running_slot(pid=100), starting_slot(pid=100)):
+        assert step(slot, over(pid=99), 50.0, LIMITED) == (slot, [])
+
+
+def test_limit_exceeded_is_ignored_unless_alive_and_wanted() -> None:
+    slots = [
+        replace(running_slot(pid=100), wanted=False),
+        stopping_slot(pid=100, wanted=True, timer_at=30.0),
+        stopping_slot(pid=100, wanted=False, timer_at=30.0),
+        backoff_slot(),
+        Slot(0),
+        spawning_slot(),
+        Slot(0, state=State.EXITED, wanted=True),
+        Slot(0, state=State.FATAL, wanted=True),
+    ]
+    for slot in slots:
+        assert step(slot, over(), 5.0, LIMITED) == (slot, []), slot
+
+
+def test_a_second_limit_while_stopping_for_one_sends_nothing_more() -> None:
+    slot, _ = step(running_slot(), over(), 50.0, LIMITED)
+    again, actions = step(slot, over(reason="cpu 99% > 50% over 60s"), 51.0, LIMITED)
+    assert again == slot  # no second signal, the stop timeout is not pushed back
+    assert actions == []
+
+
+def test_limit_restart_is_immediate_and_not_a_crash() -> None:
+    """Stopping for a limit after a good run, then the exit: restarted at once, the
+    crash streak untouched (a limit is not a crash for backoff purposes)."""
+    slot, _ = step(running_slot(started_at=0.0, restarts=2, streak=1), over(), 50.0, LIMITED)
+    slot, actions = step(slot, crashed(100, description="killed by SIGTERM"), 50.5, LIMITED)
+    assert_fields(
+        slot,
+        state=State.STARTING,
+        wanted=True,
+        pid=None,
+        timer_at=None,
+        restarts=3,
+        streak=1,
+        failed_starts=0,
+        last_exit="killed by SIGTERM",
+        last_limit=MEMORY,
+    )
+    assert actions == [KillGroup(100), Spawn()]
+
+
+def test_limit_restart_exactly_at_the_grace_is_not_a_crash() -> None:
+    slot, _ = step(running_slot(started_at=10.0), over(), 13.0, LIMITED)
+    slot, actions = step(slot, crashed(100), 13.1, LIMITED)
+    assert_fields(slot, state=State.STARTING, restarts=1, streak=0)
+    assert actions == [KillGroup(100), Spawn()]
+
+
+def test_repeated_limit_restarts_after_good_runs_never_back_off() -> None:
+    slot, now = step(Slot(0), StartRequested(), 0.0, LIMITED)[0], 0.0
+    for pid in range(100, 110):
+        slot = run_to_running(slot, pid, now, LIMITED)
+        now += 10.0
+        slot, _ = step(slot, over(pid), now, LIMITED)
+        assert slot.state is State.STOPPING
+        slot, actions = step(slot, crashed(pid, description="killed by SIGTERM"), now + 0.1, LIMITED)
+        assert slot.state is State.STARTING and actions == [KillGroup(pid), Spawn()]
+    assert_fields(slot, restarts=10, streak=0, last_limit=MEMORY)
+
+
+def test_limit_restart_after_the_stop_timeout_kill() -> None:
+    """A worker that ignores stop_signal: SIGKILL after stop_timeout, then restarted at once."""
+    slot, _ = step(running_slot(started_at=0.0), over(), 50.0, LIMITED)
+    assert slot.timer_at == 80.0
+    slot, actions = step(slot, TimerExpired(), 80.0, LIMITED)
+    assert_fields(slot, state=State.STOPPING, wanted=True, pid=100, timer_at=None)
+    assert actions == [KillGroup(100)]
+    slot, actions = step(slot, crashed(100, description="killed by SIGKILL"), 80.01, LIMITED)
+    assert_fields(slot, state=State.STARTING, restarts=1, streak=0, last_limit=MEMORY)
+    assert actions == [KillGroup(100), Spawn()]
+
+
+def test_a_stop_during_a_limit_restart_wins() -> None:
+    slot, _ = step(running_slot(started_at=0.0), over(), 50.0, LIMITED)
+    slot, actions = step(slot, StopRequested(), 50.1, LIMITED)
+    assert_fields(slot, state=State.STOPPING, wanted=False, pid=100)
+    assert actions == []
+    slot, actions = step(slot, crashed(100, description="killed by SIGTERM"), 50.2, LIMITED)
+    assert_fields(slot, state=State.STOPPED, wanted=False, pid=None, timer_at=None)
+    assert actions == [KillGroup(100)]
+
+
+def test_kill_during_a_limit_restart_wins() -> None:
+    slot, _ = step(running_slot(started_at=0.0), over(), 50.0, LIMITED)
+    slot, actions = step(slot, KillRequested(), 50.1, LIMITED)
+    assert_fields(slot, state=State.STOPPING, wanted=False, pid=100, reason="killed")
+    assert actions == [KillGroup(100)]
+    slot, _ = step(slot, crashed(100, description="killed by SIGKILL"), 50.2, LIMITED)
+    assert_fields(slot, state=State.STOPPED, wanted=False)
+
+
+def test_limit_right_after_start_is_a_crash_first_immediate_then_backoff() -> None:
+    """A worker that cannot even start within its limits: like a crash, the first time
+    at once, then with the backoff delays, not in a tight loop."""
+    slot = running_slot(started_at=10.0)
+    slot, actions = step(slot, over(), 12.9, LIMITED)  # ran 2.9 s < limit_grace 3 s
+    assert_fields(slot, state=State.STOPPING, wanted=True, last_limit=MEMORY)
+    assert actions == [SignalGroup(100, 15)]
+    slot, actions = step(slot, crashed(100, description="killed by SIGTERM"), 13.0, LIMITED)
+    assert_fields(slot, state=State.STARTING, pid=None, restarts=1, streak=1, last_limit=MEMORY)
+    assert actions == [KillGroup(100), Spawn()]
+
+    slot = run_to_running(slot, 101, 13.0, LIMITED)
+    slot, _ = step(slot, over(101), 14.5, LIMITED)
+    slot, actions = step(slot, crashed(101, description="killed by SIGTERM"), 14.6, LIMITED)
+    assert_fields(slot, state=State.BACKOFF, pid=None, timer_at=15.6, restarts=2, streak=2, last_limit=MEMORY)
+    assert slot.reason is not None and MEMORY in slot.reason and "restarting in 1.0s" in slot.reason
+    assert actions == [KillGroup(101)]
+
+    slot, actions = step(slot, TimerExpired(), 15.6, LIMITED)
+    assert slot.state is State.STARTING and actions == [Spawn()]
+    slot, _ = step(slot, Spawned(102), 15.6, LIMITED)
+    slot, _ = step(slot, over(102), 15.8, LIMITED)  # while still starting
+    slot, _ = step(slot, crashed(102, description="killed by SIGTERM"), 15.9, LIMITED)
+    assert_fields(slot, state=State.BACKOFF, timer_at=15.9 + 2.0, restarts=3, streak=3)
+
+
+def test_limit_right_after_start_following_a_recent_crash_backs_off_at_once() -> None:
+    slot, _ = step(running_slot(started_at=10.0, streak=1, restarts=1), over(), 11.5, LIMITED)
+    slot, actions = step(slot, crashed(100), 11.6, LIMITED)
+    assert_fields(slot, state=State.BACKOFF, timer_at=12.6, streak=2, restarts=2)
+    assert actions == [KillGroup(100)]
+
+
+def test_after_a_limit_crash_the_next_limit_after_a_good_run_is_immediate() -> None:
+    """limit_crash belongs to one process: the next process that runs long enough is
+    restarted at once for its limit."""
+    slot, _ = step(running_slot(started_at=10.0), over(), 11.0, LIMITED)
+    slot, _ = step(slot, crashed(100), 11.1, LIMITED)
+    assert slot.limit_crash is False and slot.state is State.STARTING
+    slot = run_to_running(slot, 101, 11.1, LIMITED)
+    slot, _ = step(slot, over(101), 60.0, LIMITED)
+    slot, actions = step(slot, crashed(101), 60.1, LIMITED)
+    assert_fields(slot, state=State.STARTING, restarts=2, streak=1)
+    assert actions == [KillGroup(101), Spawn()]
+
+
+LIMIT_EVENTS: st.SearchStrategy[Event] = st.one_of(
+    EVENTS,
+    st.builds(LimitExceeded, PIDS, st.just(MEMORY)),
+)
+LIMIT_POLICIES = st.builds(
+    Policy,
+    restart=st.sampled_from(list(RestartPolicy)),
+    start_seconds=st.sampled_from([0.0, 1.0]),
+    max_restarts=st.integers(0, 3),
+    backoff=st.just(POLICY.backoff),
+    limit_grace=st.sampled_from([0.0, 3.0]),
+)
+LIMIT_HISTORY = st.lists(st.tuples(LIMIT_EVENTS, st.floats(0.0, 700.0)), max_size=40)
+
+
+@settings(deadline=None)
+@given(LIMIT_POLICIES, LIMIT_HISTORY)
+def test_slot_facts_stay_consistent_with_limits(policy: Policy, history: list[tuple[Event, float]]) -> None:
+    for old, new, actions, now in replay(policy, history):
+        if new.state in AT_REST or new.state is State.BACKOFF:
+            assert new.pid is None
+        if new.state in AT_REST:
+            assert new.timer_at is None
+        if new.state is State.BACKOFF:
+            assert new.timer_at is not None
+        if new.state in (State.RUNNING, State.STOPPING):
+            assert new.pid is not None
+        if new.wanted:
+            assert new.state is not State.STOPPED
+        for action in actions:
+            if not isinstance(action, Spawn):
+                assert action.pgid in (old.pid, new.pid)
+        if new.last_limit != old.last_limit:
+            # last_limit only changes on a limit, and then the slot is stopping with a signal
+            assert new.state is State.STOPPING and new.wanted
+            assert len(actions) == 1 and isinstance(actions[0], SignalGroup)

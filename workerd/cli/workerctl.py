@@ -145,11 +145,24 @@ def render_status(data: dict[str, Any]) -> str:
             notes.append("stopped by workerctl")
         if program.get("pinned") is not None:
             notes.append(f"pinned to {program['pinned']}")
+        auto = program.get("autoscale")
+        if auto:
+            notes.append(_autoscale_note(auto))
         notes += [f"{p['instance']}: {p['state']}: {p['reason']}" for p in program["processes"] if p["reason"]]
         summary.append(line + (f" ({'; '.join(notes)})" if notes else ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     return "\n".join(table + [""] + summary) if summary else "no programs"
+
+
+def _autoscale_note(auto: dict[str, Any]) -> str:
+    depth = "?" if auto["depth"] is None else auto["depth"]
+    note = f"autoscale {auto['source']}: depth {depth}, desired {auto['desired']} in [{auto['min']}, {auto['max']}]"
+    if auto.get("held"):
+        note += f"; {auto['held']}"
+    if auto.get("error"):
+        note += f"; source error for {auto['error_for']:g}s: {auto['error']}"
+    return note
 
 
 def _dash(value: Any) -> str:

@@ -46,7 +46,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "check":
         from workerd.config.model import LimitsConfig
         from workerd.config.summary import summarize
-
         from workerd.runtime.cgroups import describe
 
         print(f"{config.path}: ok, {len(config.programs)} program(s)")

@@ -169,6 +169,13 @@ def _endpoint(raw: object) -> tuple[str, int]:
     raise InvalidValue(f'invalid address {toml_repr(raw)} (use "host:port")')
 
 
+def _strings(raw: object) -> tuple[str, ...]:
+    """A non-empty array of non-empty strings."""
+    if not isinstance(raw, list) or not raw:
+        raise expected("a non-empty array of strings", raw)
+    return tuple(_text(item) for item in raw)
+
+
 def choice(values: type[E]) -> Kind[E]:
     """One of an enum's values, spelled as the enum's value."""
     names = [_quoted(str(v.value)) for v in values]
@@ -204,5 +211,8 @@ ENVIRONMENT = Kind[Mapping[str, str]](
     "table of strings",
     _environment,
     lambda v: "{ " + ", ".join(f"{k} = {_quoted(x)}" for k, x in v.items()) + " }",
+)
+STRINGS = Kind[tuple[str, ...]](
+    "array of strings", _strings, lambda v: "[" + ", ".join(_quoted(x) for x in v) + "]"
 )
 ENDPOINT = Kind[tuple[str, int]]("host:port", _endpoint, lambda v: _quoted(f"{v[0]}:{v[1]}"))

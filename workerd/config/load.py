@@ -22,8 +22,14 @@ from typing import Any
 
 from workerd.config.envfile import EnvFileError, read_env_file
 from workerd.config.kinds import toml_repr
-from workerd.config.model import Config, DaemonConfig, LimitsConfig, ProgramConfig
-from workerd.config.schema import DAEMON, LIMITS, PROGRAM
+from workerd.config.model import (
+    AutoscaleConfig,
+    Config,
+    DaemonConfig,
+    LimitsConfig,
+    ProgramConfig,
+)
+from workerd.config.schema import AUTOSCALE, DAEMON, LIMITS, PROGRAM
 from workerd.config.tables import (
     Invalid,
     Setting,
@@ -144,6 +150,7 @@ def _program(name: str, settings: Mapping[str, Setting], base: Path) -> ProgramC
     values["command"] = _argv(settings["command"], values["shell"])
     values["environment"] = _environment(settings, values["env_file"])
     values["limits"] = _limits(settings["limits"])
+    values["autoscale"] = _autoscale(settings["autoscale"], base)
     return ProgramConfig(name=name, **values)
 
 
@@ -151,6 +158,13 @@ def _limits(limits: Setting) -> LimitsConfig:
     given = limits.value or {}
     settings = complete(LIMITS, given, limits.path)
     return LimitsConfig(**{name: s.value for name, s in settings.items()})
+
+
+def _autoscale(autoscale: Setting, base: Path) -> AutoscaleConfig | None:
+    if autoscale.value is None:
+        return None
+    settings = complete(AUTOSCALE, autoscale.value, autoscale.path)
+    return AutoscaleConfig(**_values(settings, base, AutoscaleConfig))
 
 
 def _gid(group: Setting) -> int | None:

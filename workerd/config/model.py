@@ -13,14 +13,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workerd.config.schema import DAEMON, LIMITS, PROGRAM, Readiness
+from workerd.config.schema import (
+    AUTOSCALE,
+    DAEMON,
+    LIMITS,
+    PROGRAM,
+    Readiness,
+    RedisFormat,
+    Source,
+)
 from workerd.core.states import RestartPolicy
 
-__all__ = ["Config", "DaemonConfig", "LimitsConfig", "ProgramConfig", "Readiness", "RestartPolicy"]
+__all__ = [
+    "AutoscaleConfig", "Config", "DaemonConfig", "LimitsConfig", "ProgramConfig", "Readiness", "RedisFormat",
+    "RestartPolicy", "Source",
+]
 
 _DAEMON: Mapping[str, Any] = DAEMON.defaults()
 _PROGRAM: Mapping[str, Any] = PROGRAM.defaults()
 _LIMITS: Mapping[str, Any] = LIMITS.defaults()
+_AUTOSCALE: Mapping[str, Any] = AUTOSCALE.defaults()
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,27 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class AutoscaleConfig:
+    """`[programs.X.autoscale]`; only the keys of `source` are set (see schema)."""
+
+    source: Source
+    min: int = _AUTOSCALE["min"]
+    max: int = _AUTOSCALE["max"]
+    per_worker: int = _AUTOSCALE["per_worker"]
+    interval: float = _AUTOSCALE["interval"]
+    scale_down_delay: float = _AUTOSCALE["scale_down_delay"]
+    #: None: the interval.
+    timeout: float | None = _AUTOSCALE["timeout"]
+    max_age: float | None = _AUTOSCALE["max_age"]
+    url: str | None = _AUTOSCALE["url"]
+    keys: tuple[str, ...] | None = _AUTOSCALE["keys"]
+    format: RedisFormat | None = _AUTOSCALE["format"]
+    queue: str | None = _AUTOSCALE["queue"]
+    path: Path | None = _AUTOSCALE["path"]
+    query: str | None = _AUTOSCALE["query"]
+
+
+@dataclass(frozen=True)
 class ProgramConfig:
     name: str
     #: argv, already split; with shell = true it is ("/bin/sh", "-c", text).
@@ -99,6 +132,8 @@ class ProgramConfig:
     #: Always False in this version.
     rolling: bool = _PROGRAM["rolling"]
     limits: LimitsConfig = LimitsConfig()
+    #: None: a fixed count, `processes`.
+    autoscale: AutoscaleConfig | None = None
 
 
 @dataclass(frozen=True)

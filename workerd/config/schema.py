@@ -12,6 +12,7 @@ as a `future` table (any use is an error), never silently ignored.
 from __future__ import annotations
 
 import enum
+import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,6 +31,7 @@ from workerd.config.kinds import (
     SIGNAL,
     SIZE,
     STRING,
+    STRINGS,
     choice,
 )
 from workerd.config.tables import NOT_YET, Key, Table
@@ -130,6 +132,86 @@ DAEMON = Table(
     ),
 )  # fmt: skip
 
+class Source(str, enum.Enum):
+    """Where an autoscaled program's queue depth is read."""
+
+    REDIS = "redis"
+    SQLITE = "sqlite"
+
+
+class RedisFormat(str, enum.Enum):
+    """Job libraries whose Redis key layout workerd knows (see sources/redis.py)."""
+
+    CELERY = "celery"
+    RQ = "rq"
+    BULLMQ = "bullmq"
+    DRAMATIQ = "dramatiq"
+    ARQ = "arq"
+    SIDEKIQ = "sidekiq"
+
+
+#: The keys each source reads (besides the common ones); any other is an error.
+SOURCE_KEYS = {
+    Source.REDIS: {"url", "keys", "format", "queue"},
+    Source.SQLITE: {"path", "query"},
+}
+#: A source's client library and the extra that installs it.
+SOURCE_EXTRAS = {Source.REDIS: ("redis", "redis")}
+
+
+def _autoscale(values: Mapping[str, Any]) -> tuple[str, str] | None:
+    if values["max"] < values["min"]:
+        return "max", f"must be >= min ({values['min']})"
+    source: Source = values["source"]
+    for key in ("url", "keys", "format", "queue", "path", "query"):
+        if values[key] is not None and key not in SOURCE_KEYS[source]:
+            return key, f"not used by source {source.value!r}"
+    if source is Source.REDIS:
+        if (values["keys"] is None) == (values["format"] is None):
+            return "keys", "give either keys or format (with queue)"
+        if values["format"] is not None and values["queue"] is None:
+            return "format", "needs queue (the job library's queue name)"
+    if source is Source.SQLITE:
+        for key in ("path", "query"):
+            if values[key] is None:
+                return "source", f"source 'sqlite' needs {key}"
+    if source in SOURCE_EXTRAS:
+        module, extra = SOURCE_EXTRAS[source]
+        if importlib.util.find_spec(module) is None:
+            return "source", f"the {source.value} client is not installed: pip install 'workerd[{extra}]'"
+    return None
+
+
+AUTOSCALE = Table(
+    "autoscale",
+    "The process count follows the depth of the queue the program consumes: desired = "
+    "ceil(depth / per_worker), clamped to [min, max]; up at once, down only to the highest "
+    "desired seen in `scale_down_delay`. `processes` is ignored.",
+    (
+        Key("min", INT, 1, "Fewest processes (0: none while the queue is empty).",
+            check=at_least(0)),
+        Key("max", INT, 8, "Most processes.", check=at_least(1)),
+        Key("per_worker", INT, 20, "Jobs in the queue per process.", check=at_least(1)),
+        Key("interval", DURATION, 2.0, "How often the depth is read.", check=at_least(0.1)),
+        Key("scale_down_delay", DURATION, 60.0, "Scale down only to the highest desired seen in "
+            "this window."),
+        Key("source", choice(Source), None, "Where the depth is read.", required=True),
+        Key("timeout", DURATION, None, "Limit on one reading; unset: the interval."),
+        Key("max_age", DURATION, None, "Where the source knows the age of the oldest job: while "
+            "it is older, desired is at least running + 1."),
+        Key("url", STRING, None, 'redis: the server, default "redis://127.0.0.1:6379/0".'),
+        Key("keys", STRINGS, None, "redis: lists, streams (consumer-group lag, or length) or "
+            "sorted sets whose sizes are summed."),
+        Key("format", choice(RedisFormat), None, "redis: read the keys the job library uses "
+            "for `queue`."),
+        Key("queue", STRING, None, "redis with format: the library's queue name."),
+        Key("path", PATH, None, "sqlite: the database file."),
+        Key("query", STRING, None, "sqlite: a query returning one row: depth, and optionally the "
+            "age in seconds of the oldest job."),
+    ),
+    checks=(_autoscale,),
+)
+
 PROGRAM = Table(
     "programs.NAME",
     "One program: a command run as `processes` processes. `[defaults]` may set any of these "
@@ -177,7 +259,7 @@ PROGRAM = Table(
         Key("rolling", BOOL, False, "Replace processes one at a time on restart and reload "
             "(new one running, then old one stopped).", future=True),
         LIMITS,
-        Table("autoscale", "Process count from the depth of a queue.", future=True),
+        AUTOSCALE,
     ),
     checks=(_backoff_max,),
 )  # fmt: skip

@@ -28,7 +28,11 @@ def _line(program: ProgramConfig) -> str:
     if program.nice:
         notes.append(f"nice={program.nice}")
     notes += _limits(program.limits)
-    return f"{program.name}: {program.processes} × {command} ({', '.join(notes)})"
+    auto = program.autoscale
+    count = str(program.processes) if auto is None else f"{auto.min}..{auto.max}"
+    if auto is not None:
+        notes.append(f"autoscale on {auto.source.value}, {auto.per_worker} jobs per process")
+    return f"{program.name}: {count} × {command} ({', '.join(notes)})"
 
 
 def _limits(limits: LimitsConfig) -> list[str]:

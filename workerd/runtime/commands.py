@@ -11,6 +11,7 @@ from workerd.config.load import ConfigError, load
 from workerd.config.units import parse_signal
 from workerd.control.protocol import encode
 from workerd.control.server import Handler
+from workerd.runtime.autoscaler import Autoscaler
 from workerd.runtime.output import ProgramLog
 from workerd.runtime.status import CpuMeter, snapshot
 from workerd.runtime.supervisor import CommandError, Supervisor
@@ -23,10 +24,11 @@ FOLLOW_BACKLOG = 1024
 
 
 class Commands:
-    def __init__(self, supervisor: Supervisor, watcher: LimitWatcher, now: Callable[[], float],
-                 request_shutdown: Callable[[], None], enforcement: str) -> None:
+    def __init__(self, supervisor: Supervisor, watcher: LimitWatcher, autoscaler: Autoscaler,
+                 now: Callable[[], float], request_shutdown: Callable[[], None], enforcement: str) -> None:
         self._supervisor = supervisor
         self._watcher = watcher
+        self._autoscaler = autoscaler
         self._now = now
         self._started_at = now()
         self._request_shutdown = request_shutdown
@@ -91,7 +93,8 @@ class Commands:
         count = request.get("count")
         if count == "auto":
             self._supervisor.scale(program, None)
-            return {"ok": True, "message": f"{program.name}: back to {program.wanted} (config)"}
+            control = "the autoscaler" if program.scale is not None else "the config"
+            return {"ok": True, "message": f"{program.name}: back to {control} ({program.wanted})"}
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise ValueError(f"invalid count: {count!r} (a number >= 0, or 'auto')")
         self._supervisor.scale(program, count)
@@ -111,6 +114,7 @@ class Commands:
         except (ConfigError, CommandError) as exc:
             return {"ok": False, "error": f"{exc} (the running config stays in force)"}
         self._watcher.update()
+        self._autoscaler.update()
         return {"ok": True, "changes": changes}
 
     def shutdown(self, request: dict[str, Any]) -> Reply:

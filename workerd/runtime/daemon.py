@@ -19,6 +19,7 @@ from workerd.config.model import Config
 from workerd.control.protocol import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from workerd.control.server import ControlServer, SocketInUse, bind_socket
 from workerd.runtime import cgroups
+from workerd.runtime.autoscaler import Autoscaler
 from workerd.runtime.clock import LoopClock
 from workerd.runtime.commands import Commands
 from workerd.runtime.effects import Effects
@@ -66,6 +67,7 @@ class Daemon:
         self._sock = sock
         self._sentinel = sentinel
         self._shutdown: asyncio.Task[None] | None = None
+        self._sentinel_released = False
         self._done: asyncio.Future[None] | None = None
 
     async def serve(self) -> int:
@@ -81,10 +83,13 @@ class Daemon:
         except CommandError as exc:
             print(f"workerd: {exc}", file=sys.stderr)
             self._config.daemon.socket.unlink(missing_ok=True)
-            self._sentinel.close()
+            self._close_sentinel()
             return EXIT_FAILED
         watcher = LimitWatcher(self._supervisor, clock)
-        self._commands = Commands(self._supervisor, watcher, loop.time, self.request_shutdown, cgroups.describe())
+        self._autoscaler = Autoscaler(self._supervisor)
+        self._commands = Commands(
+            self._supervisor, watcher, self._autoscaler, loop.time, self.request_shutdown, cgroups.describe()
+        )
         for signo in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signo, self.request_shutdown)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
@@ -93,6 +98,7 @@ class Daemon:
         await self._server.start()
         self._supervisor.start()
         watcher.update()
+        self._autoscaler.update()
         log.info(
             "started %d program(s); control socket %s", len(self._supervisor.programs), self._config.daemon.socket
         )
@@ -110,6 +116,7 @@ class Daemon:
 
     async def _stop_everything(self) -> None:
         supervisor = self._supervisor
+        self._autoscaler.stop()
         supervisor.shutdown()
         everything = supervisor.select(["all"])
         try:
@@ -129,7 +136,7 @@ class Daemon:
         self._config.daemon.socket.unlink(missing_ok=True)
         for program in supervisor.programs.values():
             program.sink.close()
-        self._sentinel.close()
+        self._close_sentinel()
         log.info("stopped")
         assert self._done is not None
         self._done.set_result(None)
@@ -145,8 +152,13 @@ class Daemon:
         else:
             log.error("reload refused: %s", reply["error"])
 
+    def _close_sentinel(self) -> None:
+        """With nothing left to guard, let the sentinel go (EOF on its pipe)."""
+        self._sentinel_released = True
+        self._sentinel.close()
+
     def _sentinel_died(self, status: ExitStatus) -> None:
-        if self._shutdown is not None:
-            return  # it leaves when the daemon closes its pipe at the end of a shutdown
+        if self._sentinel_released:
+            return
         log.error("the sentinel process exited (%s): workers' children may outlive a crash of the daemon",
                   status.describe())

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from workerd.config.model import DaemonConfig, ProgramConfig
 from workerd.core.backoff import Backoff
 from workerd.core.lifecycle import Policy, Slot
+from workerd.core.scaling import ScaleState
 from workerd.core.states import AT_REST
 from workerd.runtime.output import ProgramLog
 from workerd.runtime.spawn import ProcessSpec
@@ -40,12 +42,21 @@ class Program:
         self.pinned: int | None = None
         #: Set when a reload dropped the program: it goes once its slots are at rest.
         self.removing = False
+        #: The autoscaler's state, for a program with [autoscale].
+        self.scale: ScaleState | None = None
         self.slots: dict[int, Slot] = {}
         self.configure(config, daemon)
 
     def configure(self, config: ProgramConfig, daemon: DaemonConfig) -> None:
         self.config = config
         self.policy = policy_of(config, daemon)
+        auto = config.autoscale
+        if auto is None:
+            self.scale = None
+        elif self.scale is None:
+            self.scale = ScaleState(desired=auto.min)
+        else:  # a reload keeps the current count, within the new bounds
+            self.scale = replace(self.scale, desired=min(max(self.scale.desired, auto.min), auto.max), window=())
         env = dict(os.environ)
         env.update(config.environment)
         env["WORKERD_PROGRAM"] = config.name
@@ -60,7 +71,9 @@ class Program:
     def wanted(self) -> int:
         if not self.enabled or self.removing:
             return 0
-        return self.pinned if self.pinned is not None else self.config.processes
+        if self.pinned is not None:
+            return self.pinned
+        return self.scale.desired if self.scale is not None else self.config.processes
 
     @property
     def at_rest(self) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 from workerd import __version__
 from workerd.core.states import HAS_PROCESS, State
+from workerd.runtime.autoscaler import describe
 from workerd.runtime.procstat import TreeUsage, open_files, scan
 from workerd.runtime.program import Program
 
@@ -74,6 +75,7 @@ def _program(program: Program, now: float, usage: dict[int, TreeUsage], cpu: dic
         "enabled": program.enabled,
         "pinned": program.pinned,
         "limits": _limits(program),
+        "autoscale": describe(program, now),
         "processes": processes,
     }
 

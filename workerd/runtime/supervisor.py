@@ -194,6 +194,11 @@ class Supervisor:
             self._reconcile(program)
         self._drain()
 
+    def rescale(self, program: Program) -> None:
+        """The autoscaler changed the program's wanted count."""
+        self._reconcile(program)
+        self._drain()
+
     def scale(self, program: Program, count: int | None) -> None:
         program.pinned = count
         program.enabled = True
@@ -256,8 +261,8 @@ class Supervisor:
             program = self.programs[name]
             old_config, new_config = program.config, new.programs[name]
             program.configure(new_config, new.daemon)
-            if _only_count_changed(old_config, new_config):
-                changes.append(f"scaled: {name} {old_config.processes} -> {new_config.processes}")
+            if _only_scaling_changed(old_config, new_config):
+                changes.append(f"scaled: {name} {_count(old_config)} -> {_count(new_config)}")
                 self._reconcile(program)
             else:
                 changes.append(f"changed: {name} (restarted)")
@@ -365,8 +370,14 @@ def _open_sinks(config: Config, names: Iterable[str]) -> dict[str, ProgramLog]:
     return sinks
 
 
-def _only_count_changed(old: ProgramConfig, new: ProgramConfig) -> bool:
-    return replace(old, processes=new.processes) == new
+def _only_scaling_changed(old: ProgramConfig, new: ProgramConfig) -> bool:
+    """Whether a reload can rescale the program without restarting its processes."""
+    return replace(old, processes=new.processes, autoscale=new.autoscale) == new
+
+
+def _count(config: ProgramConfig) -> str:
+    auto = config.autoscale
+    return str(config.processes) if auto is None else f"{auto.min}..{auto.max} ({auto.source.value})"
 
 
 def _log_transition(name: str, old: Slot, new: Slot) -> None:

@@ -1,0 +1,105 @@
+"""The autoscaler's policy: from a queue reading to a wanted process count.
+
+Pure: the shell reads the source, the memory and the load, and passes them in with
+`now`; the policy returns the new state and, when the count changes, a Decision
+(from, to, why) to log, show and count.
+
+- desired = ceil(depth / per_worker), clamped to [min, max]; with min = 0 one
+  process starts as soon as depth > 0.
+- Up is immediate; down only to the highest desired seen in `scale_down_delay`.
+- With `max_age`, an oldest job older than that wants at least running + 1.
+- A reading that failed holds the count where it is (a broken source never scales
+  a program down) and records the error with when it started.
+- While the box is short of memory or loaded (`gate`), nothing scales up above min.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class ScalePolicy:
+    minimum: int
+    maximum: int
+    per_worker: int
+    scale_down_delay: float
+    max_age: float | None = None
+
+
+@dataclass(frozen=True)
+class QueueReading:
+    depth: int
+    #: Age in seconds of the oldest job, where the source can tell.
+    age: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    before: int
+    after: int
+    why: str
+
+
+@dataclass(frozen=True)
+class ScaleState:
+    """What the autoscaler knows about one program."""
+
+    desired: int
+    #: (at, desired wanted by that reading) within scale_down_delay, oldest first.
+    window: tuple[tuple[float, int], ...] = ()
+    last_reading: QueueReading | None = None
+    last_decision: Decision | None = None
+    #: Why the count is held below what the queue wants (memory, load), if it is.
+    held: str | None = None
+    error: str | None = None
+    error_since: float | None = None
+
+
+def initial(policy: ScalePolicy) -> ScaleState:
+    """Before the first reading: the minimum."""
+    return ScaleState(desired=policy.minimum)
+
+
+def wanted_by(policy: ScalePolicy, reading: QueueReading, running: int) -> tuple[int, str]:
+    """The count one reading asks for, and why."""
+    want = math.ceil(reading.depth / policy.per_worker) if reading.depth > 0 else 0
+    why = f"depth {reading.depth} / per_worker {policy.per_worker}"
+    if policy.max_age is not None and reading.age is not None and reading.age > policy.max_age:
+        if running + 1 > want:
+            want = running + 1
+            why = f"oldest job {reading.age:.1f}s > max_age {policy.max_age:g}s"
+    clamped = min(max(want, policy.minimum), policy.maximum)
+    if clamped != want:
+        why += f", clamped to [{policy.minimum}, {policy.maximum}]"
+    return clamped, why
+
+
+def on_reading(
+    policy: ScalePolicy, state: ScaleState, reading: QueueReading, running: int, gate: str | None, now: float
+) -> tuple[ScaleState, Decision | None]:
+    """Apply one successful reading. `gate` says why scaling up is not allowed now."""
+    want, why = wanted_by(policy, reading, running)
+    horizon = now - policy.scale_down_delay
+    window = tuple((at, n) for at, n in state.window if at > horizon) + ((now, want),)
+    target = max(n for _, n in window)
+    if target < state.desired:
+        why = f"{why}; highest in the last {policy.scale_down_delay:g}s: {target}"
+    held = None
+    if target > state.desired and gate is not None:
+        ceiling = max(state.desired, policy.minimum)
+        if target > ceiling:
+            held = f"holding at {ceiling} (queue wants {target}): {gate}"
+            target = ceiling
+    new = replace(state, window=window, last_reading=reading, held=held, error=None, error_since=None)
+    if target == state.desired:
+        return new, None
+    decision = Decision(state.desired, target, why)
+    return replace(new, desired=target, last_decision=decision), decision
+
+
+def on_error(state: ScaleState, error: str, now: float) -> ScaleState:
+    """A failed reading: hold the count, remember the error and since when."""
+    since = state.error_since if state.error is not None and state.error_since is not None else now
+    return replace(state, error=error, error_since=since)

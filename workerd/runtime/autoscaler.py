@@ -1,0 +1,137 @@
+"""Reads each autoscaled program's queue every `interval` and sets its wanted count.
+
+One task per program: read (bounded by `timeout`), judge (`core.scaling`), and hand
+the new count to the supervisor, which reconciles. A reading that fails or times
+out only holds the count; the error and since when are kept for status. The box
+gate (reserve_memory, max_load) is read here, once per reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from workerd.config.model import AutoscaleConfig, DaemonConfig
+from workerd.core.scaling import ScalePolicy, on_error, on_reading
+from workerd.core.states import State
+from workerd.runtime.program import Program
+from workerd.runtime.supervisor import Supervisor
+from workerd.sources.base import SourceError
+from workerd.sources.factory import make_source
+
+log = logging.getLogger("workerd")
+
+
+def policy_of(config: AutoscaleConfig) -> ScalePolicy:
+    return ScalePolicy(config.min, config.max, config.per_worker, config.scale_down_delay, config.max_age)
+
+
+class Autoscaler:
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+        self._tasks: dict[str, tuple[AutoscaleConfig, asyncio.Task[None]]] = {}
+        #: Scaling decisions by (program, "up" | "down"), for metrics.
+        self.decisions: dict[tuple[str, str], int] = {}
+
+    def update(self) -> None:
+        """Start, restart or stop reading loops to match the programs' configs."""
+        wanted = {
+            name: program.config.autoscale
+            for name, program in self._supervisor.programs.items()
+            if program.config.autoscale is not None and not program.removing
+        }
+        for name, (config, task) in list(self._tasks.items()):
+            if wanted.get(name) != config:
+                task.cancel()
+                del self._tasks[name]
+        for name, config in wanted.items():
+            if name not in self._tasks and config is not None:
+                task = asyncio.ensure_future(self._run(name, config))
+                self._tasks[name] = (config, task)
+
+    def stop(self) -> None:
+        for _, task in self._tasks.values():
+            task.cancel()
+        self._tasks.clear()
+
+    async def _run(self, name: str, config: AutoscaleConfig) -> None:
+        source = make_source(config)
+        policy = policy_of(config)
+        timeout = config.timeout or config.interval
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                program = self._supervisor.programs.get(name)
+                if program is None or program.scale is None:
+                    return
+                try:
+                    reading = await asyncio.wait_for(source.read(), timeout)
+                except asyncio.TimeoutError:
+                    program.scale = on_error(program.scale, f"no answer in {timeout:g}s", loop.time())
+                except SourceError as exc:
+                    program.scale = on_error(program.scale, str(exc), loop.time())
+                else:
+                    running = sum(1 for s in program.slots.values() if s.state is State.RUNNING)
+                    gate = box_gate(self._supervisor.config.daemon)
+                    program.scale, decision = on_reading(policy, program.scale, reading, running, gate, loop.time())
+                    if decision is not None:
+                        direction = "up" if decision.after > decision.before else "down"
+                        key = (name, direction)
+                        self.decisions[key] = self.decisions.get(key, 0) + 1
+                        log.info("%s: scale %s %d -> %d (%s)", name, direction, decision.before, decision.after,
+                                 decision.why)
+                        self._supervisor.rescale(program)
+                await asyncio.sleep(config.interval)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug in a source must not end autoscaling silently
+            log.exception("%s: the autoscaler stopped", name)
+            if (program := self._supervisor.programs.get(name)) is not None and program.scale is not None:
+                program.scale = on_error(program.scale, "the autoscaler failed (see the daemon's log)", loop.time())
+        finally:
+            await source.close()
+
+
+def box_gate(daemon: DaemonConfig) -> str | None:
+    """Why scaling up is not allowed now (memory short or box loaded), or None."""
+    if daemon.reserve_memory:
+        available = _mem_available()
+        if available is not None and available < daemon.reserve_memory:
+            return f"memory available {available >> 20} MiB < reserve_memory {daemon.reserve_memory >> 20} MiB"
+    if daemon.max_load:
+        load = os.getloadavg()[0] / (os.cpu_count() or 1)
+        if load > daemon.max_load:
+            return f"load {load:.2f} per core > max_load {daemon.max_load:g}"
+    return None
+
+
+def _mem_available() -> int | None:
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def describe(program: Program, now: float) -> dict[str, object] | None:
+    """The autoscaler's view of a program, for status."""
+    if program.scale is None or program.config.autoscale is None:
+        return None
+    state, config = program.scale, program.config.autoscale
+    reading, decision = state.last_reading, state.last_decision
+    return {
+        "source": config.source.value,
+        "depth": reading.depth if reading else None,
+        "age": round(reading.age, 3) if reading and reading.age is not None else None,
+        "desired": state.desired,
+        "min": config.min,
+        "max": config.max,
+        "last_decision": {"from": decision.before, "to": decision.after, "why": decision.why} if decision else None,
+        "held": state.held,
+        "error": state.error,
+        "error_for": round(now - state.error_since, 1) if state.error_since is not None else None,
+    }

@@ -1,0 +1,115 @@
+"""Depth from Redis keys: lists (LLEN), streams (consumer-group lag), sorted sets.
+
+`keys` are summed; `format` + `queue` derive the keys from the layout of a job
+library. The key names below are the libraries' own (default prefixes/namespaces):
+
+- celery (kombu's Redis transport): the list named after the queue, plus its
+  priority lists `<queue>\\x06\\x16<n>` for n in 3, 6, 9;
+- rq: the list `rq:queue:<queue>`;
+- bullmq: `bull:<queue>:wait` (list) and `bull:<queue>:prioritized` (sorted set);
+- dramatiq (RedisBroker): the list `dramatiq:<queue>` (messages live in `<queue>.msgs`);
+- arq: the sorted set named after the queue (`arq:queue` by default), counting only
+  jobs due now (score <= now in ms); the oldest score gives the age;
+- sidekiq: the list `queue:<queue>`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from workerd.config.model import RedisFormat
+from workerd.core.scaling import QueueReading
+from workerd.sources.base import SourceError
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+def library_keys(library: RedisFormat, queue: str) -> list[str]:
+    """The keys whose sizes make up the backlog of `queue` in that library."""
+    if library is RedisFormat.CELERY:
+        return [queue, *(f"{queue}\x06\x16{n}" for n in (3, 6, 9))]
+    if library is RedisFormat.RQ:
+        return [f"rq:queue:{queue}"]
+    if library is RedisFormat.BULLMQ:
+        return [f"bull:{queue}:wait", f"bull:{queue}:prioritized"]
+    if library is RedisFormat.DRAMATIQ:
+        return [f"dramatiq:{queue}"]
+    if library is RedisFormat.ARQ:
+        return [queue]
+    return [f"queue:{queue}"]  # sidekiq
+
+
+class RedisSource:
+    def __init__(self, url: str | None, keys: tuple[str, ...] | None, library: RedisFormat | None,
+                 queue: str | None, timeout: float) -> None:
+        self._url = url or DEFAULT_URL
+        self._keys = list(keys) if keys else library_keys(library, queue or "") if library else []
+        self._due_only = library is RedisFormat.ARQ
+        self._client = aioredis.from_url(
+            self._url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=False
+        )
+
+    async def read(self) -> QueueReading:
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key in self._keys:
+                    pipe.type(key)
+                types = await pipe.execute()
+            depth, ages = 0, []
+            for key, kind in zip(self._keys, types):
+                size, age = await self._size(key, kind.decode() if isinstance(kind, bytes) else str(kind))
+                depth += size
+                if age is not None:
+                    ages.append(age)
+        except (RedisError, OSError) as exc:
+            raise SourceError(f"redis {self._url}: {exc}") from None
+        return QueueReading(depth, max(ages) if ages else None)
+
+    async def _size(self, key: str, kind: str) -> tuple[int, float | None]:
+        if kind == "none":
+            return 0, None
+        if kind == "list":
+            return int(await self._client.llen(key)), None
+        if kind == "zset":
+            if not self._due_only:
+                return int(await self._client.zcard(key)), None
+            now_ms = time.time() * 1000
+            due = int(await self._client.zcount(key, "-inf", now_ms))
+            oldest = await self._client.zrange(key, 0, 0, withscores=True)
+            age = (now_ms - float(oldest[0][1])) / 1000 if due and oldest else None
+            return due, max(age, 0.0) if age is not None else None
+        if kind == "stream":
+            return await self._stream(key)
+        raise SourceError(f"redis key {key!r} is a {kind}, not a list, stream or sorted set")
+
+    async def _stream(self, key: str) -> tuple[int, float | None]:
+        """Lag of the slowest consumer group (XLEN without a group), and the age of the
+        oldest entry it has not been given yet (stream ids are milliseconds)."""
+        groups: list[dict[Any, Any]] = await self._client.xinfo_groups(key)
+        if not groups:
+            length = int(await self._client.xlen(key))
+            first = await self._client.xrange(key, count=1) if length else []
+            return length, _age(_as_bytes(first[0][0])) if first else None
+        slowest = max(groups, key=lambda g: g.get(b"lag") or g.get("lag") or 0)
+        lag = slowest.get(b"lag", slowest.get("lag"))
+        if lag is None:  # Redis cannot tell (entries were deleted): over-count, never under
+            lag = await self._client.xlen(key)
+        last = slowest.get(b"last-delivered-id", slowest.get("last-delivered-id"))
+        nxt = await self._client.xrange(key, min=b"(" + _as_bytes(last), count=1) if last and lag else []
+        return int(lag), _age(_as_bytes(nxt[0][0])) if nxt else None
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _as_bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _age(entry_id: bytes) -> float:
+    millis = int(entry_id.split(b"-")[0])
+    return max(time.time() - millis / 1000, 0.0)
