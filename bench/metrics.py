@@ -760,15 +760,16 @@ def m_limit_restart(ctx: Ctx, kind: str) -> dict[str, Value]:
             d.note_tree()
             out.unlink(missing_ok=True)
             _open_fifo(fifo)
-            t_stop = t_run = None
-            new = None
+            t_stop: float | None = None
+            t_run: float | None = None
+            new: int | None = None
             timeout = 10 * SAMPLE_INTERVAL + 10
             deadline = time.monotonic() + timeout
             while t_run is None:
                 now = time.monotonic()
                 if t_stop is None:
-                    st = read_stat(worker)
-                    if st is None or st.state == "Z":
+                    ps = read_stat(worker)
+                    if ps is None or ps.state == "Z":
                         t_stop = now
                 if t_stop is not None:
                     kids = w.workers(comm)
@@ -790,6 +791,7 @@ def m_limit_restart(ctx: Ctx, kind: str) -> dict[str, Value]:
                                  "the time its RSS crossed the limit")
             if int(pid_s) != worker:
                 raise BenchError(f"{out.name} is from pid {pid_s}, not {worker}")
+            assert t_stop is not None and new is not None
             t_cross = float(t_cross_s)
             stops.append(t_stop - t_cross)
             restarts.append(t_run - t_cross)

@@ -120,8 +120,8 @@ DAEMON = Table(
         Key("log_max_bytes", SIZE, 50 * MiB, "A program's log file is rotated at this size.",
             check=at_least(1)),
         Key("log_backups", INT, 5, "Rotated log files kept per program.", check=at_least(0)),
-        Key("metrics", ENDPOINT, None, 'Prometheus /metrics address, "host:port"; unset: off.',
-            future=True),
+        Key("metrics", ENDPOINT, None, 'Prometheus /metrics address, "host:port" (use a loopback '
+            "host unless the network is trusted); unset: off."),
         Key("shutdown_timeout", DURATION, 60.0, "Upper bound on a graceful shutdown."),
         Key("reserve_memory", SIZE, 256 * MiB, "Never scale up while less memory than this is "
             "available (0 = off)."),

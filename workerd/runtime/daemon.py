@@ -12,6 +12,7 @@ import logging
 import signal
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 import uvloop
 
@@ -28,6 +29,9 @@ from workerd.runtime.reaper import ExitStatus, Reaper
 from workerd.runtime.sentinel import Sentinel
 from workerd.runtime.supervisor import CommandError, Supervisor
 from workerd.runtime.watcher import LimitWatcher
+
+if TYPE_CHECKING:
+    from workerd.runtime.metrics import MetricsServer
 
 log = logging.getLogger("workerd")
 
@@ -68,6 +72,7 @@ class Daemon:
         self._sentinel = sentinel
         self._shutdown: asyncio.Task[None] | None = None
         self._sentinel_released = False
+        self._metrics: MetricsServer | None = None
         self._done: asyncio.Future[None] | None = None
 
     async def serve(self) -> int:
@@ -96,6 +101,16 @@ class Daemon:
         loop.add_signal_handler(signal.SIGUSR1, self._supervisor.reopen_logs)
         self._server = ControlServer(self._sock, self._config.daemon.socket_gid, self._commands.handlers())
         await self._server.start()
+        if self._config.daemon.metrics is not None:
+            try:
+                self._metrics = await self._serve_metrics(self._config.daemon.metrics, watcher)
+            except OSError as exc:
+                print(f"workerd: cannot serve metrics on {self._config.daemon.metrics}: {exc.strerror}",
+                      file=sys.stderr)
+                await self._server.close()
+                self._config.daemon.socket.unlink(missing_ok=True)
+                self._close_sentinel()
+                return EXIT_FAILED
         self._supervisor.start()
         watcher.update()
         self._autoscaler.update()
@@ -104,6 +119,18 @@ class Daemon:
         )
         await self._done
         return EXIT_OK
+
+    async def _serve_metrics(self, address: tuple[str, int], watcher: LimitWatcher) -> MetricsServer:
+        from workerd.runtime.metrics import MetricsServer, StatusCollector
+
+        collector = StatusCollector(
+            lambda: self._commands.status({})["status"],
+            lambda: {"limits": watcher.fired, "decisions": self._autoscaler.decisions},
+        )
+        server = MetricsServer(collector)
+        await server.start(*address)
+        log.info("metrics on http://%s:%d/metrics", *address)
+        return server
 
     def request_shutdown(self) -> None:
         """First request: graceful stop of everything; a second one kills at once."""
@@ -133,6 +160,8 @@ class Daemon:
         except asyncio.TimeoutError:
             pass  # a grandchild outside the process group still holds a pipe open
         await self._server.close()
+        if self._metrics is not None:
+            await self._metrics.close()
         self._config.daemon.socket.unlink(missing_ok=True)
         for program in supervisor.programs.values():
             program.sink.close()

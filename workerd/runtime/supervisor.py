@@ -240,8 +240,9 @@ class Supervisor:
         sinks = _open_sinks(new, new.programs if logs_moved else d.added)
         self.config = new
         changes: list[str] = []
-        if new.daemon.socket != old_daemon.socket:
-            changes.append("daemon.socket: changed; takes effect at the next start")
+        for key in ("socket", "socket_mode", "socket_group", "metrics"):
+            if getattr(new.daemon, key) != getattr(old_daemon, key):
+                changes.append(f"daemon.{key}: changed; takes effect at the next start")
         for name in d.removed:
             program = self.programs[name]
             program.removing = True

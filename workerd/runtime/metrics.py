@@ -1,0 +1,114 @@
+"""Prometheus /metrics, served from the daemon's own loop (no thread).
+
+A Collector turns the status snapshot into metric families at scrape time, so the
+metrics can never disagree with `workerctl status`. prometheus_client is imported
+only when `[daemon] metrics` is set: a daemon without metrics does not pay for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+log = logging.getLogger("workerd")
+
+#: Longest a scraper may take to send its request.
+REQUEST_TIMEOUT = 5.0
+
+
+class StatusCollector:
+    def __init__(self, snapshot: Callable[[], dict[str, Any]], counters: Callable[[], dict[str, dict[Any, int]]]) -> None:
+        self._snapshot = snapshot
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        status = self._snapshot()
+        desired = GaugeMetricFamily("workerd_program_desired", "Processes wanted.", labels=["program"])
+        running = GaugeMetricFamily("workerd_program_running", "Processes in state running.", labels=["program"])
+        state = GaugeMetricFamily("workerd_process_state", "1 for the state each slot is in.",
+                                  labels=["program", "instance", "state"])
+        restarts = CounterMetricFamily("workerd_process_restarts", "Automatic restarts of a slot.",
+                                       labels=["program", "instance"])
+        rss = GaugeMetricFamily("workerd_process_rss_bytes", "RSS of the worker's process tree.",
+                                labels=["program", "instance"])
+        cpu = GaugeMetricFamily("workerd_process_cpu_percent", "CPU of the worker's tree since the previous scrape.",
+                                labels=["program", "instance"])
+        depth = GaugeMetricFamily("workerd_autoscale_depth", "Last queue depth read.", labels=["program"])
+        age = GaugeMetricFamily("workerd_autoscale_oldest_job_seconds", "Age of the oldest job, where known.",
+                                labels=["program"])
+        wanted = GaugeMetricFamily("workerd_autoscale_desired", "The autoscaler's count.", labels=["program"])
+        failing = GaugeMetricFamily("workerd_autoscale_source_error_seconds",
+                                    "How long the source has been failing (0: it answers).", labels=["program"])
+        for program in status["programs"]:
+            name = program["name"]
+            desired.add_metric([name], program["desired"])
+            running.add_metric([name], program["running"])
+            for p in program["processes"]:
+                instance = str(p["instance"])
+                state.add_metric([name, instance, p["state"]], 1)
+                restarts.add_metric([name, instance], p["restarts"])
+                if p["rss"] is not None:
+                    rss.add_metric([name, instance], p["rss"])
+                if p["cpu_percent"] is not None:
+                    cpu.add_metric([name, instance], p["cpu_percent"])
+            auto = program.get("autoscale")
+            if auto:
+                if auto["depth"] is not None:
+                    depth.add_metric([name], auto["depth"])
+                if auto["age"] is not None:
+                    age.add_metric([name], auto["age"])
+                wanted.add_metric([name], auto["desired"])
+                failing.add_metric([name], auto["error_for"] or 0)
+        yield from (desired, running, state, restarts, rss, cpu, depth, age, wanted, failing)
+        counters = self._counters()
+        limits = CounterMetricFamily("workerd_limit_restarts", "Restarts for a watched limit.",
+                                     labels=["program", "limit"])
+        for (name, limit), count in counters["limits"].items():
+            limits.add_metric([name, limit], count)
+        decisions = CounterMetricFamily("workerd_autoscale_decisions", "Scaling decisions.",
+                                        labels=["program", "direction"])
+        for (name, direction), count in counters["decisions"].items():
+            decisions.add_metric([name, direction], count)
+        yield limits
+        yield decisions
+
+
+class MetricsServer:
+    """A minimal HTTP/1.1 server for GET /metrics on the daemon's loop."""
+
+    def __init__(self, collector: StatusCollector) -> None:
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(collector)
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        self._server = await asyncio.start_server(self._serve, host, port)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
+            method, path, *_ = head.split(b"\r\n", 1)[0].split(b" ")
+            if method == b"GET" and path.split(b"?")[0] == b"/metrics":
+                body, status = generate_latest(self._registry), b"200 OK"
+                kind = b"text/plain; version=0.0.4; charset=utf-8"
+            else:
+                body, status, kind = b"not found: try /metrics\n", b"404 Not Found", b"text/plain"
+            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind + b"\r\nContent-Length: "
+                         + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+            await writer.drain()
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError,
+                ValueError):
+            pass
+        except Exception:  # a bug in a scrape must not take the daemon down
+            log.exception("metrics: scrape failed")
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
