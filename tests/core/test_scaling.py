@@ -1,0 +1,437 @@
+"""`core.scaling`: from a queue reading to a wanted process count.
+
+Pure: readings are made by hand and the clock (`now`, seconds) is moved by hand;
+nothing sleeps, nothing reads a queue. The properties at the end replay random
+histories of readings, errors and gates against a small model of the contract:
+desired stays in [min, max], equals the highest want of the last
+scale_down_delay seconds when nothing gates it, and an error never moves it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workerd.core.scaling import (
+    Decision,
+    QueueReading,
+    ScalePolicy,
+    ScaleState,
+    initial,
+    on_error,
+    on_reading,
+    wanted_by,
+)
+
+MEMORY = "memory available 100 MiB < reserve_memory 256 MiB"
+
+
+def policy(minimum: int = 1, maximum: int = 8, per_worker: int = 10, delay: float = 60.0,
+           max_age: float | None = None) -> ScalePolicy:
+    return ScalePolicy(minimum, maximum, per_worker, delay, max_age)
+
+
+def feed(p: ScalePolicy, state: ScaleState, now: float, depth: int, *, age: float | None = None,
+         running: int | None = None, gate: str | None = None) -> tuple[ScaleState, Decision | None]:
+    """One good reading at `now`; `running` defaults to the current desired count."""
+    running = state.desired if running is None else running
+    return on_reading(p, state, QueueReading(depth, age), running, gate, now)
+
+
+# -- desired = ceil(depth / per_worker), clamped to [min, max] ----------------------------
+
+
+@pytest.mark.parametrize(("depth", "per_worker", "minimum", "maximum", "want"), [
+    (0, 10, 1, 8, 1),       # empty: the minimum
+    (1, 10, 1, 8, 1),
+    (10, 10, 1, 8, 1),
+    (11, 10, 1, 8, 2),      # ceil, not floor
+    (25, 10, 1, 8, 3),
+    (80, 10, 1, 8, 8),
+    (81, 10, 1, 8, 8),      # clamped to max
+    (10_000, 10, 1, 8, 8),
+    (5, 10, 3, 8, 3),       # clamped to min
+    (0, 10, 0, 8, 0),       # min = 0 and nothing to do: none
+    (1, 10, 0, 8, 1),       # min = 0: one as soon as depth > 0
+    (1, 1000, 0, 8, 1),
+    (7, 1, 0, 5, 5),
+    (3, 1, 2, 2, 2),        # min = max: always that
+])
+def test_wanted_by_is_ceil_of_depth_per_worker_clamped(depth: int, per_worker: int, minimum: int,
+                                                       maximum: int, want: int) -> None:
+    count, _ = wanted_by(policy(minimum, maximum, per_worker), QueueReading(depth), running=0)
+    assert count == want
+    if minimum <= math.ceil(depth / per_worker) <= maximum:
+        assert count == math.ceil(depth / per_worker)
+
+
+def test_wanted_by_says_why() -> None:
+    count, why = wanted_by(policy(per_worker=10), QueueReading(25), running=0)
+    assert count == 3
+    assert why == "depth 25 / per_worker 10"
+
+
+def test_wanted_by_says_when_it_clamped() -> None:
+    _, high = wanted_by(policy(1, 8, 10), QueueReading(1000), running=0)
+    assert high == "depth 1000 / per_worker 10, clamped to [1, 8]"
+    _, low = wanted_by(policy(2, 8, 10), QueueReading(0), running=0)
+    assert low == "depth 0 / per_worker 10, clamped to [2, 8]"
+
+
+def test_initial_state_is_the_minimum_with_nothing_known() -> None:
+    state = initial(policy(minimum=3))
+    assert state.desired == 3
+    assert (state.window, state.last_reading, state.last_decision) == ((), None, None)
+    assert (state.held, state.error, state.error_since) == (None, None, None)
+
+
+# -- up at once ------------------------------------------------------------------------------
+
+
+def test_scale_up_is_immediate_with_from_to_why() -> None:
+    p = policy(1, 8, 10)
+    state, decision = feed(p, initial(p), 100.0, depth=50)
+    assert state.desired == 5
+    assert decision == Decision(1, 5, "depth 50 / per_worker 10")
+    assert state.last_decision == decision
+    assert state.last_reading == QueueReading(50)
+
+
+def test_min_zero_wakes_from_zero_on_the_first_job() -> None:
+    p = policy(0, 4, 100)
+    state, decision = feed(p, initial(p), 0.0, depth=0)
+    assert (state.desired, decision) == (0, None)
+    state, decision = feed(p, state, 1.0, depth=1)
+    assert state.desired == 1
+    assert decision is not None and (decision.before, decision.after) == (0, 1)
+
+
+def test_a_reading_that_changes_nothing_makes_no_decision() -> None:
+    p = policy(1, 8, 10)
+    state, _ = feed(p, initial(p), 0.0, depth=30)
+    before = state.last_decision
+    state, decision = feed(p, state, 1.0, depth=29)
+    assert decision is None
+    assert state.desired == 3
+    assert state.last_decision == before  # the last decision is kept for status
+
+
+def test_a_further_rise_inside_the_window_scales_up_again_at_once() -> None:
+    p = policy(1, 8, 10, delay=60)
+    state, _ = feed(p, initial(p), 0.0, depth=30)
+    state, decision = feed(p, state, 1.0, depth=70)
+    assert state.desired == 7
+    assert decision is not None and (decision.before, decision.after) == (3, 7)
+
+
+# -- down only after scale_down_delay, to the highest desired in the window ---------------------
+
+
+def test_scale_down_waits_for_the_delay() -> None:
+    p = policy(1, 8, 10, delay=60)
+    state, _ = feed(p, initial(p), 0.0, depth=50)
+    assert state.desired == 5
+    for now in (1.0, 10.0, 30.0, 59.0, 59.9):
+        state, decision = feed(p, state, now, depth=0)
+        assert (state.desired, decision) == (5, None), now
+    state, decision = feed(p, state, 60.5, depth=0)
+    assert state.desired == 1
+    assert decision is not None and (decision.before, decision.after) == (5, 1)
+    assert decision.why == "depth 0 / per_worker 10, clamped to [1, 8]; highest in the last 60s: 1"
+
+
+def test_scale_down_goes_to_the_highest_desired_still_in_the_window() -> None:
+    p = policy(1, 8, 10, delay=60)
+    state, _ = feed(p, initial(p), 0.0, depth=50)     # wants 5
+    state, _ = feed(p, state, 30.0, depth=30)         # wants 3 (held at 5)
+    state, _ = feed(p, state, 45.0, depth=0)          # wants 1
+    assert state.desired == 5
+    state, decision = feed(p, state, 61.0, depth=0)   # 5 left the window; 3 (t=30) is still in it
+    assert state.desired == 3
+    assert decision is not None and (decision.before, decision.after) == (5, 3)
+    assert decision.why.endswith("highest in the last 60s: 3")
+    state, decision = feed(p, state, 89.0, depth=0)
+    assert (state.desired, decision) == (3, None)
+    state, decision = feed(p, state, 91.0, depth=0)
+    assert state.desired == 1
+    assert decision is not None and (decision.before, decision.after) == (3, 1)
+
+
+def test_a_new_peak_restarts_the_wait() -> None:
+    p = policy(1, 8, 10, delay=60)
+    state, _ = feed(p, initial(p), 0.0, depth=50)     # 5
+    state, _ = feed(p, state, 50.0, depth=0)
+    state, _ = feed(p, state, 55.0, depth=80)         # 8 at once
+    assert state.desired == 8
+    state, decision = feed(p, state, 100.0, depth=0)
+    assert (state.desired, decision) == (8, None)     # 55 is still within 60 s
+    state, decision = feed(p, state, 115.5, depth=0)
+    assert state.desired == 1 and decision is not None
+
+
+def test_zero_delay_scales_down_at_the_next_reading() -> None:
+    p = policy(1, 8, 10, delay=0)
+    state, _ = feed(p, initial(p), 0.0, depth=50)
+    state, decision = feed(p, state, 2.0, depth=10)
+    assert state.desired == 1
+    assert decision is not None and (decision.before, decision.after) == (5, 1)
+
+
+def test_the_window_is_pruned_as_the_clock_moves() -> None:
+    p = policy(1, 8, 10, delay=10)
+    state = initial(p)
+    for i in range(1000):
+        state, _ = feed(p, state, float(i), depth=(i * 7) % 90)
+        assert len(state.window) <= 11, i
+        assert all(at > i - 10 for at, _ in state.window), i
+    assert state.window[-1] == (999.0, math.ceil(((999 * 7) % 90) / 10) or 1)
+
+
+def test_min_is_kept_when_the_queue_is_empty() -> None:
+    p = policy(2, 8, 10, delay=5)
+    state = initial(p)
+    for now in range(0, 100, 3):
+        state, _ = feed(p, state, float(now), depth=0)
+        assert state.desired == 2
+
+
+def test_max_is_never_exceeded() -> None:
+    p = policy(1, 3, 1, delay=5)
+    state, decision = feed(p, initial(p), 0.0, depth=1000)
+    assert state.desired == 3
+    assert decision is not None and "clamped to [1, 3]" in decision.why
+
+
+# -- source errors: hold the count, remember since when ------------------------------------------
+
+
+def test_an_error_holds_the_count_and_records_when_it_started() -> None:
+    p = policy(1, 8, 10, delay=10)
+    state, _ = feed(p, initial(p), 0.0, depth=50)
+    errored = on_error(state, "redis: connection refused", 5.0)
+    assert errored.desired == 5
+    assert (errored.error, errored.error_since) == ("redis: connection refused", 5.0)
+    assert errored.window == state.window
+    assert errored.last_reading == state.last_reading
+    assert errored.last_decision == state.last_decision
+
+
+def test_continuing_errors_keep_the_first_error_time_and_the_latest_message() -> None:
+    p = policy(1, 8, 10, delay=10)
+    state, _ = feed(p, initial(p), 0.0, depth=50)
+    state = on_error(state, "refused", 5.0)
+    state = on_error(state, "timed out", 7.0)
+    state = on_error(state, "refused again", 500.0)
+    assert state.error == "refused again"
+    assert state.error_since == 5.0
+    assert state.desired == 5  # far past scale_down_delay: a broken source never scales down
+
+
+def test_a_good_reading_clears_the_error_and_a_later_error_starts_anew() -> None:
+    p = policy(1, 8, 10, delay=10)
+    state, _ = feed(p, initial(p), 0.0, depth=50)
+    state = on_error(state, "refused", 5.0)
+    state, _ = feed(p, state, 6.0, depth=50)
+    assert (state.error, state.error_since) == (None, None)
+    state = on_error(state, "refused", 20.0)
+    assert state.error_since == 20.0
+
+
+def test_an_error_before_any_reading_keeps_the_minimum() -> None:
+    p = policy(minimum=2)
+    state = on_error(initial(p), "no such file", 0.0)
+    assert state.desired == 2
+    assert state.error == "no such file"
+
+
+# -- the gate: memory short or box loaded ---------------------------------------------------------
+
+
+def test_the_gate_blocks_scale_up_and_says_why() -> None:
+    p = policy(1, 8, 10)
+    state, _ = feed(p, initial(p), 0.0, depth=20)       # 2
+    state, decision = feed(p, state, 1.0, depth=60, gate=MEMORY)
+    assert state.desired == 2
+    assert decision is None
+    assert state.held == f"holding at 2 (queue wants 6): {MEMORY}"
+
+
+def test_the_gate_never_blocks_reaching_the_minimum() -> None:
+    p = policy(3, 8, 10)
+    below_min = ScaleState(desired=0)                   # e.g. a state from before min was raised
+    state, decision = feed(p, below_min, 0.0, depth=100, gate="load 3.00 per core > max_load 0.9")
+    assert state.desired == 3
+    assert decision is not None and (decision.before, decision.after) == (0, 3)
+    assert state.held == "holding at 3 (queue wants 8): load 3.00 per core > max_load 0.9"
+
+
+def test_the_gate_keeps_min_with_an_empty_queue() -> None:
+    p = policy(2, 8, 10)
+    state, decision = feed(p, initial(p), 0.0, depth=0, gate=MEMORY)
+    assert (state.desired, decision, state.held) == (2, None, None)
+
+
+def test_the_gate_holds_a_program_at_zero_when_min_is_zero() -> None:
+    p = policy(0, 8, 10)
+    state, decision = feed(p, initial(p), 0.0, depth=5, gate=MEMORY)
+    assert (state.desired, decision) == (0, None)
+    assert state.held == f"holding at 0 (queue wants 1): {MEMORY}"
+
+
+def test_the_gate_never_forces_a_scale_down() -> None:
+    p = policy(1, 8, 10, delay=60)
+    state, _ = feed(p, initial(p), 0.0, depth=50)       # 5
+    state, decision = feed(p, state, 10.0, depth=0, gate=MEMORY)
+    assert (state.desired, decision) == (5, None)      # still within the delay
+    state, decision = feed(p, state, 10.5, depth=500, gate=MEMORY)
+    assert state.desired == 5                           # held where it is, not lowered
+    state, decision = feed(p, state, 100.0, depth=0, gate=MEMORY)
+    assert state.desired == 1                           # the normal scale-down still happens
+    assert decision is not None and (decision.before, decision.after) == (5, 1)
+
+
+def test_when_the_gate_lifts_the_count_catches_up_at_once() -> None:
+    p = policy(1, 8, 10)
+    state, _ = feed(p, initial(p), 0.0, depth=60, gate=MEMORY)
+    assert state.desired == 1 and state.held is not None
+    state, decision = feed(p, state, 1.0, depth=60)
+    assert state.desired == 6
+    assert state.held is None
+    assert decision is not None and (decision.before, decision.after) == (1, 6)
+
+
+def test_a_gate_that_holds_nothing_back_leaves_held_empty() -> None:
+    p = policy(1, 8, 10)
+    state, _ = feed(p, initial(p), 0.0, depth=40)
+    state, decision = feed(p, state, 1.0, depth=40, gate=MEMORY)
+    assert (state.desired, decision, state.held) == (4, None, None)
+
+
+# -- max_age: latency ------------------------------------------------------------------------------
+
+
+def test_an_old_job_wants_one_more_than_running() -> None:
+    p = policy(1, 8, 100, max_age=30)
+    count, why = wanted_by(p, QueueReading(5, age=45.0), running=3)
+    assert count == 4
+    assert why == "oldest job 45.0s > max_age 30s"
+
+
+def test_an_old_job_adds_a_process_each_reading_until_max() -> None:
+    p = policy(1, 4, 100, delay=60, max_age=30)
+    state = initial(p)
+    seen = []
+    for now in range(6):
+        state, _ = feed(p, state, float(now), depth=5, age=40.0 + now, running=state.desired)
+        seen.append(state.desired)
+    assert seen == [2, 3, 4, 4, 4, 4]
+    assert state.last_decision is not None and "max_age" in state.last_decision.why
+
+
+def test_max_age_is_clamped_to_max() -> None:
+    p = policy(1, 8, 100, max_age=30)
+    count, why = wanted_by(p, QueueReading(5, age=45.0), running=8)
+    assert count == 8
+    assert "clamped to [1, 8]" in why
+
+
+@pytest.mark.parametrize("age", [None, 0.0, 29.9, 30.0])
+def test_a_young_or_unknown_age_changes_nothing(age: float | None) -> None:
+    p = policy(1, 8, 10, max_age=30)
+    assert wanted_by(p, QueueReading(25, age=age), running=5) == (3, "depth 25 / per_worker 10")
+
+
+def test_without_max_age_the_age_is_ignored() -> None:
+    p = policy(1, 8, 10)
+    assert wanted_by(p, QueueReading(25, age=10_000.0), running=5)[0] == 3
+
+
+def test_depth_wins_when_it_wants_more_than_max_age() -> None:
+    p = policy(1, 8, 10, max_age=30)
+    count, why = wanted_by(p, QueueReading(70, age=45.0), running=2)
+    assert count == 7
+    assert why.startswith("depth 70")
+
+
+# -- properties ------------------------------------------------------------------------------------
+
+policies = st.builds(
+    lambda minimum, extra, per_worker, delay, max_age: ScalePolicy(
+        minimum, max(minimum, 1) + extra, per_worker, delay, max_age),
+    st.integers(0, 5), st.integers(0, 10), st.integers(1, 50),
+    st.sampled_from([0.0, 0.5, 1.0, 5.0, 60.0]),
+    st.one_of(st.none(), st.floats(0, 100)),
+)
+
+readings = st.tuples(
+    st.just("reading"),
+    st.integers(0, 2000),                                  # depth
+    st.one_of(st.none(), st.floats(0, 500)),               # age
+    st.integers(0, 20),                                    # running
+    st.one_of(st.none(), st.just(MEMORY)),                 # gate
+)
+errors = st.tuples(st.just("error"), st.text(min_size=1, max_size=10))
+steps = st.lists(st.tuples(st.floats(0, 30), st.one_of(readings, readings, errors)), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(policies, steps)
+def test_replayed_histories_follow_the_contract(p: ScalePolicy, history: list) -> None:
+    state = initial(p)
+    now = 0.0
+    wants: list[tuple[float, int]] = []      # the model's window: every good reading's want
+    error_since: float | None = None
+    for dt, step in history:
+        now += dt
+        before = state
+        if step[0] == "error":
+            state = on_error(state, step[1], now)
+            error_since = now if error_since is None else error_since
+            # an error never changes the count, the window or the last decision
+            assert state.desired == before.desired
+            assert state.window == before.window
+            assert state.last_decision == before.last_decision
+            assert state.error == step[1]
+            assert state.error_since == error_since
+        else:
+            _, depth, age, running, gate = step
+            reading = QueueReading(depth, age)
+            want, _ = wanted_by(p, reading, running)
+            wants.append((now, want))
+            state, decision = on_reading(p, state, reading, running, gate, now)
+            error_since = None
+            assert (state.error, state.error_since) == (None, None)
+            horizon = now - p.scale_down_delay
+            target = max([want] + [n for at, n in wants[:-1] if at > horizon])
+            if gate is None:
+                # never below the highest want in the window, never above it either
+                assert state.desired == target
+                assert state.held is None
+            elif target <= before.desired:
+                assert state.desired == target    # the gate never blocks (nor forces) a scale-down
+                assert state.held is None
+            else:
+                assert state.desired == min(target, max(before.desired, p.minimum))
+                assert (state.held is not None) == (state.desired < target)
+            if state.desired != before.desired:
+                assert decision is not None
+                assert (decision.before, decision.after) == (before.desired, state.desired)
+                assert decision.why
+                assert state.last_decision == decision
+            else:
+                assert decision is None
+        assert p.minimum <= state.desired <= p.maximum
+
+
+@settings(max_examples=200, deadline=None)
+@given(policies, st.integers(0, 10_000), st.one_of(st.none(), st.floats(0, 1000)), st.integers(0, 50))
+def test_wanted_by_is_always_within_bounds(p: ScalePolicy, depth: int, age: float | None, running: int) -> None:
+    count, why = wanted_by(p, QueueReading(depth, age), running)
+    assert p.minimum <= count <= p.maximum
+    assert why
+    if depth > 0:
+        assert count >= 1
+        assert count >= min(math.ceil(depth / p.per_worker), p.maximum)
