@@ -453,7 +453,7 @@ def test_kernel_limits_are_in_proc_limits(daemon):
     limits = proc_limits(pid)
     assert limits["Max address space"] == (str(1 << 30),) * 2
     assert limits["Max core file size"] == ("0", "0")
-    assert limits["Max cpu time"] == ("3600", "3600")
+    assert limits["Max cpu time"] == ("3600", "3601")  # SIGXCPU at the soft limit, SIGKILL a second later
     assert limits["Max file size"] == (str(10 * MiB),) * 2
     assert limits["Max processes"] == ("500", "500")
     assert limits["Max open files"] == ("256", "256")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 TYPE_CHECKING = False
@@ -149,6 +150,8 @@ def render_status(data: dict[str, Any]) -> str:
         if auto:
             notes.append(_autoscale_note(auto))
         notes += [f"{p['instance']}: {p['state']}: {p['reason']}" for p in program["processes"] if p["reason"]]
+        notes += [f"{p['instance']}: last limit: {p['last_limit']}" for p in program["processes"]
+                  if p.get("last_limit") and p["last_limit"] != p["reason"]]
         summary.append(line + (f" ({'; '.join(notes)})" if notes else ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
@@ -195,4 +198,8 @@ def _size(value: int | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `workerctl status | head`: the reader is gone, and that is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from workerd.config.kinds import (
+    ARGV,
     BOOL,
     COMMAND,
     DURATION,
@@ -34,6 +35,7 @@ from workerd.config.kinds import (
     STRINGS,
     choice,
 )
+from workerd.config.units import format_size
 from workerd.config.tables import NOT_YET, Key, Table
 from workerd.control.protocol import default_socket
 from workerd.core.states import RestartPolicy
@@ -48,6 +50,16 @@ class Readiness(str, enum.Enum):
 
 def at_least(low: float) -> Callable[[float], str | None]:
     return lambda v: None if v >= low else f"must be >= {low}, got {v}"
+
+
+def size_at_least(low: int) -> Callable[[int], str | None]:
+    def check(value: int) -> str | None:
+        if value >= low:
+            return None
+        shown = format_size(value)
+        return f"must be >= {format_size(low)}, got {value if '.' in shown else shown}"
+
+    return check
 
 
 def between(low: float, high: float) -> Callable[[float], str | None]:
@@ -73,7 +85,7 @@ MiB = 1024 * 1024
 
 
 def _cpu_percent(value: float) -> str | None:
-    cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0))
     if 0 < value <= 100 * cores:
         return None
     return f"must be > 0 and at most {100 * cores} (100 per core, {cores} cores)"
@@ -86,7 +98,7 @@ LIMITS = Table(
     "`[daemon] sample_interval` and end in a graceful restart.",
     (
         Key("memory", SIZE, None, "RSS of the worker's whole process tree; above it: graceful "
-            "restart.", check=at_least(4 * MiB)),
+            "restart.", check=size_at_least(4 * MiB)),
         Key("cpu_percent", FLOAT, None, "CPU of the worker's tree (100 = one core) sustained "
             "over `cpu_window`; above it: graceful restart.", check=_cpu_percent),
         Key("cpu_window", DURATION, 60.0, "The window `cpu_percent` is averaged over.",
@@ -96,10 +108,10 @@ LIMITS = Table(
         Key("tasks", INT, None, "RLIMIT_NPROC: processes and threads of the user (binds "
             "non-root users only).", check=at_least(1)),
         Key("address_space", SIZE, None, "RLIMIT_AS: virtual memory per process.",
-            check=at_least(32 * MiB)),
+            check=size_at_least(32 * MiB)),
         Key("core", SIZE, None, "RLIMIT_CORE: largest core dump; 0 = none."),
         Key("cpu_time", DURATION, None, "RLIMIT_CPU: CPU seconds per process; then SIGXCPU, "
-            "SIGKILL.", check=at_least(1)),
+            "and SIGKILL one CPU second later.", check=at_least(1)),
         Key("file_size", SIZE, None, "RLIMIT_FSIZE: largest file a process may write."),
     ),
 )
@@ -136,7 +148,13 @@ class Source(str, enum.Enum):
     """Where an autoscaled program's queue depth is read."""
 
     REDIS = "redis"
+    RABBITMQ = "rabbitmq"
+    POSTGRES = "postgres"
     SQLITE = "sqlite"
+    SQS = "sqs"
+    NATS = "nats"
+    COMMAND = "command"
+    HTTP = "http"
 
 
 class RedisFormat(str, enum.Enum):
@@ -154,17 +172,81 @@ class RedisFormat(str, enum.Enum):
 SOURCE_KEYS = {
     Source.REDIS: {"url", "keys", "format", "queue"},
     Source.SQLITE: {"path", "query"},
+    Source.POSTGRES: {"url", "query"},
+    Source.RABBITMQ: {"url", "queues"},
+    Source.NATS: {"url", "stream", "consumer"},
+    Source.SQS: {"queue_url", "region", "endpoint_url", "include_in_flight"},
+    Source.COMMAND: {"command"},
+    Source.HTTP: {"url", "field", "age_field"},
+}
+#: Of those, the ones a source cannot do without.
+SOURCE_NEEDS = {
+    Source.POSTGRES: ("url", "query"),
+    Source.RABBITMQ: ("url", "queues"),
+    Source.NATS: ("url", "stream", "consumer"),
+    Source.SQS: ("queue_url", "region"),
+    Source.COMMAND: ("command",),
+    Source.HTTP: ("url", "field"),
+}
+#: The URL schemes a source takes in `url`.
+URL_SCHEMES = {
+    Source.POSTGRES: ("postgresql", "postgres"),
+    Source.RABBITMQ: ("amqp", "amqps"),
+    Source.NATS: ("nats", "tls", "ws", "wss"),
+    Source.HTTP: ("http", "https"),
 }
 #: A source's client library and the extra that installs it.
-SOURCE_EXTRAS = {Source.REDIS: ("redis", "redis")}
+SOURCE_EXTRAS = {
+    Source.REDIS: ("redis", "redis"),
+    Source.POSTGRES: ("psycopg", "postgres"),
+    Source.RABBITMQ: ("aiormq", "rabbitmq"),
+    Source.NATS: ("nats", "nats"),
+    Source.SQS: ("boto3", "sqs"),
+}
+#: Every source-specific key, in the order of the reference.
+_SOURCE_SPECIFIC = ("url", "keys", "format", "queue", "path", "query", "queues", "stream", "consumer",
+                    "queue_url", "region", "endpoint_url", "include_in_flight", "command", "field", "age_field")
+#: Characters JetStream refuses in stream and consumer names.
+_NATS_NAME_FORBIDDEN = frozenset(">*. /\\\t\r\n")
+
+
+def _scheme_problem(url: str, schemes: tuple[str, ...]) -> str | None:
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in schemes and rest:
+        return None
+    return f"expected a URL starting with {' or '.join(f'{s}://' for s in schemes)}, got {url!r}"
+
+
+def _source_problem(values: Mapping[str, Any], source: Source) -> tuple[str, str] | None:
+    """What is wrong with the keys of a source other than redis and sqlite."""
+    for key in SOURCE_NEEDS.get(source, ()):
+        if values[key] is None:
+            return "source", f"source {source.value!r} needs {key}"
+    if source in URL_SCHEMES and (problem := _scheme_problem(values["url"], URL_SCHEMES[source])):
+        return "url", problem
+    if source is Source.NATS:
+        for key in ("stream", "consumer"):
+            if not values[key] or _NATS_NAME_FORBIDDEN & set(values[key]):
+                return key, f"invalid JetStream name {values[key]!r} (no spaces, '.', '*', '>', '/' or '\\')"
+    if source is Source.SQS:
+        for key in ("queue_url", "endpoint_url"):
+            if values[key] is not None and (problem := _scheme_problem(values[key], ("https", "http"))):
+                return key, problem
+        if not values["region"].strip():
+            return "region", "must not be empty"
+    if source is Source.HTTP:
+        for key in ("field", "age_field"):
+            if values[key] is not None and not all(values[key].split(".")):
+                return key, f'expected a dotted path like "queues.email.depth", got {values[key]!r}'
+    return None
 
 
 def _autoscale(values: Mapping[str, Any]) -> tuple[str, str] | None:
     if values["max"] < values["min"]:
         return "max", f"must be >= min ({values['min']})"
     source: Source = values["source"]
-    for key in ("url", "keys", "format", "queue", "path", "query"):
-        if values[key] is not None and key not in SOURCE_KEYS[source]:
+    for key in _SOURCE_SPECIFIC:
+        if values[key] not in (None, False) and key not in SOURCE_KEYS[source]:
             return key, f"not used by source {source.value!r}"
     if source is Source.REDIS:
         if (values["keys"] is None) == (values["format"] is None):
@@ -175,6 +257,8 @@ def _autoscale(values: Mapping[str, Any]) -> tuple[str, str] | None:
         for key in ("path", "query"):
             if values[key] is None:
                 return "source", f"source 'sqlite' needs {key}"
+    if (problem := _source_problem(values, source)) is not None:
+        return problem
     if source in SOURCE_EXTRAS:
         module, extra = SOURCE_EXTRAS[source]
         if importlib.util.find_spec(module) is None:
@@ -199,15 +283,30 @@ AUTOSCALE = Table(
         Key("timeout", DURATION, None, "Limit on one reading; unset: the interval."),
         Key("max_age", DURATION, None, "Where the source knows the age of the oldest job: while "
             "it is older, desired is at least running + 1."),
-        Key("url", STRING, None, 'redis: the server, default "redis://127.0.0.1:6379/0".'),
+        Key("url", STRING, None, 'redis: the server, default "redis://127.0.0.1:6379/0"; postgres: '
+            '"postgresql://..."; rabbitmq: "amqp://..."; nats: "nats://..."; http: the URL to GET.'),
         Key("keys", STRINGS, None, "redis: lists, streams (consumer-group lag, or length) or "
             "sorted sets whose sizes are summed."),
         Key("format", choice(RedisFormat), None, "redis: read the keys the job library uses "
             "for `queue`."),
         Key("queue", STRING, None, "redis with format: the library's queue name."),
         Key("path", PATH, None, "sqlite: the database file."),
-        Key("query", STRING, None, "sqlite: a query returning one row: depth, and optionally the "
-            "age in seconds of the oldest job."),
+        Key("query", STRING, None, "sqlite, postgres: a query returning one row: depth, and "
+            "optionally the age in seconds of the oldest job."),
+        Key("queues", STRINGS, None, "rabbitmq: queues whose ready messages are summed (passive "
+            "declare)."),
+        Key("stream", STRING, None, "nats: the JetStream stream."),
+        Key("consumer", STRING, None, "nats: the durable consumer whose pending count is the depth."),
+        Key("queue_url", STRING, None, "sqs: the queue's URL."),
+        Key("region", STRING, None, 'sqs: the AWS region, e.g. "eu-west-1".'),
+        Key("endpoint_url", STRING, None, "sqs: another endpoint than AWS's (a local SQS, moto)."),
+        Key("include_in_flight", BOOL, False, "sqs: also count messages received but not deleted "
+            "yet (ApproximateNumberOfMessagesNotVisible)."),
+        Key("command", ARGV, None, "command: prints a number, or JSON {\"depth\": N, \"age\": "
+            "seconds}; a string split like a shell would (run without one) or an array."),
+        Key("field", STRING, None, 'http: dotted path to the depth in the JSON answer, e.g. '
+            '"queues.email.depth" (a number selects an array item).'),
+        Key("age_field", STRING, None, "http: dotted path to the age in seconds of the oldest job."),
     ),
     checks=(_autoscale,),
 )
@@ -300,6 +399,10 @@ def render_reference() -> str:
     ]
     for table, heading in ((DAEMON, "`[daemon]`"), (PROGRAM, "`[programs.NAME]` and `[defaults]`")):
         lines += ["", f"## {heading}", "", table.doc, "", *_reference_table(table)]
+    for nested in PROGRAM.fields:
+        if isinstance(nested, Table) and not nested.future:
+            heading = f"`[programs.NAME.{nested.name}]`"
+            lines += ["", f"### {heading}", "", nested.doc, "", *_reference_table(nested)]
     return "\n".join(lines) + "\n"
 
 

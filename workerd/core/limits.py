@@ -62,4 +62,6 @@ def check(watch: Watch, history: tuple[Reading, ...], reading: Reading) -> tuple
 
 
 def _mib(size: int) -> str:
-    return f"{size / (1024 * 1024):.0f} MiB"
+    """MiB with one decimal when a whole number would hide the difference (64.2 > 64)."""
+    mib = size / (1024 * 1024)
+    return f"{mib:.0f} MiB" if mib == int(mib) or mib >= 100 else f"{mib:.1f} MiB"

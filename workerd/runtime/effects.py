@@ -17,6 +17,7 @@ from typing import Callable
 from workerd.core.actions import Action, KillGroup, SignalGroup, Spawn
 from workerd.core.events import Event, Exited, Spawned, SpawnFailed
 from workerd.runtime.output import OutputPipe, ProgramLog
+from workerd.runtime.procstat import session_members
 from workerd.runtime.reaper import ExitStatus, Reaper
 from workerd.runtime.sentinel import Sentinel
 from workerd.runtime.spawn import ProcessSpec, SpawnError, spawn
@@ -87,4 +88,11 @@ class Effects:
         return None
 
     def _kill_group(self, action: KillGroup, ctx: SlotContext) -> None:
-        return self._signal_group(SignalGroup(action.pgid, signal.SIGKILL), ctx)
+        """SIGKILL the worker's process group, then whatever of its session (its whole
+        tree: the worker leads the session) moved to a process group of its own."""
+        self._signal_group(SignalGroup(action.pgid, signal.SIGKILL), ctx)
+        for pid in session_members(action.pgid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

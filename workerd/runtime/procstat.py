@@ -61,6 +61,17 @@ def scan(sessions: set[int]) -> dict[int, TreeUsage]:
     return usage
 
 
+def session_members(sid: int) -> list[int]:
+    """Every live process of the session `sid` (a worker's whole tree)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _fields(entry)
+            if fields is not None and fields[0] != b"Z" and int(fields[3]) == sid:
+                members.append(int(entry))
+    return members
+
+
 def open_files(pid: int) -> int | None:
     """How many descriptors the process has open (None if it is gone or not ours to see)."""
     try:

@@ -25,7 +25,7 @@ while read -r line; do
         -*) case $live in *" $pgid "*) live="${live%% $pgid *} ${live#* $pgid }" ;; esac ;;
     esac
 done
-for pgid in $live; do kill -9 "-$pgid" 2>/dev/null; done
+for pgid in $live; do kill -9 "-$pgid" 2>/dev/null; pkill -KILL -s "$pgid" 2>/dev/null; done
 """
 
 

@@ -14,6 +14,8 @@ before (same pid, process group and pipes), in this order:
     the command
 
 Popen only makes the process: the reaper alone waits for it (see `_disown`).
+`spawn_helper` makes the other kind of child, a source's helper (a `command`
+source's command, the SQS probe), the same way, with separate pipes.
 """
 
 from __future__ import annotations
@@ -62,6 +64,15 @@ class Child:
     output_fd: int
 
 
+@dataclass(frozen=True)
+class Helper:
+    pid: int
+    #: The daemon's ends of the child's stdin, stdout and stderr, non-blocking.
+    stdin_fd: int
+    stdout_fd: int
+    stderr_fd: int
+
+
 class SpawnError(Exception):
     """The process could not be made; the message is the OS error, for status."""
 
@@ -93,6 +104,33 @@ def spawn(spec: ProcessSpec) -> Child:
     return Child(pid=proc.pid, output_fd=out_r)
 
 
+def spawn_helper(argv: Sequence[str]) -> Helper:
+    """Start a source's helper as the leader of a new session and process group, as the
+    daemon's user with its environment, with a pipe for each of stdin, stdout and
+    stderr (a source reads its answer from stdout and its complaint from stderr)."""
+    spec = ProcessSpec(argv=argv, env=os.environ)
+    _check_executable(spec)
+    full = _argv(spec)
+    in_r, in_w = os.pipe2(os.O_CLOEXEC)
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        proc = subprocess.Popen(
+            full, stdin=in_r, stdout=out_w, stderr=err_w, env=dict(spec.env), start_new_session=True, close_fds=True
+        )
+    except OSError as exc:
+        for fd in (in_w, out_r, err_r):
+            os.close(fd)
+        raise SpawnError(_describe(exc, spec)) from None
+    finally:
+        for fd in (in_r, out_w, err_w):
+            os.close(fd)
+    _disown(proc)
+    for fd in (in_w, out_r, err_r):
+        os.set_blocking(fd, False)
+    return Helper(proc.pid, in_w, out_r, err_r)
+
+
 def _argv(spec: ProcessSpec) -> list[str]:
     if SETPRIV is None:
         raise SpawnError("setpriv not found: install util-linux")
@@ -122,11 +160,14 @@ def _identity(spec: ProcessSpec) -> list[str]:
 
 
 def _rlimits(limits: LimitsConfig) -> list[str]:
+    """soft = hard = the value, except for CPU time: the kernel sends SIGXCPU at the soft
+    limit but SIGKILL at the hard one, so the hard limit is one CPU second later."""
     options = []
     for name, option in _RLIMITS.items():
         value = getattr(limits, name)
         if value is not None:
-            options.append(f"{option}={int(value)}:{int(value)}")
+            hard = int(value) + 1 if name == "cpu_time" else int(value)
+            options.append(f"{option}={int(value)}:{hard}")
     return options
 
 
