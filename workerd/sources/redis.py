@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -47,6 +48,8 @@ class RedisSource:
     def __init__(self, url: str | None, keys: tuple[str, ...] | None, library: RedisFormat | None,
                  queue: str | None, timeout: float) -> None:
         self._url = url or DEFAULT_URL
+        #: The URL without its password, for messages.
+        self._shown = redact(self._url)
         self._keys = list(keys) if keys else library_keys(library, queue or "") if library else []
         self._due_only = library is RedisFormat.ARQ
         self._client = aioredis.from_url(
@@ -66,7 +69,7 @@ class RedisSource:
                 if age is not None:
                     ages.append(age)
         except (RedisError, OSError) as exc:
-            raise SourceError(f"redis {self._url}: {exc}") from None
+            raise SourceError(f"redis {self._shown}: {exc}") from None
         return QueueReading(depth, max(ages) if ages else None)
 
     async def _size(self, key: str, kind: str) -> tuple[int, float | None]:
@@ -104,6 +107,16 @@ class RedisSource:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ***: errors are shown in status and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
 def _as_bytes(value: Any) -> bytes:
