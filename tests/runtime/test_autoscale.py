@@ -8,6 +8,7 @@ well under a minute; every wait is bounded and says what it waited for.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import sys
@@ -146,6 +147,12 @@ def test_the_count_follows_the_queue_up_at_once_and_down_after_the_delay(daemon:
     text = d.ctl("status")
     assert text.returncode == 0, text.stderr
     assert "autoscale sqlite: depth 0, desired 1 in [1, 4]" in text.stdout, text.stdout
+    as_json = json.loads(d.ctl("status", "--json").stdout)
+    (w,) = [p for p in as_json["programs"] if p["name"] == "w"]
+    assert w["autoscale"]["last_decision"] == a["last_decision"]
+    log = d.stderr_text()                                    # every decision is logged with its reason
+    assert "w: scale up 1 -> 3 (depth 6 / per_worker 2)" in log, log
+    assert "w: scale down 4 -> 1 (" in log, log
 
 
 def test_min_zero_starts_on_the_first_job_and_goes_back_to_zero(daemon: DaemonFactory,
@@ -159,6 +166,43 @@ def test_min_zero_starts_on_the_first_job_and_goes_back_to_zero(daemon: DaemonFa
     d.wait_running("w", 0, timeout=5)
     a = auto(d)
     assert (a["desired"], a["last_decision"]["from"], a["last_decision"]["to"]) == (0, 1, 0)
+
+
+def test_an_old_job_adds_a_process_each_interval_with_max_age(daemon: DaemonFactory, tmp_path: Path) -> None:
+    db = tmp_path / "aged.db"
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY, created REAL)")
+    conn.close()
+    programs = sqlite_programs(db, per_worker=100).replace(
+        'query = "SELECT count(*) FROM jobs"',
+        "query = \"SELECT count(*), strftime('%s', 'now') - min(created) FROM jobs\"\n        max_age = \"5s\"")
+    d = daemon(programs, reserve_memory=0)
+    d.wait_running("w", 1)
+    conn = sqlite3.connect(db)
+    with conn:                                               # one job, waiting for a minute already
+        conn.execute("INSERT INTO jobs (created) VALUES (?)", (time.time() - 60,))
+    conn.close()
+    d.wait_running("w", 4, timeout=5)                        # +1 per reading, up to max
+    a = auto(d)
+    assert a["depth"] == 1 and a["age"] is not None and a["age"] >= 55, a
+    assert "max_age 5s" in a["last_decision"]["why"], a["last_decision"]
+    stays(d, 0.5, 4, "max = 4 holds against max_age too")
+
+
+def test_short_of_memory_nothing_scales_up_above_min_and_status_says_why(daemon: DaemonFactory,
+                                                                           queue: SqliteQueue) -> None:
+    queue.set(6)                                             # wants 3
+    d = daemon(sqlite_programs(queue.path, minimum=1), reserve_memory="1000000GiB")
+    d.wait_running("w", 1)
+    d.wait_status(lambda s: d.program("w", s)["autoscale"]["held"], timeout=3, what="held in status")
+    a = auto(d)
+    assert a["desired"] == 1 and a["depth"] == 6
+    assert a["held"].startswith("holding at 1 (queue wants 3): memory available "), a["held"]
+    assert "reserve_memory" in a["held"]
+    stays(d, 0.6, 1, "no scale-up while memory is short")
+    text = d.ctl("status")
+    assert "holding at 1 (queue wants 3)" in text.stdout, text.stdout
 
 
 # -- a broken source ---------------------------------------------------------------------------------
@@ -302,6 +346,35 @@ def test_a_reload_that_changes_only_autoscale_restarts_nothing(daemon: DaemonFac
     assert set(pids) <= set(now), "a process was restarted by an [autoscale]-only reload"
     assert all(alive(p) for p in pids)
     assert (auto(d)["max"], auto(d)["desired"]) == (6, 6)
+
+
+def test_a_reload_can_turn_autoscaling_off_and_on_without_restarts(daemon: DaemonFactory,
+                                                                    queue: SqliteQueue) -> None:
+    queue.set(6)
+    d = daemon(sqlite_programs(queue.path), reserve_memory=0)
+    pids = d.wait_running("w", 3, timeout=5)
+    fixed = """
+        [programs.w]
+        command = "sleep 1000"
+        start_seconds = "0s"
+        stop_timeout = "2s"
+        processes = 2
+    """
+    d.write_config(fixed, reserve_memory=0)
+    result = d.ctl("reload")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["scaled: w 1..4 (sqlite) -> 2"], result.stdout
+    now = d.wait_running("w", 2, timeout=5)
+    assert set(now) <= set(pids)
+    assert d.program("w")["autoscale"] is None
+    queue.set(50)
+    stays(d, 0.6, 2, "a fixed count no longer follows the queue")
+
+    d.write_config(sqlite_programs(queue.path), reserve_memory=0)
+    result = d.ctl("reload")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["scaled: w 2 -> 1..4 (sqlite)"], result.stdout
+    assert set(now) <= set(d.wait_running("w", 4, timeout=5))
 
 
 def test_a_reload_during_the_delay_does_not_skip_the_delay(daemon: DaemonFactory, queue: SqliteQueue) -> None:

@@ -29,6 +29,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -358,7 +359,7 @@ def test_rq_counts_the_queue_list_as_rq_itself_fills_it(redis_url: str, redis_pr
     try:
         assert queue.key == f"rq:queue:{queue_name}"
         assert read_format(redis_url, RedisFormat.RQ, queue_name).depth == 4 == queue.count
-        queue.enqueue_in(__import__("datetime").timedelta(hours=1), "os.getpid")   # scheduled: not yet due
+        jobs.append(queue.enqueue_in(timedelta(hours=1), "os.getpid"))   # scheduled: not due yet
         assert read_format(redis_url, RedisFormat.RQ, queue_name).depth == 4
     finally:
         queue.delete(delete_jobs=True)

@@ -53,10 +53,14 @@ class Program:
         auto = config.autoscale
         if auto is None:
             self.scale = None
-        elif self.scale is None:
-            self.scale = ScaleState(desired=auto.min)
-        else:  # a reload keeps the current count, within the new bounds
-            self.scale = replace(self.scale, desired=min(max(self.scale.desired, auto.min), auto.max), window=())
+        else:
+            # A reload keeps the current count (within the new bounds) and the
+            # scale-down window; a new program starts at min.
+            current = sum(1 for slot in self.slots.values() if slot.wanted)
+            if self.scale is not None:
+                current = self.scale.desired
+            desired = min(max(current, auto.min), auto.max)
+            self.scale = ScaleState(desired) if self.scale is None else replace(self.scale, desired=desired)
         env = dict(os.environ)
         env.update(config.environment)
         env["WORKERD_PROGRAM"] = config.name

@@ -93,14 +93,19 @@ class RedisSource:
         """Lag of the slowest consumer group (XLEN without a group), and the age of the
         oldest entry it has not been given yet (stream ids are milliseconds)."""
         groups: list[dict[Any, Any]] = await self._client.xinfo_groups(key)
+        length: int | None = None
         if not groups:
             length = int(await self._client.xlen(key))
             first = await self._client.xrange(key, count=1) if length else []
             return length, _age(_as_bytes(first[0][0])) if first else None
-        slowest = max(groups, key=lambda g: g.get(b"lag") or g.get("lag") or 0)
-        lag = slowest.get(b"lag", slowest.get("lag"))
-        if lag is None:  # Redis cannot tell (entries were deleted): over-count, never under
-            lag = await self._client.xlen(key)
+        lags = []
+        for group in groups:
+            lag = group.get(b"lag", group.get("lag"))
+            if lag is None:  # Redis cannot tell (entries were deleted): over-count, never under
+                length = int(await self._client.xlen(key)) if length is None else length
+                lag = length
+            lags.append(int(lag))
+        lag, slowest = max(zip(lags, groups), key=lambda pair: pair[0])
         last = slowest.get(b"last-delivered-id", slowest.get("last-delivered-id"))
         nxt = await self._client.xrange(key, min=b"(" + _as_bytes(last), count=1) if last and lag else []
         return int(lag), _age(_as_bytes(nxt[0][0])) if nxt else None
