@@ -35,6 +35,9 @@ class Program:
     # workerd only: [programs.NAME.limits] as (key, TOML value) pairs, e.g. ("memory", '"64MiB"');
     # supervisord has no equivalent, so its config refuses them
     limits: tuple[tuple[str, str], ...] = ()
+    # workerd only: [programs.NAME.autoscale] as (key, TOML value) pairs, e.g. ("min", "0");
+    # `processes` is then left out (workerd ignores it); supervisord refuses them
+    autoscale: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -78,14 +81,17 @@ class Daemon:
         lines = ["[daemon]", f"socket = {q(str(self.socket))}", f"log_dir = {q(str(self.log_dir))}"]
         lines += [f"{k} = {v}" for k, v in self.extra.items()]
         for p in self.programs:
-            lines += ["", f"[programs.{p.name}]", f"command = {q(p.command)}",
-                      f"processes = {p.processes}"]
+            lines += ["", f"[programs.{p.name}]", f"command = {q(p.command)}"]
+            if not p.autoscale:
+                lines.append(f"processes = {p.processes}")
             if p.restart != "always":
                 lines.append(f"restart = {q(p.restart)}")
             if p.start_seconds is not None:
                 lines.append(f"start_seconds = {q(f'{p.start_seconds:g}s')}")
             if p.limits:
                 lines += ["", f"[programs.{p.name}.limits]"] + [f"{k} = {v}" for k, v in p.limits]
+            if p.autoscale:
+                lines += ["", f"[programs.{p.name}.autoscale]"] + [f"{k} = {v}" for k, v in p.autoscale]
         return "\n".join(lines) + "\n"
 
     def _supervisord_conf(self) -> str:
@@ -103,6 +109,8 @@ class Daemon:
         for p in self.programs:
             if p.limits:
                 raise BenchError(f"program {p.name}: supervisord has no [limits] equivalent")
+            if p.autoscale:
+                raise BenchError(f"program {p.name}: supervisord has no [autoscale] equivalent")
             out += [f"[program:{p.name}]", f"command={p.command.replace('%', '%%')}",
                     f"numprocs={p.processes}"]
             if p.processes > 1:

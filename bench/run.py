@@ -3,7 +3,7 @@
 
     python3 bench/run.py [--quick] [--only NAME[,NAME...]] [--daemon workerd|supervisord]
 
-Creates/reuses bench/.venv (supervisor==4.3.0, psutil; workerd installed from this tree),
+Creates/reuses bench/.venv (supervisor==4.3.0, psutil, redis; workerd installed from this tree),
 re-executes itself inside it, runs every metric against both daemons, prints a
 Markdown table and writes bench/results/latest.json. See bench/README.md.
 """
@@ -27,7 +27,9 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 VENV = BENCH / ".venv"
 VENV_PY = VENV / "bin" / "python"
-REQUIREMENTS = ["supervisor==4.3.0", "psutil"]
+# redis: the autoscale metrics push jobs with it, and workerd's redis source imports it
+# (workerd itself is installed without its extras)
+REQUIREMENTS = ["supervisor==4.3.0", "psutil", "redis>=5.0"]
 KINDS = ["workerd", "supervisord"]
 
 
@@ -43,7 +45,7 @@ def _stamp() -> str:
 
 
 def ensure_venv() -> None:
-    """bench/.venv with supervisor 4.3.0 and psutil (re-done when they or pyproject.toml
+    """bench/.venv with supervisor 4.3.0, psutil and redis (re-done when they or pyproject.toml
     change), and workerd installed from this tree on every run, as a user installs it
     (`pip install .`, not editable: an editable install puts an import hook in front of
     every Python start in the venv, which would slow both daemons' CLIs)."""

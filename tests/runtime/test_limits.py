@@ -149,9 +149,9 @@ def test_a_worker_over_its_memory_limit_is_restarted_and_nothing_else_is(daemon)
     (ok,) = d.wait_running("ok", 1)
     proc, seen = replaced(d, "w", old, 10, "w restarted for its memory limit")
     assert "backoff" not in seen, "a limit hit after a good run is restarted at once"
-    m = re.fullmatch(r"memory (\d+) MiB > 64 MiB", proc["last_limit"] or "")
+    m = re.fullmatch(r"memory (\d+(?:\.\d)?) MiB > 64 MiB", proc["last_limit"] or "")
     assert m, proc
-    assert 64 <= int(m.group(1)) <= 200, proc["last_limit"]
+    assert 64 <= float(m.group(1)) <= 200, proc["last_limit"]
     assert proc["restarts"] == 1
     assert "SIGTERM" in (proc["last_exit"] or ""), "a graceful stop: stop_signal first"
     d.wait_until(lambda: gone(old), 5, f"old worker {old} gone")
@@ -161,7 +161,7 @@ def test_a_worker_over_its_memory_limit_is_restarted_and_nothing_else_is(daemon)
     assert (other["pid"], other["state"], other["restarts"], other["last_limit"]) == (ok, "running", 0, None)
     assert alive(ok)
     # The reason is in the daemon's log too.
-    assert re.search(r"w\[0\].*memory \d+ MiB > 64 MiB", d.stderr_text()), d.stderr_text()[-2000:]
+    assert re.search(r"w\[0\].*memory \d+(?:\.\d)? MiB > 64 MiB", d.stderr_text()), d.stderr_text()[-2000:]
     # The new worker is watched too: it grows and is restarted again.
     (new,) = d.wait_running("w", 1)
     proc, _ = replaced(d, "w", new, 10, "w restarted a second time")
@@ -194,9 +194,9 @@ def test_memory_is_summed_over_the_whole_process_tree(daemon, tmp_path):
     d.wait_until(lambda: len(read_pids(pids)) >= 3, 5, "three children started")
     children = read_pids(pids)[:3]
     proc, _ = replaced(d, "w", old, 10, "w restarted for the memory of its tree")
-    m = re.fullmatch(r"memory (\d+) MiB > 100 MiB", proc["last_limit"] or "")
+    m = re.fullmatch(r"memory (\d+(?:\.\d)?) MiB > 100 MiB", proc["last_limit"] or "")
     assert m, proc
-    assert int(m.group(1)) > 100
+    assert float(m.group(1)) > 100
     for pid in children:
         d.wait_until(lambda pid=pid: gone(pid), 5, f"child {pid} of the old worker gone")
 

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +47,20 @@ def missing(service: str, why: str) -> None:
     pytest.skip(message)
 
 
+def need_client(module: str, extra: str) -> Any:
+    """Import a source's client library for a test module; when it is not installed,
+    skip the module (locally) or fail (CI=true: the test extra installs every client)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        message = f"{module} is not installed ({exc}): pip install 'workerd[{extra}]'"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message} (CI=true: the test extra installs it)", pytrace=False)
+        pytest.skip(message, allow_module_level=True)
+
+
 def listening(port: int, host: str = "127.0.0.1") -> bool:
     try:
         with socket.create_connection((host, port), timeout=1.0):
@@ -60,9 +74,9 @@ def need_port(service: str, port: int) -> None:
         missing(f"{service} at 127.0.0.1:{port}", "connection refused")
 
 
-def run(body: Awaitable[T]) -> T:
+def run(body: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on uvloop, the daemon's loop."""
-    return uvloop.run(body)  # type: ignore[no-any-return]
+    return uvloop.run(body)
 
 
 async def read(source: Source) -> QueueReading:

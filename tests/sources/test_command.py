@@ -15,11 +15,6 @@ from typing import Any
 
 import pytest
 
-from workerd.config.model import Source as SourceKind
-from workerd.core.scaling import QueueReading
-from workerd.sources.base import SourceError
-from workerd.sources.command import CommandSource, parse_output
-from workerd.sources.factory import make_source
 from tests.sources.services import (
     PREFIX,
     PidfdLauncher,
@@ -31,6 +26,11 @@ from tests.sources.services import (
     timed,
     until_gone,
 )
+from workerd.config.model import Source as SourceKind
+from workerd.core.scaling import QueueReading
+from workerd.sources.base import SourceError
+from workerd.sources.command import CommandSource, parse_output
+from workerd.sources.factory import make_source
 
 PY = sys.executable
 

@@ -19,6 +19,7 @@ from tests.sources.services import (
     free_port,
     load_autoscale,
     missing,
+    need_client,
     read,
     read_closing,
     run,
@@ -29,7 +30,7 @@ from workerd.config.model import Source as SourceKind
 from workerd.core.scaling import QueueReading
 from workerd.sources.base import SourceError
 
-psycopg = pytest.importorskip("psycopg", reason="the postgres extra is not installed: pip install 'workerd[postgres]'")
+psycopg = need_client("psycopg", "postgres")
 
 from workerd.sources.postgres import PostgresSource  # noqa: E402  (needs psycopg)
 
@@ -251,7 +252,7 @@ def test_config(tmp_path: Path) -> None:
     ('source = "postgres"\nquery = "SELECT 1"\n', f"{PREFIX}.source: source 'postgres' needs url"),
     ('source = "postgres"\nurl = "postgresql://h/db"\n', f"{PREFIX}.source: source 'postgres' needs query"),
     ('source = "postgres"\nurl = "mysql://h/db"\nquery = "SELECT 1"\n',
-     f"{PREFIX}.url: expected a postgresql:// or postgres:// URL, got 'mysql://h/db'"),
+     f"{PREFIX}.url: expected a URL starting with postgresql:// or postgres://, got 'mysql://h/db'"),
     ('source = "postgres"\nurl = "postgresql://h/db"\nquery = "SELECT 1"\nkeys = ["a"]\n',
      f"{PREFIX}.keys: not used by source 'postgres'"),
     ('source = "postgres"\nurl = "postgresql://h/db"\nquery = 1\n', f"{PREFIX}.query: expected a string, got 1"),

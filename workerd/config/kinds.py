@@ -13,6 +13,7 @@ import datetime
 import enum
 import json
 import math
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,21 @@ def _command(raw: object) -> str | tuple[str, ...]:
     return _text(raw, "a string or an array of strings")
 
 
+def _argv(raw: object) -> tuple[str, ...]:
+    """A command as an argv: a string split like a shell would (never run by one), or
+    an array taken as it is."""
+    command = _command(raw)
+    if isinstance(command, tuple):
+        return command
+    try:
+        argv = tuple(shlex.split(command))
+    except ValueError as e:  # shlex says only "No closing quotation" / "No escaped character"
+        raise InvalidValue(f"cannot split: {str(e).lower()}") from None
+    if not argv or not argv[0] or any("\0" in arg for arg in argv):
+        raise InvalidValue("empty command" if not argv or not argv[0] else "a command must not contain NUL")
+    return argv
+
+
 def _environment(raw: object) -> Mapping[str, str]:
     """Strings as given; integers and floats by str(), booleans as "true"/"false".
 
@@ -206,6 +222,9 @@ SIGNAL = Kind[int](
 MODE = Kind[int]("octal mode", _unit(parse_mode, "a mode", str, int), lambda v: _quoted(f"{v:04o}"))
 COMMAND = Kind[str | tuple[str, ...]](
     "string or array", _command, lambda v: json.dumps(v if isinstance(v, str) else list(v))
+)
+ARGV = Kind[tuple[str, ...]](
+    "string or array", _argv, lambda v: json.dumps(list(v))
 )
 ENVIRONMENT = Kind[Mapping[str, str]](
     "table of strings",

@@ -93,6 +93,17 @@ class AutoscaleConfig:
     queue: str | None = _AUTOSCALE["queue"]
     path: Path | None = _AUTOSCALE["path"]
     query: str | None = _AUTOSCALE["query"]
+    queues: tuple[str, ...] | None = _AUTOSCALE["queues"]
+    stream: str | None = _AUTOSCALE["stream"]
+    consumer: str | None = _AUTOSCALE["consumer"]
+    queue_url: str | None = _AUTOSCALE["queue_url"]
+    region: str | None = _AUTOSCALE["region"]
+    endpoint_url: str | None = _AUTOSCALE["endpoint_url"]
+    include_in_flight: bool = _AUTOSCALE["include_in_flight"]
+    #: argv, already split.
+    command: tuple[str, ...] | None = _AUTOSCALE["command"]
+    field: str | None = _AUTOSCALE["field"]
+    age_field: str | None = _AUTOSCALE["age_field"]
 
 
 @dataclass(frozen=True)

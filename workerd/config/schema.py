@@ -35,8 +35,8 @@ from workerd.config.kinds import (
     STRINGS,
     choice,
 )
-from workerd.config.units import format_size
 from workerd.config.tables import NOT_YET, Key, Table
+from workerd.config.units import format_size
 from workerd.control.protocol import default_socket
 from workerd.core.states import RestartPolicy
 
@@ -253,6 +253,8 @@ def _autoscale(values: Mapping[str, Any]) -> tuple[str, str] | None:
             return "keys", "give either keys or format (with queue)"
         if values["format"] is not None and values["queue"] is None:
             return "format", "needs queue (the job library's queue name)"
+        if values["queue"] is not None and values["format"] is None:
+            return "queue", "only used with format (give the keys themselves in keys)"
     if source is Source.SQLITE:
         for key in ("path", "query"):
             if values[key] is None:

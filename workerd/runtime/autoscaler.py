@@ -18,6 +18,7 @@ from workerd.core.states import State
 from workerd.runtime.program import Program
 from workerd.runtime.supervisor import Supervisor
 from workerd.sources.base import SourceError
+from workerd.sources.child import Launcher
 from workerd.sources.factory import make_source
 
 log = logging.getLogger("workerd")
@@ -28,8 +29,10 @@ def policy_of(config: AutoscaleConfig) -> ScalePolicy:
 
 
 class Autoscaler:
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(self, supervisor: Supervisor, launcher: Launcher) -> None:
         self._supervisor = supervisor
+        #: Starts the children of the sources that need one (command, sqs).
+        self._launcher = launcher
         self._tasks: dict[str, tuple[AutoscaleConfig, asyncio.Task[None]]] = {}
         #: Scaling decisions by (program, "up" | "down"), for metrics.
         self.decisions: dict[tuple[str, str], int] = {}
@@ -56,7 +59,7 @@ class Autoscaler:
         self._tasks.clear()
 
     async def _run(self, name: str, config: AutoscaleConfig) -> None:
-        source = make_source(config)
+        source = make_source(config, self._launcher)
         policy = policy_of(config)
         timeout = config.timeout or config.interval
         loop = asyncio.get_running_loop()

@@ -21,6 +21,7 @@ from workerd.control.protocol import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from workerd.control.server import ControlServer, SocketInUse, bind_socket
 from workerd.runtime import cgroups
 from workerd.runtime.autoscaler import Autoscaler
+from workerd.runtime.children import ReapedLauncher
 from workerd.runtime.clock import LoopClock
 from workerd.runtime.commands import Commands
 from workerd.runtime.effects import Effects
@@ -91,7 +92,7 @@ class Daemon:
             self._close_sentinel()
             return EXIT_FAILED
         watcher = LimitWatcher(self._supervisor, clock)
-        self._autoscaler = Autoscaler(self._supervisor)
+        self._autoscaler = Autoscaler(self._supervisor, ReapedLauncher(loop, reaper, self._sentinel))
         self._commands = Commands(
             self._supervisor, watcher, self._autoscaler, loop.time, self.request_shutdown, cgroups.describe()
         )

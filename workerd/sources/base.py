@@ -9,7 +9,7 @@ is not installed costs nothing unless a program uses it.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 from workerd.core.scaling import QueueReading
 
@@ -24,9 +24,16 @@ class Source(Protocol):
     async def close(self) -> None: ...
 
 
+def _finite(value: object) -> TypeGuard[int | float]:
+    """A real number, not NaN nor infinite nor absurdly large (JSON may carry any)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) < 2**63  # False for NaN and the infinities too
+
+
 def check_depth(value: object, what: str) -> int:
     """A depth from a client's answer: a non-negative integer, or SourceError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    if not _finite(value):
         raise SourceError(f"{what}: not a number: {value!r}")
     if value < 0:
         raise SourceError(f"{what}: negative depth {value}")
@@ -36,6 +43,26 @@ def check_depth(value: object, what: str) -> int:
 def check_age(value: object, what: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
+    if not _finite(value) or value < 0:
         raise SourceError(f"{what}: not an age in seconds: {value!r}")
     return float(value)
+
+
+def redact(url: str) -> str:
+    """A URL fit for status and logs: a password in it is replaced by `***`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{hostport}{slash}{tail}"
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (client errors often span several), or its
+    type when it has none (a bare TimeoutError)."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__

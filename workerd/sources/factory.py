@@ -6,17 +6,54 @@ from __future__ import annotations
 from workerd.config.model import AutoscaleConfig
 from workerd.config.model import Source as SourceKind
 from workerd.sources.base import Source
+from workerd.sources.child import Launcher
 
 
-def make_source(config: AutoscaleConfig) -> Source:
+def make_source(config: AutoscaleConfig, launcher: Launcher | None = None) -> Source:
+    """`launcher` starts the children of the sources that need one (command, sqs);
+    the daemon passes its own (runtime/children.py). The schema's checks guarantee
+    the keys each source needs."""
     timeout = config.timeout or config.interval
     if config.source is SourceKind.SQLITE:
         from workerd.sources.sqlite import SqliteSource
 
-        assert config.path is not None and config.query is not None  # the schema's check
+        assert config.path is not None and config.query is not None
         return SqliteSource(config.path, config.query)
     if config.source is SourceKind.REDIS:
         from workerd.sources.redis import RedisSource
 
         return RedisSource(config.url, config.keys, config.format, config.queue, timeout)
+    if config.source is SourceKind.POSTGRES:
+        from workerd.sources.postgres import PostgresSource
+
+        assert config.url is not None and config.query is not None
+        return PostgresSource(config.url, config.query, timeout)
+    if config.source is SourceKind.RABBITMQ:
+        from workerd.sources.rabbitmq import RabbitmqSource
+
+        assert config.url is not None and config.queues is not None
+        return RabbitmqSource(config.url, config.queues, timeout)
+    if config.source is SourceKind.NATS:
+        from workerd.sources.nats import NatsSource
+
+        assert config.url is not None and config.stream is not None and config.consumer is not None
+        return NatsSource(config.url, config.stream, config.consumer, timeout)
+    if config.source is SourceKind.HTTP:
+        from workerd.sources.http import HttpSource
+
+        assert config.url is not None and config.field is not None
+        return HttpSource(config.url, config.field, config.age_field, timeout)
+    if launcher is None:
+        raise ValueError(f"source {config.source.value!r} runs a child process: it needs a launcher")
+    if config.source is SourceKind.COMMAND:
+        from workerd.sources.command import CommandSource
+
+        assert config.command is not None
+        return CommandSource(config.command, timeout, launcher)
+    if config.source is SourceKind.SQS:
+        from workerd.sources.sqs import SqsSource
+
+        assert config.queue_url is not None and config.region is not None
+        return SqsSource(config.queue_url, config.region, config.endpoint_url, config.include_in_flight, timeout,
+                         launcher)
     raise ValueError(f"unknown source {config.source}")

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from workerd.config.model import RedisFormat
 from workerd.core.scaling import QueueReading
-from workerd.sources.base import SourceError
+from workerd.sources.base import SourceError, redact
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -112,16 +111,6 @@ class RedisSource:
 
     async def close(self) -> None:
         await self._client.aclose()
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ***: errors are shown in status and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}:" if parts.username else ":"
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
 def _as_bytes(value: Any) -> bytes:
