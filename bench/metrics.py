@@ -900,7 +900,7 @@ class _BurstQueue:
             self.autoscale = _autoscale_keys((("source", '"redis"'), ("url", json.dumps(REDIS_URL)),
                                               ("keys", json.dumps([self.key]))))
         else:
-            self.source = f"sqlite (Redis down: {why})"
+            self.source = "sqlite (Redis down: see the notes)"
             ctx.note("workerd", f"autoscale_reaction: {why}; measured with the SQLite source "
                                 "instead (one INSERT transaction of 100 rows, count(*) query)")
             self.path = ctx.tmp / "reaction.db"

@@ -46,13 +46,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "check":
         from workerd.config.model import LimitsConfig
         from workerd.config.summary import summarize
-        from workerd.runtime.cgroups import describe
+        from workerd.runtime.cgroups import CgroupTree, describe
 
         print(f"{config.path}: ok, {len(config.programs)} program(s)")
         for line in summarize(config):
             print(f"  {line}")
         if any(p.limits != LimitsConfig() for p in config.programs.values()):
-            print(f"  limits enforced by: {describe()}")
+            print(f"  limits enforced by: {describe(*CgroupTree.find())}")
         return
     logging.basicConfig(
         stream=sys.stderr,

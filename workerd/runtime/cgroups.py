@@ -1,34 +1,105 @@
-"""What resource enforcement this box offers the daemon.
+"""cgroup v2 enforcement, where the box delegates a subtree to the daemon.
 
-cgroup v2 enforcement (memory.max, pids.max, cpu.max per program) needs a unified
-hierarchy and a subtree delegated to the daemon (systemd `Delegate=yes`). This
-version detects and reports it; limits are enforced everywhere by kernel rlimits
-plus the daemon's watcher, which is what `describe()` says.
+Under systemd with `Delegate=yes` the daemon owns its cgroup. It then moves itself
+into a leaf (`daemon/`; cgroup v2 allows processes only in leaves), enables the
+memory, pids and cpu controllers for its children, and puts each worker in a cgroup
+of its own, `<program>/<instance>`, where its limits are the kernel's:
+
+    memory      -> memory.high = the limit (reclaim and throttle above it) and
+                   memory.max = 125 % (the hard stop); the watcher still restarts
+                   the worker gracefully as soon as it is over the limit
+    tasks       -> pids.max (unlike RLIMIT_NPROC, it binds root too)
+    cpu_percent -> cpu.max: a true throttle at that share of a core
+
+Everywhere else (cgroup v1, no delegation, containers) the rlimits and the watcher
+do the job alone; `describe()` says which is in use, for `workerd check` and status.
+A worker joins its cgroup right after it is made, so it runs outside it for the few
+microseconds before; its children are all made after that.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 
-_ROOT = "/sys/fs/cgroup"
+from workerd.config.model import LimitsConfig
 
+log = logging.getLogger("workerd")
 
-def describe() -> str:
-    """One line for `workerd check` and status: how limits are enforced, and why."""
-    if not os.path.exists(f"{_ROOT}/cgroup.controllers"):
-        return "rlimits + watcher (no cgroup v2 hierarchy on this box)"
-    own = _own_cgroup()
-    if own is None or not os.access(f"{_ROOT}{own}", os.W_OK):
-        return "rlimits + watcher (cgroup v2 present, but no subtree is delegated to workerd)"
-    return "rlimits + watcher (a delegated cgroup v2 subtree is present; cgroup enforcement is not built yet)"
+ROOT = Path("/sys/fs/cgroup")
+_CONTROLLERS = ("memory", "pids", "cpu")
+_CPU_PERIOD = 100_000
 
 
-def _own_cgroup() -> str | None:
+def _own_cgroup(root: Path) -> Path | None:
     try:
         with open("/proc/self/cgroup") as f:
             for line in f:
                 if line.startswith("0::"):
-                    return line[3:].strip()
+                    return root / line[3:].strip().lstrip("/")
     except OSError:
         pass
     return None
+
+
+def describe(tree: CgroupTree | None, why: str) -> str:
+    """One line: how limits are enforced here, and why (from CgroupTree.find)."""
+    if tree is not None:
+        return f"cgroup v2 ({tree.base}) + rlimits + watcher"
+    return f"rlimits + watcher ({why})"
+
+
+class CgroupTree:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+
+    @classmethod
+    def find(cls, root: Path = ROOT) -> tuple[CgroupTree | None, str]:
+        """The delegated subtree, or None and why there is none."""
+        if not (root / "cgroup.controllers").exists():
+            return None, "no cgroup v2 hierarchy on this box"
+        own = _own_cgroup(root)
+        if own is None or own == root or not os.access(own / "cgroup.procs", os.W_OK):
+            return None, "cgroup v2 present, but no subtree is delegated to workerd"
+        available = (own / "cgroup.controllers").read_text().split()
+        missing = [c for c in _CONTROLLERS if c not in available]
+        if missing:
+            return None, f"the delegated cgroup lacks the {', '.join(missing)} controller(s)"
+        return cls(own), ""
+
+    def prepare(self) -> None:
+        """Move the daemon into a leaf and let its children use the controllers."""
+        leaf = self.base / "daemon"
+        leaf.mkdir(exist_ok=True)
+        (leaf / "cgroup.procs").write_text(str(os.getpid()))
+        (self.base / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in _CONTROLLERS))
+
+    def place(self, program: str, instance: int, pid: int, limits: LimitsConfig) -> None:
+        """Put a new worker in `<program>/<instance>` with its limits. A failure is logged
+        and leaves the worker to the rlimits and the watcher."""
+        try:
+            group = self.base / f"program-{program}"
+            if not group.exists():
+                group.mkdir()
+                (group / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in _CONTROLLERS))
+            slot = group / f"instance-{instance}"
+            slot.mkdir(exist_ok=True)
+            for name, value in settings(limits).items():
+                (slot / name).write_text(value)
+            (slot / "cgroup.procs").write_text(str(pid))
+        except OSError as exc:
+            log.warning("%s[%d]: cannot use its cgroup (%s); rlimits and the watcher still apply",
+                        program, instance, exc.strerror)
+
+
+def settings(limits: LimitsConfig) -> dict[str, str]:
+    """The cgroup files and values for a worker's limits."""
+    values = {
+        "memory.high": str(limits.memory) if limits.memory else "max",
+        "memory.max": str(limits.memory * 5 // 4) if limits.memory else "max",
+        "pids.max": str(limits.tasks) if limits.tasks else "max",
+        "cpu.max": f"{int(limits.cpu_percent / 100 * _CPU_PERIOD)} {_CPU_PERIOD}" if limits.cpu_percent
+        else f"max {_CPU_PERIOD}",
+    }
+    return values

@@ -55,10 +55,17 @@ def run(config: Config) -> int:
         return EXIT_FAILED
     sentinel = Sentinel()
     become_subreaper()
+    cgroup_tree, why = cgroups.CgroupTree.find()
+    if cgroup_tree is not None:
+        try:
+            cgroup_tree.prepare()
+        except OSError as exc:
+            cgroup_tree, why = None, f"cannot set up the delegated cgroup: {exc.strerror}"
+    enforcement = cgroups.describe(cgroup_tree, why)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(Daemon(config, sock, sentinel).serve())
+        return loop.run_until_complete(Daemon(config, sock, sentinel, cgroup_tree, enforcement).serve())
     finally:
         # No more SIGCHLD callbacks into a loop that is going away (the sentinel and
         # the last orphans may still exit now).
@@ -67,8 +74,11 @@ def run(config: Config) -> int:
 
 
 class Daemon:
-    def __init__(self, config: Config, sock: socket.socket, sentinel: Sentinel) -> None:
+    def __init__(self, config: Config, sock: socket.socket, sentinel: Sentinel,
+                 cgroup_tree: cgroups.CgroupTree | None, enforcement: str) -> None:
         self._config = config
+        self._cgroup_tree = cgroup_tree
+        self._enforcement = enforcement
         self._sock = sock
         self._sentinel = sentinel
         self._shutdown: asyncio.Task[None] | None = None
@@ -82,7 +92,7 @@ class Daemon:
         reaper = Reaper(loop)
         reaper.install()
         reaper.watch(self._sentinel.pid, self._sentinel_died)
-        self._effects = Effects(loop, reaper, self._sentinel)
+        self._effects = Effects(loop, reaper, self._sentinel, self._cgroup_tree)
         try:
             clock = LoopClock(loop)
             self._supervisor = Supervisor(self._config, clock, self._effects)
@@ -94,7 +104,7 @@ class Daemon:
         watcher = LimitWatcher(self._supervisor, clock)
         self._autoscaler = Autoscaler(self._supervisor, ReapedLauncher(loop, reaper, self._sentinel))
         self._commands = Commands(
-            self._supervisor, watcher, self._autoscaler, loop.time, self.request_shutdown, cgroups.describe()
+            self._supervisor, watcher, self._autoscaler, loop.time, self.request_shutdown, self._enforcement
         )
         for signo in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signo, self.request_shutdown)

@@ -16,6 +16,7 @@ from typing import Callable
 
 from workerd.core.actions import Action, KillGroup, SignalGroup, Spawn
 from workerd.core.events import Event, Exited, Spawned, SpawnFailed
+from workerd.runtime.cgroups import CgroupTree
 from workerd.runtime.output import OutputPipe, ProgramLog
 from workerd.runtime.procstat import session_members
 from workerd.runtime.reaper import ExitStatus, Reaper
@@ -38,8 +39,10 @@ class SlotContext:
 
 
 class Effects:
-    def __init__(self, loop: asyncio.AbstractEventLoop, reaper: Reaper, sentinel: Sentinel | None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, reaper: Reaper, sentinel: Sentinel | None,
+                 cgroup_tree: CgroupTree | None) -> None:
         self._loop = loop
+        self._cgroup_tree = cgroup_tree
         self._reaper = reaper
         self._sentinel = sentinel
         self.pipes: set[OutputPipe] = set()
@@ -56,10 +59,13 @@ class Effects:
         return self._table[type(action)](action, ctx)
 
     def _spawn(self, action: Spawn, ctx: SlotContext) -> Event:
+        spec = ctx.spec()
         try:
-            child = spawn(ctx.spec())
+            child = spawn(spec)
         except SpawnError as exc:
             return SpawnFailed(str(exc))
+        if self._cgroup_tree is not None:
+            self._cgroup_tree.place(ctx.program, ctx.instance, child.pid, spec.limits)
         if self._sentinel is not None:
             self._sentinel.track(child.pid)
         self.pipes.add(OutputPipe(self._loop, child.output_fd, ctx.instance, ctx.sink, self._pipe_closed))
