@@ -1,8 +1,8 @@
 """The daemon's lifetime: set up the loop, serve until asked to stop, stop cleanly.
 
 Order matters at start: the control socket is bound first (a live daemon on it is
-a refusal before anything else happens), then the sentinel is forked (it closes
-every descriptor it inherits), then the daemon becomes a subreaper and the loop runs.
+a refusal before anything else happens), then the daemon moves into its cgroup leaf
+(where delegated), starts the sentinel, becomes a subreaper, and the loop runs.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def run(config: Config) -> int:
     except OSError as exc:
         print(f"workerd: cannot create the control socket: {exc.strerror}", file=sys.stderr)
         return EXIT_FAILED
-    sentinel = Sentinel()
-    become_subreaper()
+    # Into the cgroup leaf before the sentinel is made: a cgroup v2 parent may not
+    # hold processes once its children have controllers.
     cgroup_tree, why = cgroups.CgroupTree.find()
     if cgroup_tree is not None:
         try:
@@ -62,6 +62,8 @@ def run(config: Config) -> int:
         except OSError as exc:
             cgroup_tree, why = None, f"cannot set up the delegated cgroup: {exc.strerror}"
     enforcement = cgroups.describe(cgroup_tree, why)
+    sentinel = Sentinel()
+    become_subreaper()
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
