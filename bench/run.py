@@ -207,8 +207,9 @@ def main(argv: list[str]) -> int:
     from metrics import METRICS, Ctx
 
     if args.list:
+        width = max(len(m.name) for m in METRICS)
         for m in METRICS:
-            print(f"{m.name:14} {m.title}")
+            print(f"{m.name:{width}} {m.title}")
         return 0
     names = [n for n in args.only.split(",") if n]
     unknown = [n for n in names if n not in {m.name for m in METRICS}]
