@@ -161,6 +161,8 @@ def render_status(data: dict[str, Any]) -> str:
 def _autoscale_note(auto: dict[str, Any]) -> str:
     depth = "?" if auto["depth"] is None else auto["depth"]
     note = f"autoscale {auto['source']}: depth {depth}, desired {auto['desired']} in [{auto['min']}, {auto['max']}]"
+    if auto.get("dead_letters"):
+        note += f"; {auto['dead_letters']} dead letters"
     if auto.get("held"):
         note += f"; {auto['held']}"
     if auto.get("error"):

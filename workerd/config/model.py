@@ -104,6 +104,9 @@ class AutoscaleConfig:
     command: tuple[str, ...] | None = _AUTOSCALE["command"]
     field: str | None = _AUTOSCALE["field"]
     age_field: str | None = _AUTOSCALE["age_field"]
+    dead_letter_keys: tuple[str, ...] | None = _AUTOSCALE["dead_letter_keys"]
+    dead_letter_query: str | None = _AUTOSCALE["dead_letter_query"]
+    dead_letter_queues: tuple[str, ...] | None = _AUTOSCALE["dead_letter_queues"]
 
 
 @dataclass(frozen=True)

@@ -170,10 +170,10 @@ class RedisFormat(str, enum.Enum):
 
 #: The keys each source reads (besides the common ones); any other is an error.
 SOURCE_KEYS = {
-    Source.REDIS: {"url", "keys", "format", "queue"},
-    Source.SQLITE: {"path", "query"},
-    Source.POSTGRES: {"url", "query"},
-    Source.RABBITMQ: {"url", "queues"},
+    Source.REDIS: {"url", "keys", "format", "queue", "dead_letter_keys"},
+    Source.SQLITE: {"path", "query", "dead_letter_query"},
+    Source.POSTGRES: {"url", "query", "dead_letter_query"},
+    Source.RABBITMQ: {"url", "queues", "dead_letter_queues"},
     Source.NATS: {"url", "stream", "consumer"},
     Source.SQS: {"queue_url", "region", "endpoint_url", "include_in_flight"},
     Source.COMMAND: {"command"},
@@ -205,7 +205,8 @@ SOURCE_EXTRAS = {
 }
 #: Every source-specific key, in the order of the reference.
 _SOURCE_SPECIFIC = ("url", "keys", "format", "queue", "path", "query", "queues", "stream", "consumer",
-                    "queue_url", "region", "endpoint_url", "include_in_flight", "command", "field", "age_field")
+                    "queue_url", "region", "endpoint_url", "include_in_flight", "command", "field", "age_field",
+                    "dead_letter_keys", "dead_letter_query", "dead_letter_queues")
 #: Characters JetStream refuses in stream and consumer names.
 _NATS_NAME_FORBIDDEN = frozenset(">*. /\\\t\r\n")
 
@@ -297,6 +298,12 @@ AUTOSCALE = Table(
             "optionally the age in seconds of the oldest job."),
         Key("queues", STRINGS, None, "rabbitmq: queues whose ready messages are summed (passive "
             "declare)."),
+        Key("dead_letter_keys", STRINGS, None, "redis: dead-letter keys, read on the same interval, "
+            "shown and exported, never used for scaling."),
+        Key("dead_letter_query", STRING, None, "sqlite, postgres: a query counting dead letters "
+            "(shown and exported, never used for scaling)."),
+        Key("dead_letter_queues", STRINGS, None, "rabbitmq: dead-letter queues (shown and exported, "
+            "never used for scaling)."),
         Key("stream", STRING, None, "nats: the JetStream stream."),
         Key("consumer", STRING, None, "nats: the durable consumer whose pending count is the depth."),
         Key("queue_url", STRING, None, "sqs: the queue's URL."),

@@ -17,9 +17,9 @@ from workerd.core.scaling import ScalePolicy, on_error, on_reading
 from workerd.core.states import State
 from workerd.runtime.program import Program
 from workerd.runtime.supervisor import Supervisor
-from workerd.sources.base import SourceError
+from workerd.sources.base import Source, SourceError
 from workerd.sources.child import Launcher
-from workerd.sources.factory import make_source
+from workerd.sources.factory import make_dead_letter_source, make_source
 
 log = logging.getLogger("workerd")
 
@@ -60,6 +60,7 @@ class Autoscaler:
 
     async def _run(self, name: str, config: AutoscaleConfig) -> None:
         source = make_source(config, self._launcher)
+        dead_letters = make_dead_letter_source(config, self._launcher)
         policy = policy_of(config)
         timeout = config.timeout or config.interval
         loop = asyncio.get_running_loop()
@@ -85,6 +86,8 @@ class Autoscaler:
                         log.info("%s: scale %s %d -> %d (%s)", name, direction, decision.before, decision.after,
                                  decision.why)
                         self._supervisor.rescale(program)
+                if dead_letters is not None:
+                    program.dead_letters = await _read_dead_letters(dead_letters, timeout)
                 await asyncio.sleep(config.interval)
         except asyncio.CancelledError:
             raise
@@ -94,6 +97,19 @@ class Autoscaler:
                 program.scale = on_error(program.scale, "the autoscaler failed (see the daemon's log)", loop.time())
         finally:
             await source.close()
+            if dead_letters is not None:
+                await dead_letters.close()
+
+
+async def _read_dead_letters(source: Source, timeout: float) -> tuple[int | None, str | None]:
+    """(count, None) or (None, why): dead letters are shown, never used for scaling."""
+    try:
+        reading = await asyncio.wait_for(source.read(), timeout)
+    except asyncio.TimeoutError:
+        return None, f"no answer in {timeout:g}s"
+    except SourceError as exc:
+        return None, str(exc)
+    return reading.depth, None
 
 
 def box_gate(daemon: DaemonConfig) -> str | None:
@@ -137,4 +153,6 @@ def describe(program: Program, now: float) -> dict[str, object] | None:
         "held": state.held,
         "error": state.error,
         "error_for": round(now - state.error_since, 1) if state.error_since is not None else None,
+        "dead_letters": program.dead_letters[0],
+        "dead_letter_error": program.dead_letters[1],
     }

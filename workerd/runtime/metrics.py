@@ -42,6 +42,8 @@ class StatusCollector:
         age = GaugeMetricFamily("workerd_autoscale_oldest_job_seconds", "Age of the oldest job, where known.",
                                 labels=["program"])
         wanted = GaugeMetricFamily("workerd_autoscale_desired", "The autoscaler's count.", labels=["program"])
+        dead = GaugeMetricFamily("workerd_autoscale_dead_letters", "Dead letters (not used for scaling).",
+                                 labels=["program"])
         failing = GaugeMetricFamily("workerd_autoscale_source_error_seconds",
                                     "How long the source has been failing (0: it answers).", labels=["program"])
         for program in status["programs"]:
@@ -64,7 +66,9 @@ class StatusCollector:
                     age.add_metric([name], auto["age"])
                 wanted.add_metric([name], auto["desired"])
                 failing.add_metric([name], auto["error_for"] or 0)
-        yield from (desired, running, state, restarts, rss, cpu, depth, age, wanted, failing)
+                if auto.get("dead_letters") is not None:
+                    dead.add_metric([name], auto["dead_letters"])
+        yield from (desired, running, state, restarts, rss, cpu, depth, age, wanted, failing, dead)
         counters = self._counters()
         limits = CounterMetricFamily("workerd_limit_restarts", "Restarts for a watched limit.",
                                      labels=["program", "limit"])

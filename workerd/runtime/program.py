@@ -44,6 +44,8 @@ class Program:
         self.removing = False
         #: The autoscaler's state, for a program with [autoscale].
         self.scale: ScaleState | None = None
+        #: The last dead-letter count read, or why it could not be (never used for scaling).
+        self.dead_letters: tuple[int | None, str | None] = (None, None)
         self.slots: dict[int, Slot] = {}
         self.configure(config, daemon)
 

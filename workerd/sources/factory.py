@@ -3,10 +3,23 @@ library) is imported only here, only when a program uses it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from workerd.config.model import AutoscaleConfig
 from workerd.config.model import Source as SourceKind
 from workerd.sources.base import Source
 from workerd.sources.child import Launcher
+
+
+def make_dead_letter_source(config: AutoscaleConfig, launcher: Launcher | None = None) -> Source | None:
+    """The same source pointed at the program's dead letters, if it has any configured."""
+    if config.dead_letter_keys is not None:
+        return make_source(replace(config, keys=config.dead_letter_keys, format=None, queue=None), launcher)
+    if config.dead_letter_query is not None:
+        return make_source(replace(config, query=config.dead_letter_query), launcher)
+    if config.dead_letter_queues is not None:
+        return make_source(replace(config, queues=config.dead_letter_queues), launcher)
+    return None
 
 
 def make_source(config: AutoscaleConfig, launcher: Launcher | None = None) -> Source:
