@@ -17,7 +17,7 @@ from workerd.core.scaling import ScalePolicy, on_error, on_reading
 from workerd.core.states import State
 from workerd.runtime.program import Program
 from workerd.runtime.supervisor import Supervisor
-from workerd.sources.base import Source, SourceError
+from workerd.sources.base import PushSource, Source, SourceError
 from workerd.sources.child import Launcher
 from workerd.sources.factory import make_dead_letter_source, make_source
 
@@ -64,11 +64,16 @@ class Autoscaler:
         policy = policy_of(config)
         timeout = config.timeout or config.interval
         loop = asyncio.get_running_loop()
+        push = source if isinstance(source, PushSource) else None
+        if push is not None:
+            push.watch()
         try:
             while True:
                 program = self._supervisor.programs.get(name)
                 if program is None or program.scale is None:
                     return
+                if push is not None:
+                    push.pushed.clear()  # a push from now on wakes the pause below
                 try:
                     reading = await asyncio.wait_for(source.read(), timeout)
                 except asyncio.TimeoutError:
@@ -88,7 +93,14 @@ class Autoscaler:
                         self._supervisor.rescale(program)
                 if dead_letters is not None:
                     program.dead_letters = await _read_dead_letters(dead_letters, timeout)
-                await asyncio.sleep(config.interval)
+                if push is not None and program.wanted == 0:
+                    # At zero, the first job should not wait for the next interval.
+                    try:
+                        await asyncio.wait_for(push.pushed.wait(), config.interval)
+                    except asyncio.TimeoutError:
+                        pass
+                else:
+                    await asyncio.sleep(config.interval)
         except asyncio.CancelledError:
             raise
         except Exception:  # a bug in a source must not end autoscaling silently

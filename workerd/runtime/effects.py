@@ -25,6 +25,9 @@ from workerd.runtime.spawn import ProcessSpec, SpawnError, spawn
 
 log = logging.getLogger("workerd")
 
+#: How soon after a worker's group is killed the rest of its session is swept.
+SWEEP_DELAY = 0.1
+
 
 @dataclass
 class SlotContext:
@@ -43,6 +46,8 @@ class Effects:
                  cgroup_tree: CgroupTree | None) -> None:
         self._loop = loop
         self._cgroup_tree = cgroup_tree
+        #: Sessions whose stragglers the next sweep kills.
+        self._to_sweep: set[int] = set()
         self._reaper = reaper
         self._sentinel = sentinel
         self.pipes: set[OutputPipe] = set()
@@ -94,10 +99,19 @@ class Effects:
         return None
 
     def _kill_group(self, action: KillGroup, ctx: SlotContext) -> None:
-        """SIGKILL the worker's process group, then whatever of its session (its whole
-        tree: the worker leads the session) moved to a process group of its own."""
+        """SIGKILL the worker's process group at once; whatever of its session (its whole
+        tree: the worker leads the session) moved to a process group of its own goes
+        in a sweep shortly after. The sweep reads all of /proc, so it runs once for every
+        session collected in SWEEP_DELAY, off the critical path of the restart (whose
+        new worker is exec'ing meanwhile)."""
         self._signal_group(SignalGroup(action.pgid, signal.SIGKILL), ctx)
-        for pid in session_members(action.pgid):
+        if not self._to_sweep:
+            self._loop.call_later(SWEEP_DELAY, self._sweep_sessions)
+        self._to_sweep.add(action.pgid)
+
+    def _sweep_sessions(self) -> None:
+        sessions, self._to_sweep = self._to_sweep, set()
+        for pid in session_members(sessions):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -61,13 +61,13 @@ def scan(sessions: set[int]) -> dict[int, TreeUsage]:
     return usage
 
 
-def session_members(sid: int) -> list[int]:
-    """Every live process of the session `sid` (a worker's whole tree)."""
+def session_members(sessions: set[int]) -> list[int]:
+    """Every live process of those sessions (workers' whole trees), in one pass."""
     members = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             fields = _fields(entry)
-            if fields is not None and fields[0] != b"Z" and int(fields[3]) == sid:
+            if fields is not None and fields[0] != b"Z" and int(fields[3]) in sessions:
                 members.append(int(entry))
     return members
 

@@ -9,7 +9,8 @@ is not installed costs nothing unless a program uses it.
 
 from __future__ import annotations
 
-from typing import Protocol, TypeGuard
+import asyncio
+from typing import Protocol, TypeGuard, runtime_checkable
 
 from workerd.core.scaling import QueueReading
 
@@ -22,6 +23,18 @@ class Source(Protocol):
     async def read(self) -> QueueReading: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class PushSource(Protocol):
+    """A source whose broker can say a job arrived (Redis keyspace notifications): the
+    autoscaler reads at once instead of at the next interval, for a program at zero."""
+
+    #: Set by the broker's push; cleared by the autoscaler before each reading.
+    pushed: asyncio.Event
+
+    def watch(self) -> None:
+        """Start listening for pushes (in the background, retrying on errors)."""
 
 
 def _finite(value: object) -> TypeGuard[int | float]:

@@ -15,6 +15,7 @@ library. The key names below are the libraries' own (default prefixes/namespaces
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -51,9 +52,37 @@ class RedisSource:
         self._shown = redact(self._url)
         self._keys = list(keys) if keys else library_keys(library, queue or "") if library else []
         self._due_only = library is RedisFormat.ARQ
+        self._timeout = timeout
         self._client = aioredis.from_url(
             self._url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=False
         )
+        self.pushed = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+
+    def watch(self) -> None:
+        if self._listener is None and self._keys:
+            self._listener = asyncio.ensure_future(self._listen())
+
+    async def _listen(self) -> None:
+        """Set `pushed` at every keyspace event of the watched keys. The server must
+        publish them (`notify-keyspace-events` with K and l, z or t, or KA); workerd
+        never changes a server's config, so without them this stays silent and the
+        interval alone reads the queue. Errors are retried quietly after a timeout."""
+        client = aioredis.from_url(self._url, socket_connect_timeout=self._timeout, socket_keepalive=True)
+        db = client.connection_pool.connection_kwargs.get("db", 0)
+        channels = [f"__keyspace@{db}__:{key}" for key in self._keys]
+        try:
+            while True:
+                try:
+                    async with client.pubsub() as pubsub:
+                        await pubsub.subscribe(*channels)
+                        async for message in pubsub.listen():
+                            if message.get("type") == "message":
+                                self.pushed.set()
+                except (RedisError, OSError):
+                    await asyncio.sleep(self._timeout)
+        finally:
+            await client.aclose()
 
     async def read(self) -> QueueReading:
         try:
@@ -110,6 +139,13 @@ class RedisSource:
         return int(lag), _age(_as_bytes(nxt[0][0])) if nxt else None
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            try:
+                await self._listener
+            except (asyncio.CancelledError, RedisError, OSError):
+                pass
+            self._listener = None
         await self._client.aclose()
 
 

@@ -1,0 +1,52 @@
+"""A program at zero wakes on the broker's push, not at the next interval.
+
+A private redis-server publishes keyspace events (`notify-keyspace-events Kl`); the
+interval is long (5 s), so a worker running within ~2 s of the first job can only
+have been started by the push."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.sources.redis_server import RedisServer
+
+
+@pytest.fixture
+def notifying_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path).start()
+    with server.client() as client:
+        client.config_set("notify-keyspace-events", "Kl")
+    yield server
+    server.stop()
+
+
+def program(url: str) -> str:
+    return f"""
+        [programs.w]
+        command = "sleep 1001"
+        start_seconds = "0s"
+        stop_timeout = "2s"
+        [programs.w.autoscale]
+        source = "redis"
+        url = "{url}"
+        keys = ["jobs"]
+        min = 0
+        max = 2
+        per_worker = 1
+        interval = "5s"
+    """
+
+
+def test_the_first_job_wakes_a_program_at_zero(daemon, notifying_redis):
+    d = daemon(program(notifying_redis.url))
+    d.wait_status(lambda s: s["programs"][0]["autoscale"]["depth"] == 0, 10, "the first reading")
+    time.sleep(0.3)  # the listener subscribes right after the first reading
+    with notifying_redis.client() as client:
+        started = time.monotonic()
+        client.rpush("jobs", "job-1")
+    d.wait_running("w", 1, timeout=4.5)
+    assert time.monotonic() - started < 4.5  # less than the 5 s interval
