@@ -1,18 +1,20 @@
 """A program at zero wakes on the broker's push, not at the next interval.
 
-A private redis-server publishes keyspace events (`notify-keyspace-events Kl`); the
-interval is long (5 s), so a worker running within ~2 s of the first job can only
-have been started by the push."""
+The interval is long (5 s), so a worker running sooner after the first job can only
+have been started by the push: Redis keyspace events (from a private redis-server
+with `notify-keyspace-events Kl`) and PostgreSQL NOTIFY."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.sources.redis_server import RedisServer
+from tests.sources.services import POSTGRES_URL, need_client, need_port
 
 
 @pytest.fixture
@@ -50,3 +52,37 @@ def test_the_first_job_wakes_a_program_at_zero(daemon, notifying_redis):
         client.rpush("jobs", "job-1")
     d.wait_running("w", 1, timeout=4.5)
     assert time.monotonic() - started < 4.5  # less than the 5 s interval
+
+
+def test_a_notify_wakes_a_postgres_program_at_zero(daemon):
+    need_port("PostgreSQL", 5432)
+    psycopg = need_client("psycopg", "postgres")
+    suffix = uuid.uuid4().hex[:8]
+    table, channel = f"wake_jobs_{suffix}", f"wake_{suffix}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table} (id serial PRIMARY KEY)")
+        try:
+            d = daemon(f"""
+                [programs.w]
+                command = "sleep 1001"
+                start_seconds = "0s"
+                stop_timeout = "2s"
+                [programs.w.autoscale]
+                source = "postgres"
+                url = "{POSTGRES_URL}"
+                query = "SELECT count(*) FROM {table}"
+                listen = "{channel}"
+                min = 0
+                max = 2
+                per_worker = 1
+                interval = "5s"
+            """)
+            d.wait_status(lambda s: s["programs"][0]["autoscale"]["depth"] == 0, 10, "the first reading")
+            time.sleep(0.5)  # the listener connects right after the first reading
+            started = time.monotonic()
+            conn.execute(f"INSERT INTO {table} DEFAULT VALUES")
+            conn.execute(f"NOTIFY {channel}")
+            d.wait_running("w", 1, timeout=4.5)
+            assert time.monotonic() - started < 4.5  # less than the 5 s interval
+        finally:
+            conn.execute(f"DROP TABLE {table}")

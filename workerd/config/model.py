@@ -107,6 +107,7 @@ class AutoscaleConfig:
     dead_letter_keys: tuple[str, ...] | None = _AUTOSCALE["dead_letter_keys"]
     dead_letter_query: str | None = _AUTOSCALE["dead_letter_query"]
     dead_letter_queues: tuple[str, ...] | None = _AUTOSCALE["dead_letter_queues"]
+    listen: str | None = _AUTOSCALE["listen"]
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,7 @@ class RedisFormat(str, enum.Enum):
 SOURCE_KEYS = {
     Source.REDIS: {"url", "keys", "format", "queue", "dead_letter_keys"},
     Source.SQLITE: {"path", "query", "dead_letter_query"},
-    Source.POSTGRES: {"url", "query", "dead_letter_query"},
+    Source.POSTGRES: {"url", "query", "dead_letter_query", "listen"},
     Source.RABBITMQ: {"url", "queues", "dead_letter_queues"},
     Source.NATS: {"url", "stream", "consumer"},
     Source.SQS: {"queue_url", "region", "endpoint_url", "include_in_flight"},
@@ -206,7 +206,7 @@ SOURCE_EXTRAS = {
 #: Every source-specific key, in the order of the reference.
 _SOURCE_SPECIFIC = ("url", "keys", "format", "queue", "path", "query", "queues", "stream", "consumer",
                     "queue_url", "region", "endpoint_url", "include_in_flight", "command", "field", "age_field",
-                    "dead_letter_keys", "dead_letter_query", "dead_letter_queues")
+                    "dead_letter_keys", "dead_letter_query", "dead_letter_queues", "listen")
 #: Characters JetStream refuses in stream and consumer names.
 _NATS_NAME_FORBIDDEN = frozenset(">*. /\\\t\r\n")
 
@@ -298,6 +298,8 @@ AUTOSCALE = Table(
             "optionally the age in seconds of the oldest job."),
         Key("queues", STRINGS, None, "rabbitmq: queues whose ready messages are summed (passive "
             "declare)."),
+        Key("listen", STRING, None, "postgres: a channel to LISTEN on; a NOTIFY on it makes a "
+            "program at zero read its queue at once instead of at the next interval."),
         Key("dead_letter_keys", STRINGS, None, "redis: dead-letter keys, read on the same interval, "
             "shown and exported, never used for scaling."),
         Key("dead_letter_query", STRING, None, "sqlite, postgres: a query counting dead letters "

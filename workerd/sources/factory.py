@@ -40,7 +40,7 @@ def make_source(config: AutoscaleConfig, launcher: Launcher | None = None) -> So
         from workerd.sources.postgres import PostgresSource
 
         assert config.url is not None and config.query is not None
-        return PostgresSource(config.url, config.query, timeout)
+        return PostgresSource(config.url, config.query, timeout, config.listen)
     if config.source is SourceKind.RABBITMQ:
         from workerd.sources.rabbitmq import RabbitmqSource
 

@@ -19,18 +19,42 @@ import decimal
 import math
 
 import psycopg
+from psycopg import sql
 
 from workerd.core.scaling import QueueReading
 from workerd.sources.base import SourceError, check_age, check_depth, one_line, redact
 
 
 class PostgresSource:
-    def __init__(self, url: str, query: str, timeout: float) -> None:
+    def __init__(self, url: str, query: str, timeout: float, listen: str | None = None) -> None:
         self._url = url
         self._query = query
         self._timeout = timeout
+        self._listen = listen
         self._what = f"postgres {redact(url)}"
         self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+        #: Set by a NOTIFY on `listen`; cleared by the autoscaler before each reading.
+        self.pushed = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+
+    def watch(self) -> None:
+        if self._listen is not None and self._listener is None:
+            self._listener = asyncio.ensure_future(self._listen_for_jobs(self._listen))
+
+    async def _listen_for_jobs(self, channel: str) -> None:
+        """LISTEN on its own connection and set `pushed` at each NOTIFY; reconnect
+        quietly after errors (the interval still reads the queue)."""
+        while True:
+            try:
+                conn = await asyncio.wait_for(
+                    psycopg.AsyncConnection.connect(self._url, autocommit=True), self._timeout
+                )
+                async with conn:
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    async for _ in conn.notifies():
+                        self.pushed.set()
+            except (psycopg.Error, OSError, asyncio.TimeoutError):
+                await asyncio.sleep(self._timeout)
 
     async def read(self) -> QueueReading:
         try:
@@ -39,10 +63,10 @@ class PostgresSource:
                 await cur.execute(self._query)
                 row = await cur.fetchone()
         except psycopg.Error as exc:
-            await self.close()
+            await self._drop()
             raise SourceError(f"{self._what}: {one_line(exc)}") from None
         except BaseException:  # cancelled (timed out) mid-way: the connection's state is unknown
-            await self.close()
+            await self._drop()
             raise
         if row is None:
             raise SourceError(f"{self._what}: the query returned no row")
@@ -72,6 +96,17 @@ class PostgresSource:
         return conn
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            try:
+                await self._listener
+            except (asyncio.CancelledError, psycopg.Error, OSError):
+                pass
+            self._listener = None
+        await self._drop()
+
+    async def _drop(self) -> None:
+        """Close the reading connection; the next reading connects again."""
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
