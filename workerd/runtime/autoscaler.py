@@ -101,8 +101,6 @@ class Autoscaler:
                         pass
                 else:
                     await asyncio.sleep(config.interval)
-        except asyncio.CancelledError:
-            raise
         except Exception:  # a bug in a source must not end autoscaling silently
             log.exception("%s: the autoscaler stopped", name)
             if (program := self._supervisor.programs.get(name)) is not None and program.scale is not None:
