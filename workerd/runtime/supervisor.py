@@ -12,7 +12,7 @@ import asyncio
 import collections
 import logging
 import random
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable, Iterable
 
 from workerd.config.model import Config, ProgramConfig
@@ -32,6 +32,7 @@ from workerd.runtime.clock import Clock
 from workerd.runtime.effects import Effects, SlotContext
 from workerd.runtime.output import ProgramLog
 from workerd.runtime.program import Program
+from workerd.runtime.waiters import Waiters
 
 log = logging.getLogger("workerd")
 
@@ -40,14 +41,6 @@ SlotKey = tuple[str, int]
 
 class CommandError(Exception):
     """A command that cannot be carried out (unknown program, bad argument)."""
-
-
-@dataclass
-class _Waiter:
-    names: tuple[str, ...]
-    #: Returns None while waiting, else (ok, message).
-    check: Callable[[], tuple[bool, str] | None]
-    future: asyncio.Future[tuple[bool, str]]
 
 
 class Supervisor:
@@ -66,7 +59,7 @@ class Supervisor:
         self._timers: dict[SlotKey, asyncio.TimerHandle] = {}
         self._queue: collections.deque[tuple[str, int, Event]] = collections.deque()
         self._draining = False
-        self._waiters: list[_Waiter] = []
+        self._waiters = Waiters(self.programs)
         self.shutting_down = False
         sinks = _open_sinks(config, config.programs)
         for program_config in config.programs.values():
@@ -96,7 +89,7 @@ class Supervisor:
                     self._reconcile(program)
         finally:
             self._draining = False
-        self._check_waiters()
+        self._waiters.check()
 
     def _apply(self, program: Program, instance: int, event: Event) -> None:
         old = program.slots.get(instance) or Slot(instance)
@@ -308,50 +301,7 @@ class Supervisor:
 
     def wait_for(self, programs: list[Program], target: str) -> asyncio.Future[tuple[bool, str]]:
         """A future resolved when the programs reach `target` ("started" or "stopped")."""
-        names = tuple(p.name for p in programs)
-        check = self._started_check(names) if target == "started" else self._stopped_check(names)
-        future: asyncio.Future[tuple[bool, str]] = asyncio.get_running_loop().create_future()
-        self._waiters.append(_Waiter(names, check, future))
-        self._check_waiters()
-        return future
-
-    def _slots(self, names: tuple[str, ...]) -> list[tuple[str, Slot]]:
-        return [(n, s) for n in names if n in self.programs for s in self.programs[n].slots.values()]
-
-    def _started_check(self, names: tuple[str, ...]) -> Callable[[], tuple[bool, str] | None]:
-        def check() -> tuple[bool, str] | None:
-            failed = [f"{n}[{s.instance}]: {s.state.value} ({s.reason or s.last_exit})"
-                      for n, s in self._slots(names) if s.state in (State.BACKOFF, State.FATAL)]
-            if failed:
-                return False, "; ".join(failed)
-            if any(s.state in (State.STARTING, State.STOPPING) for _, s in self._slots(names)):
-                return None
-            if any(len([s for s in self.programs[n].slots.values() if s.wanted]) < self.programs[n].wanted
-                   for n in names if n in self.programs):
-                return None
-            return True, f"started: {', '.join(names)}"
-        return check
-
-    def _stopped_check(self, names: tuple[str, ...]) -> Callable[[], tuple[bool, str] | None]:
-        def check() -> tuple[bool, str] | None:
-            if all(s.state in AT_REST for _, s in self._slots(names)):
-                return True, f"stopped: {', '.join(names)}"
-            return None
-        return check
-
-    def _check_waiters(self) -> None:
-        if not self._waiters:
-            return
-        pending = []
-        for waiter in self._waiters:
-            if waiter.future.done():
-                continue
-            outcome = waiter.check()
-            if outcome is None:
-                pending.append(waiter)
-            else:
-                waiter.future.set_result(outcome)
-        self._waiters = pending
+        return self._waiters.add(tuple(p.name for p in programs), target)
 
 
 def _open_sinks(config: Config, names: Iterable[str]) -> dict[str, ProgramLog]:
