@@ -2,10 +2,11 @@
 
 The interval is long (5 s), so a worker running sooner after the first job can only
 have been started by the push: Redis keyspace events (from a private redis-server
-with `notify-keyspace-events Kl`) and PostgreSQL NOTIFY."""
+with `notify-keyspace-events Kl`), PostgreSQL NOTIFY and NATS messages."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.sources.redis_server import RedisServer
-from tests.sources.services import POSTGRES_URL, need_client, need_port
+from tests.sources.services import NATS_URL, POSTGRES_URL, need_client, need_port
 
 
 @pytest.fixture
@@ -86,3 +87,59 @@ def test_a_notify_wakes_a_postgres_program_at_zero(daemon):
             assert time.monotonic() - started < 4.5  # less than the 5 s interval
         finally:
             conn.execute(f"DROP TABLE {table}")
+
+
+def test_a_message_on_the_stream_wakes_a_nats_program_at_zero(daemon):
+    need_port("NATS", 4222)
+    nats = need_client("nats", "nats")
+    tag = uuid.uuid4().hex[:8]
+    stream, subject = f"wdwake-{tag}", f"wdwake.{tag}.jobs"
+
+    async def setup() -> None:
+        client = await nats.connect(NATS_URL, connect_timeout=2, allow_reconnect=False)
+        try:
+            js = client.jetstream(timeout=5)
+            await js.add_stream(name=stream, subjects=[subject])
+            await js.add_consumer(stream, durable_name="workers", ack_policy="explicit")
+        finally:
+            await client.close()
+
+    async def publish() -> None:
+        client = await nats.connect(NATS_URL, connect_timeout=2, allow_reconnect=False)
+        try:
+            await client.jetstream(timeout=5).publish(subject, b"job")
+        finally:
+            await client.close()
+
+    async def teardown() -> None:
+        client = await nats.connect(NATS_URL, connect_timeout=2, allow_reconnect=False)
+        try:
+            await client.jetstream(timeout=5).delete_stream(stream)
+        finally:
+            await client.close()
+
+    asyncio.run(setup())
+    try:
+        d = daemon(f"""
+            [programs.w]
+            command = "sleep 1001"
+            start_seconds = "0s"
+            stop_timeout = "2s"
+            [programs.w.autoscale]
+            source = "nats"
+            url = "{NATS_URL}"
+            stream = "{stream}"
+            consumer = "workers"
+            min = 0
+            max = 2
+            per_worker = 1
+            interval = "5s"
+        """)
+        d.wait_status(lambda s: s["programs"][0]["autoscale"]["depth"] == 0, 10, "the first reading")
+        time.sleep(0.5)  # the listener subscribes right after the first reading
+        started = time.monotonic()
+        asyncio.run(publish())
+        d.wait_running("w", 1, timeout=4.5)
+        assert time.monotonic() - started < 4.5  # less than the 5 s interval
+    finally:
+        asyncio.run(teardown())

@@ -38,6 +38,49 @@ class NatsSource:
         self._client: Client | None = None
         #: The last error nats-py met while connecting (it says only "no servers" in the end).
         self._connect_error: BaseException | None = None
+        #: Set when a message is published on the stream's subjects; cleared by the
+        #: autoscaler before each reading.
+        self.pushed = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+
+    def watch(self) -> None:
+        if self._listener is None:
+            self._listener = asyncio.ensure_future(self._listen())
+
+    async def _listen(self) -> None:
+        """On a connection of its own, subscribe to the stream's subjects and set `pushed`
+        at each message; reconnect quietly after errors (the interval still reads)."""
+        while True:
+            client, gone = Client(), asyncio.Event()
+
+            async def on_gone() -> None:
+                gone.set()
+
+            async def on_error(error: Exception) -> None:
+                pass  # a reading reports the server's problems
+
+            async def on_message(message: object) -> None:
+                self.pushed.set()
+
+            try:
+                await client.connect(
+                    self._url, allow_reconnect=False, max_reconnect_attempts=1, reconnect_time_wait=0,
+                    connect_timeout=max(1, math.ceil(self._timeout / 2)), error_cb=on_error,
+                    disconnected_cb=on_gone, closed_cb=on_gone,
+                )
+                info = await client.jetstream(timeout=self._timeout).stream_info(self._stream)
+                for subject in info.config.subjects or ():
+                    await client.subscribe(subject, cb=on_message)
+                await gone.wait()
+            except (NatsError, OSError, asyncio.TimeoutError):
+                pass
+            finally:
+                if not client.is_closed:
+                    try:
+                        await asyncio.wait_for(client.close(), 1.0)
+                    except (NatsError, OSError, asyncio.TimeoutError):
+                        pass
+            await asyncio.sleep(self._timeout)
 
     async def read(self) -> QueueReading:
         try:
@@ -46,25 +89,25 @@ class NatsSource:
                 self._stream, self._consumer, timeout=self._timeout
             )
         except NoServersError:
-            await self.close()
+            await self._drop()
             why = one_line(self._connect_error) if self._connect_error else "no server answered"
             raise SourceError(f"{self._what}: cannot connect: {why}") from None
         except NotFoundError as exc:
             raise SourceError(f"{self._what}: not found ({exc.description or 'no such stream or consumer'})") from None
         except (NatsError, OSError, asyncio.TimeoutError) as exc:
-            await self.close()
+            await self._drop()
             raise SourceError(f"{self._what}: {one_line(exc)}") from None
         except BaseException:  # cancelled (timed out) mid-way
-            await self.close()
+            await self._drop()
             raise
         return QueueReading(check_depth(info.num_pending, self._what))
 
     async def _connection(self) -> Client:
         if self._client is not None and self._client.is_connected:
             return self._client
-        await self.close()
+        await self._drop()
         client = Client()
-        self._client = client  # so that close() reaches a connect that is cancelled
+        self._client = client  # so that _drop() reaches a connect that is cancelled
         self._connect_error = None
         # nats-py retries a server until it has failed more than max_reconnect_attempts
         # times (0 would mean forever): 1 and no wait make two quick attempts.
@@ -84,6 +127,17 @@ class NatsSource:
         self._connect_error = error
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            try:
+                await self._listener
+            except (asyncio.CancelledError, NatsError, OSError):
+                pass
+            self._listener = None
+        await self._drop()
+
+    async def _drop(self) -> None:
+        """Close the reading connection; the next reading connects again."""
         client, self._client = self._client, None
         if client is not None and not client.is_closed:
             try:
