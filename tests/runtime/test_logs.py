@@ -3,8 +3,10 @@ size rotation, and the daemon's stderr when there is no log_dir."""
 
 from __future__ import annotations
 
+import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import time
@@ -231,3 +233,92 @@ def test_reload_moves_the_logs_to_a_new_log_dir(daemon, tmp_path):
     d.ctl("signal", "w", "USR1")
     d.wait_until(lambda: "got-usr1" in read(tmp_path / "b" / "w.log"), 5, "new output in b/w.log")
     assert "got-usr1" not in read(tmp_path / "a" / "w.log")
+
+
+COUNTER = """
+    [programs.w]
+    command = "sh -c 'i=0; while :; do i=$((i+1)); echo line $i; sleep 0.01; done'"
+    start_seconds = "0s"
+"""
+
+
+def numbers_in(*paths) -> list[int]:
+    return [int(line.split()[1]) for path in paths for line in read(path).splitlines()]
+
+
+def assert_clean_status(d) -> None:
+    """A `workerctl status --json` reply is JSON and nothing else (no worker output in it)."""
+    result = d.ctl("status", "--json")
+    assert result.returncode == 0, result.stderr
+    json.loads(result.stdout)
+    assert "line " not in result.stdout
+
+
+def assert_shutdown_ends(d) -> None:
+    result = d.ctl("shutdown")
+    assert result.returncode == 0, result.stderr
+    assert d.wait_exit(10) == 0
+    assert "Traceback" not in d.stderr_text()
+
+
+def test_sigusr1_recreates_a_deleted_log_dir(daemon, tmp_path):
+    d = daemon(COUNTER, log_dir="logs")
+    logs = tmp_path / "logs"
+    d.wait_until(lambda: len(read(logs / "w.log").splitlines()) >= 5, 5, "some lines logged")
+    shutil.rmtree(logs)
+    d.send(signal.SIGUSR1)
+    d.wait_until(lambda: len(read(logs / "w.log").splitlines()) >= 5, 5, "lines in a new log_dir/w.log")
+    recreated = [line for line in d.stderr_text().splitlines() if str(logs) in line]
+    assert len(recreated) == 1, recreated
+    assert "WARNING" in recreated[0] and "recreated" in recreated[0]
+    assert_clean_status(d)
+    assert_shutdown_ends(d)
+
+
+def test_a_failed_reopen_keeps_the_old_file_until_one_succeeds(daemon, tmp_path):
+    d = daemon(COUNTER, log_dir="logs")
+    logs, old = tmp_path / "logs", tmp_path / "logs.old"
+    d.wait_until(lambda: len(read(logs / "w.log").splitlines()) >= 5, 5, "some lines logged")
+    os.rename(logs, old)
+    logs.write_text("")  # a file where log_dir was: the directory cannot be recreated
+    d.send(signal.SIGUSR1)
+    d.wait_until(lambda: "cannot reopen" in d.stderr_text(), 5, "the failed reopen reported")
+    before = len(read(old / "w.log").splitlines())
+    d.wait_until(lambda: len(read(old / "w.log").splitlines()) >= before + 10, 5, "lines still in the old file")
+    for _ in range(3):
+        assert_clean_status(d)  # each reply on a fresh connection: none gets worker output
+    errors = [line for line in d.stderr_text().splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and str(logs) in errors[0], errors
+    assert "Traceback" not in d.stderr_text()
+
+    logs.unlink()
+    logs.mkdir()
+    d.send(signal.SIGUSR1)
+    d.wait_until(lambda: len(read(logs / "w.log").splitlines()) >= 5, 5, "lines in the new log file")
+    d.ctl("stop", "w")
+    numbers = numbers_in(old / "w.log", logs / "w.log")
+    assert numbers == list(range(1, len(numbers) + 1)), "no line lost or doubled across the reopens"
+    assert_shutdown_ends(d)
+
+
+def test_a_rotation_that_cannot_open_the_new_file_keeps_writing_to_the_old_one(daemon, tmp_path):
+    d = daemon("""
+        [programs.w]
+        command = "sh -c 'i=0; while :; do i=$((i+1)); echo line $i; sleep 0.002; done'"
+        start_seconds = "0s"
+    """, log_dir="logs", log_max_bytes="2KB", log_backups=2)
+    logs, old = tmp_path / "logs", tmp_path / "logs.old"
+    d.wait_until(lambda: (logs / "w.log.1").exists(), 5, "a first rotation")
+    os.rename(logs, old)
+    logs.write_text("")
+    d.wait_until(lambda: "cannot rotate" in d.stderr_text(), 5, "the failed rotation reported")
+    d.wait_until(lambda: (old / "w.log").stat().st_size > 8000, 10, "lines still in the old file")
+    failures = [line for line in d.stderr_text().splitlines() if "cannot rotate" in line]
+    assert len(failures) == 1, f"one line per failure, not one per attempt: {failures}"
+    assert "Traceback" not in d.stderr_text()
+    assert_clean_status(d)
+
+    logs.unlink()
+    logs.mkdir()
+    d.wait_until(lambda: (logs / "w.log.1").exists(), 10, "rotation working again")
+    assert_shutdown_ends(d)

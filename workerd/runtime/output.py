@@ -54,13 +54,29 @@ class ProgramLog:
         self._recent_size = 0
         self.followers: set[Follower] = set()
         self._write_error: str | None = None
+        self._rotate_error: str | None = None
         if self.path is not None:
-            self._open()
+            self._switch_file()
 
-    def _open(self) -> None:
+    def _switch_file(self) -> None:
+        """Write to a freshly opened file at path from now on. The old descriptor is
+        closed only once the new one is open: when the open fails (OSError), nothing
+        has changed and output keeps going where it went."""
+        fd = self._open()
+        old, self._fd, self._size = self._fd, fd, os.fstat(fd).st_size
+        if old >= 0:
+            os.close(old)
+
+    def _open(self) -> int:
+        """Open the file at path for appending; a deleted log_dir is created again (once)."""
         assert self.path is not None
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        self._size = os.fstat(self._fd).st_size
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        try:
+            return os.open(self.path, flags, 0o640)
+        except FileNotFoundError:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            log.warning("%s was missing: recreated it", self.path.parent)
+            return os.open(self.path, flags, 0o640)
 
     def write(self, instance: int, chunks: list[bytes | memoryview]) -> None:
         """Write whole lines of one instance's output, given as consecutive buffers."""
@@ -94,26 +110,35 @@ class ProgramLog:
             self._recent_size -= len(self._recent.popleft())
 
     def _rotate(self) -> None:
+        """Shift the backups and start a new file. If the new file cannot be opened,
+        output keeps going to the old one and the next try is another log_max_bytes
+        away; each distinct failure is logged once, not once per write."""
         assert self.path is not None
-        os.close(self._fd)
         try:
             if self._backups == 0:
-                os.unlink(self.path)
+                self.path.unlink(missing_ok=True)
             else:
                 for n in range(self._backups - 1, 0, -1):
                     older = self.path.with_name(f"{self.path.name}.{n}")
                     if older.exists():
                         os.replace(older, self.path.with_name(f"{self.path.name}.{n + 1}"))
-                os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+                if self.path.exists():  # else it was deleted: there is nothing to keep
+                    os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+            self._switch_file()
         except OSError as exc:
-            log.error("%s: cannot rotate %s: %s", self.program, self.path, exc.strerror)
-        self._open()
+            self._size = 0
+            if self._rotate_error != exc.strerror:
+                self._rotate_error = exc.strerror
+                log.error("%s: cannot rotate %s: %s; still writing to the old file",
+                          self.program, self.path, exc.strerror)
+            return
+        self._rotate_error = None
 
     def reopen(self) -> None:
-        """After logrotate moved the file away: write to a new file at the same path."""
-        if self.path is not None:
-            os.close(self._fd)
-            self._open()
+        """After logrotate moved the file away: write to a new file at the same path.
+        Raises OSError, still writing to the old file, when the new one cannot be opened."""
+        if self.path is not None and self._fd >= 0:
+            self._switch_file()
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -278,8 +278,17 @@ class Supervisor:
         old.close()
 
     def reopen_logs(self) -> None:
+        """SIGUSR1. A log that cannot be reopened keeps its old file (a later SIGUSR1
+        retries); one error line per cause, however many programs share it."""
+        failed: dict[str, list[str]] = {}
         for program in self.programs.values():
-            program.sink.reopen()
+            try:
+                program.sink.reopen()
+            except OSError as exc:
+                failed.setdefault(exc.strerror or str(exc), []).append(program.name)
+        for why, names in failed.items():
+            log.error("cannot reopen the log(s) of %s in %s: %s; still writing to the old file(s)",
+                      ", ".join(names), self.config.daemon.log_dir, why)
 
     def shutdown(self) -> None:
         """Stop every program at once, each with its own stop_signal and stop_timeout."""
