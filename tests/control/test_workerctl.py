@@ -336,6 +336,17 @@ def test_shutdown_stops_the_daemon(daemon):
     assert d.ctl("status").returncode == 3
 
 
+def test_a_shutdown_step_that_fails_still_ends_the_daemon(daemon):
+    d = daemon(SLEEPER)
+    (pid,) = d.wait_running("w", 1)
+    d.socket.unlink()
+    d.socket.mkdir()  # removing the socket at exit fails (a directory): the daemon must not hang on
+    d.send(signal.SIGTERM)
+    assert d.wait_exit(10) == 1
+    assert "shutdown failed; exiting anyway" in d.stderr_text()
+    d.wait_until(lambda: gone(pid), 5, "the worker gone")
+
+
 # -- workerd ------------------------------------------------------------------------
 
 

@@ -87,6 +87,7 @@ class Daemon:
         self._sentinel_released = False
         self._metrics: MetricsServer | None = None
         self._done: asyncio.Future[None] | None = None
+        self._exit_code = EXIT_OK
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
@@ -131,7 +132,7 @@ class Daemon:
             "started %d program(s); control socket %s", len(self._supervisor.programs), self._config.daemon.socket
         )
         await self._done
-        return EXIT_OK
+        return self._exit_code
 
     async def _serve_metrics(self, address: tuple[str, int], watcher: LimitWatcher) -> MetricsServer:
         from workerd.runtime.metrics import MetricsServer, StatusCollector
@@ -155,6 +156,18 @@ class Daemon:
             self._supervisor.kill_all()
 
     async def _stop_everything(self) -> None:
+        """Whatever fails on the way (a bug), serve() returns: a daemon that has stopped
+        its workers must not hang on, deaf to a second SIGTERM."""
+        try:
+            await self._stop_and_release()
+        except Exception:
+            log.exception("shutdown failed; exiting anyway")
+            self._exit_code = EXIT_FAILED
+        finally:
+            assert self._done is not None
+            self._done.set_result(None)
+
+    async def _stop_and_release(self) -> None:
         supervisor = self._supervisor
         self._autoscaler.stop()
         supervisor.shutdown()
@@ -180,8 +193,6 @@ class Daemon:
             program.sink.close()
         self._close_sentinel()
         log.info("stopped")
-        assert self._done is not None
-        self._done.set_result(None)
 
     def _reload(self) -> None:
         try:
