@@ -178,6 +178,34 @@ def test_workerctl_finds_the_socket_by_config_file_and_environment(daemon, tmp_p
     assert by_env.returncode == 0, by_env.stderr
 
 
+def test_workerctl_finds_the_socket_in_a_config_file_that_does_not_parse(daemon, tmp_path):
+    d = daemon(SLEEPER)
+    broken = tmp_path / "broken.toml"
+    broken.write_text(f"""
+        [daemon]
+        socket = '{os.path.relpath(d.socket, tmp_path)}'  # relative to this file
+        shutdown_timeout = 10s
+
+        [programs.w
+        command = "sleep 1000"
+    """.replace("\n        ", "\n"))
+    result = d.ctl("-c", str(broken), "status", "--json", socket_opt=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["programs"][0]["name"] == "w"
+
+    no_socket = tmp_path / "no-socket.toml"
+    no_socket.write_text(f'[daemon]\nlog_dir = "logs\n\n[programs.w]\nsocket = "{d.socket}"\n')
+    result = d.ctl("-c", str(no_socket), "status", socket_opt=False)
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert str(no_socket) in line and "line 2" in line and "-s SOCKET" in line, line
+
+    result = d.ctl("-c", str(tmp_path), "status", socket_opt=False)  # a directory: unreadable
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert str(tmp_path) in line and "-s SOCKET" in line, line
+
+
 def test_status_json_and_table(daemon):
     d = daemon(SLEEPER.replace("sleep 1000", "sh -c 'while :; do :; done'"))
     (pid,) = d.wait_running("w", 1)

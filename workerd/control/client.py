@@ -40,22 +40,52 @@ def find_socket(socket_opt: str | None, config_opt: str | None) -> str:
 
 
 def socket_from_config(path: str) -> str:
-    """Read only [daemon].socket from a config file (relative to the file's folder)."""
+    """Read only [daemon].socket from a config file (relative to the file's folder).
+
+    workerctl needs nothing else, so a file that does not parse (a typo elsewhere, an
+    edit under way) is scanned line by line for that one key instead of refused.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror}; name the socket with -s SOCKET") from None
+    try:
+        value = _parse_socket(raw)
+    except ValueError as exc:  # a TOML or UTF-8 error
+        value = _scan_socket(raw.decode(errors="replace"))
+        if value is None:
+            raise ValueError(f"{path}: {exc}; no [daemon] socket line found either: "
+                             "name the socket with -s SOCKET") from None
+    if value is None:
+        return default_socket()
+    return os.path.join(os.path.dirname(os.path.abspath(path)), value)
+
+
+def _parse_socket(raw: bytes) -> str | None:
     if sys.version_info >= (3, 11):
         import tomllib
     else:
         import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    value = data.get("daemon", {}).get("socket")
-    if not isinstance(value, str):
-        return default_socket()
-    return os.path.join(os.path.dirname(os.path.abspath(path)), value)
+    daemon = tomllib.loads(raw.decode()).get("daemon")
+    value = daemon.get("socket") if isinstance(daemon, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _scan_socket(text: str) -> str | None:
+    """The `socket = "..."` line inside [daemon], found without parsing the rest."""
+    import re
+
+    table = re.compile(r"\s*\[\s*([^\]]*?)\s*\]")
+    socket_line = re.compile(r"""\s*socket\s*=\s*(?:"([^"\\]*)"|'([^']*)')\s*(?:#.*)?$""")
+    in_daemon = False
+    for line in text.splitlines():
+        header = table.match(line)
+        if header:
+            in_daemon = header.group(1) == "daemon"
+        elif in_daemon and (found := socket_line.match(line)):
+            return found.group(1) if found.group(1) is not None else found.group(2)
+    return None
 
 
 def request(path: str, message: dict[str, Any], timeout: float | None) -> Iterator[dict[str, Any]]:
