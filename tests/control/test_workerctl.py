@@ -206,6 +206,31 @@ def test_workerctl_finds_the_socket_in_a_config_file_that_does_not_parse(daemon,
     assert str(tmp_path) in line and "-s SOCKET" in line, line
 
 
+def test_a_request_line_too_long_gets_one_line_and_the_daemon_logs_one_warning(daemon):
+    d = daemon(SLEEPER)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    try:
+        sock.connect(str(d.socket))
+        try:
+            sock.sendall(b'{"cmd": "status", "programs": ["' + b"x" * (64 << 20) + b'"]}\n')
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the daemon answered and hung up without reading the rest
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            assert chunk, f"no reply line: {reply!r}"
+            reply += chunk
+    finally:
+        sock.close()
+    answer = json.loads(reply)
+    assert answer["ok"] is False and answer["error"].startswith("request too long"), answer
+    logged = [line for line in d.stderr_text().splitlines() if "control:" in line]
+    assert len(logged) == 1 and "WARNING" in logged[0] and "over 65536 bytes" in logged[0], logged
+    assert "Traceback" not in d.stderr_text()
+    assert d.ctl("status").returncode == 0
+
+
 def test_status_json_and_table(daemon):
     d = daemon(SLEEPER.replace("sleep 1000", "sh -c 'while :; do :; done'"))
     (pid,) = d.wait_running("w", 1)

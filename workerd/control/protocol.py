@@ -22,8 +22,10 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
-#: Longest request or response line accepted (a status of many processes is the largest).
+#: Longest response line accepted (a status of many processes is the largest).
 MAX_LINE = 16 * 1024 * 1024
+#: Longest request line accepted: a request names a command and a few programs.
+MAX_REQUEST = 64 * 1024
 
 
 def default_socket() -> str:

@@ -18,7 +18,7 @@ import struct
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from workerd.control.protocol import MAX_LINE, decode, encode
+from workerd.control.protocol import MAX_REQUEST, decode, encode
 
 log = logging.getLogger("workerd")
 
@@ -101,7 +101,7 @@ class ControlServer:
         self._clients: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_unix_server(self._serve, sock=self._sock, limit=MAX_LINE)
+        self._server = await asyncio.start_unix_server(self._serve, sock=self._sock, limit=MAX_REQUEST)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -110,11 +110,19 @@ class ControlServer:
         try:
             # Read the request before any answer, even a refusal: a client still
             # sending when the socket closes would see EPIPE instead of the reason.
-            line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+            too_long = False
+            try:
+                line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+            except ValueError:  # no newline in the first MAX_REQUEST bytes
+                line, too_long = b"", True
             allowed, who = peer_allowed(writer.get_extra_info("socket"), self._gid)
             if not allowed:
                 log.warning("control: refused %s (not root, the daemon's user or socket_group)", who)
                 writer.write(encode({"ok": False, "error": "permission denied: not allowed to use this socket"}))
+                return
+            if too_long:
+                log.warning("control: refused a request of over %d bytes from %s", MAX_REQUEST, who)
+                writer.write(encode({"ok": False, "error": f"request too long (over {MAX_REQUEST} bytes)"}))
                 return
             if not line:
                 return
