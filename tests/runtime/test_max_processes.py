@@ -67,3 +67,11 @@ def test_a_reload_that_pinned_counts_would_push_over_max_processes_is_refused(da
     assert again.returncode == 0, again.stderr
     d.wait_running("v", 2)
 
+
+def test_a_count_that_is_not_a_plain_number_is_a_usage_error(daemon: DaemonFactory) -> None:
+    """`isdigit()` lets "²" and 5000-digit numbers through; int() then raised a traceback."""
+    d = daemon(TWO_SLEEPERS, start=False)
+    for count in ("²", "9" * 5000):
+        result = d.ctl("scale", "w", count)
+        assert result.returncode == 2, result
+        assert one_line(result.stderr).startswith("workerctl: invalid count "), result.stderr[:200]
