@@ -155,7 +155,7 @@ def test_max_zero(error: Error) -> None:
 
 
 def test_interval_too_short(error: Error) -> None:
-    assert error(SQLITE + 'interval = "0s"\n') == f"{PREFIX}.interval: must be >= 0.1, got 0.0"
+    assert error(SQLITE + 'interval = "0s"\n') == f'{PREFIX}.interval: must be between "100ms" and "1h", got "0s"'
 
 
 def test_a_bad_duration(error: Error) -> None:

@@ -59,12 +59,14 @@ def act(args: argparse.Namespace) -> None:
 
 
 def scale(args: argparse.Namespace) -> None:
-    if args.count == "auto":
-        count: Any = "auto"
-    elif args.count.isdigit():
-        count = int(args.count)
-    else:
-        _fail(f"invalid count {args.count!r}: a number >= 0 or 'auto'", 2)
+    count: Any = "auto"
+    if args.count != "auto":
+        try:
+            count = int(args.count) if args.count.isascii() and args.count.isdigit() else None
+        except ValueError:  # more digits than int() reads: far over any max_processes anyway
+            count = None
+        if count is None:
+            _fail(f"invalid count {args.count[:20]!r}: a number >= 0 or 'auto'", 2)
     print(_ask(args, {"cmd": "scale", "program": args.program, "count": count})["message"])
 
 

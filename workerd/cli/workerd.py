@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> None:
         from workerd.config.summary import summarize
         from workerd.runtime.cgroups import CgroupTree, describe
 
-        print(f"{config.path}: ok, {len(config.programs)} program(s)")
+        most = sum(p.most_processes for p in config.programs.values())
+        print(f"{config.path}: ok, {len(config.programs)} program(s), "
+              f"at most {most} processes (max_processes {config.daemon.max_processes})")
         for line in summarize(config):
             print(f"  {line}")
         if any(p.limits != LimitsConfig() for p in config.programs.values()):

@@ -109,9 +109,13 @@ def _int(raw: object) -> int:
 def _float(raw: object) -> float:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise expected("a number", raw)
-    if not math.isfinite(raw):
+    try:
+        value = float(raw)
+    except OverflowError:  # a TOML integer may have 400 digits
+        raise InvalidValue(f"{toml_repr(raw)} is too large") from None
+    if not math.isfinite(value):
         raise InvalidValue(f"expected a finite number, got {toml_repr(raw)}")
-    return float(raw)
+    return value
 
 
 def _unit(parse: Callable[[Any], T], what: str, *types: type) -> Callable[[object], T]:

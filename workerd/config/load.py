@@ -20,6 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from workerd.config.capacity import over_max_processes
 from workerd.config.envfile import EnvFileError, read_env_file
 from workerd.config.kinds import toml_repr
 from workerd.config.model import (
@@ -101,6 +102,7 @@ def _config(document: Mapping[str, object], path: Path) -> Config:
     daemon = _daemon(_table(document, "daemon"), base)
     defaults = parse_table(PROGRAM, _table(document, "defaults"), "defaults")
     programs: dict[str, ProgramConfig] = {}
+    counts: list[Setting] = []
     for name, raw in _table(document, "programs").items():
         where = key_path("programs", name)
         if not _PROGRAM_NAME.fullmatch(name):
@@ -109,9 +111,31 @@ def _config(document: Mapping[str, object], path: Path) -> Config:
             raise Invalid(where, "reserved name: `workerctl start all` means every program")
         if not isinstance(raw, dict):
             raise Invalid(where, f"expected a table, got {toml_repr(raw)}")
-        given = overlay(defaults, parse_table(PROGRAM, raw, where))
-        programs[name] = _program(name, complete(PROGRAM, given, where), base)
+        settings = complete(PROGRAM, overlay(defaults, parse_table(PROGRAM, raw, where)), where)
+        programs[name] = _program(name, settings, base)
+        counts.append(_most_processes(settings, programs[name]))
+    _check_max_processes(counts, daemon.max_processes)
     return Config(path, daemon, MappingProxyType(programs))
+
+
+def _most_processes(settings: Mapping[str, Setting], program: ProgramConfig) -> Setting:
+    """The program's most_processes, at the key that sets it (for the error's path)."""
+    if program.autoscale is None:
+        return settings["processes"]
+    autoscale = settings["autoscale"]
+    given = autoscale.value.get("max")
+    return Setting(program.most_processes, given.path if given else key_path(autoscale.path, "max"))
+
+
+def _check_max_processes(counts: list[Setting], limit: int) -> None:
+    """Each program, and all of them together, within [daemon] max_processes; the total
+    blames the first count that goes over it."""
+    total = 0
+    for count in counts:
+        total += count.value
+        problem = over_max_processes(count.value, total, limit)
+        if problem is not None:
+            raise Invalid(count.path, problem)
 
 
 def _table(document: Mapping[str, object], name: str) -> Mapping[str, object]:

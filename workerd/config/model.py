@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workerd.config.capacity import default_max_processes
 from workerd.config.schema import (
     AUTOSCALE,
     DAEMON,
@@ -49,6 +50,8 @@ class DaemonConfig:
     #: (host, port); always None in this version.
     metrics: tuple[str, int] | None = _DAEMON["metrics"]
     shutdown_timeout: float = _DAEMON["shutdown_timeout"]
+    #: Default: see config.capacity.
+    max_processes: int = field(default_factory=default_max_processes)
     reserve_memory: int = _DAEMON["reserve_memory"]
     max_load: float = _DAEMON["max_load"]
     sample_interval: float = _DAEMON["sample_interval"]
@@ -149,6 +152,11 @@ class ProgramConfig:
     limits: LimitsConfig = LimitsConfig()
     #: None: a fixed count, `processes`.
     autoscale: AutoscaleConfig | None = None
+
+    @property
+    def most_processes(self) -> int:
+        """What [daemon] max_processes counts: the autoscale max, else `processes`."""
+        return self.autoscale.max if self.autoscale is not None else self.processes
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ from workerd.config.kinds import (
     STRINGS,
     choice,
 )
-from workerd.config.tables import NOT_YET, Key, Table
+from workerd.config.capacity import PID_MAX_LIMIT, RULE, default_max_processes
+from workerd.config.tables import NOT_YET, Key, Range, Table
 from workerd.config.units import format_size
 from workerd.control.protocol import default_socket
 from workerd.core.states import RestartPolicy
@@ -48,10 +49,6 @@ class Readiness(str, enum.Enum):
     NOTIFY = "notify"
 
 
-def at_least(low: float) -> Callable[[float], str | None]:
-    return lambda v: None if v >= low else f"must be >= {low}, got {v}"
-
-
 def size_at_least(low: int) -> Callable[[int], str | None]:
     def check(value: int) -> str | None:
         if value >= low:
@@ -60,10 +57,6 @@ def size_at_least(low: int) -> Callable[[int], str | None]:
         return f"must be >= {format_size(low)}, got {value if '.' in shown else shown}"
 
     return check
-
-
-def between(low: float, high: float) -> Callable[[float], str | None]:
-    return lambda v: None if low <= v <= high else f"must be between {low} and {high}, got {v}"
 
 
 def _fraction(v: float) -> str | None:
@@ -82,6 +75,9 @@ def _backoff_max(values: Mapping[str, Any]) -> tuple[str, str] | None:
 
 
 MiB = 1024 * 1024
+HOUR = 3600.0
+DAY = 24 * HOUR
+YEAR = 365 * DAY
 
 
 def _cpu_percent(value: float) -> str | None:
@@ -102,16 +98,16 @@ LIMITS = Table(
         Key("cpu_percent", FLOAT, None, "CPU of the worker's tree (100 = one core) sustained "
             "over `cpu_window`; above it: graceful restart.", check=_cpu_percent),
         Key("cpu_window", DURATION, 60.0, "The window `cpu_percent` is averaged over.",
-            check=at_least(1)),
+            bounds=Range(1, HOUR)),
         Key("open_files", INT, None, "RLIMIT_NOFILE: open file descriptors per process.",
-            check=at_least(16)),
+            bounds=Range(16)),
         Key("tasks", INT, None, "RLIMIT_NPROC: processes and threads of the user (binds "
-            "non-root users only).", check=at_least(1)),
+            "non-root users only).", bounds=Range(1)),
         Key("address_space", SIZE, None, "RLIMIT_AS: virtual memory per process.",
             check=size_at_least(32 * MiB)),
         Key("core", SIZE, None, "RLIMIT_CORE: largest core dump; 0 = none."),
         Key("cpu_time", DURATION, None, "RLIMIT_CPU: CPU seconds per process; then SIGXCPU, "
-            "and SIGKILL one CPU second later.", check=at_least(1)),
+            "and SIGKILL one CPU second later.", bounds=Range(1, YEAR)),
         Key("file_size", SIZE, None, "RLIMIT_FSIZE: largest file a process may write."),
     ),
 )
@@ -130,17 +126,22 @@ DAEMON = Table(
         Key("log_dir", PATH, None, "Worker output goes to `<log_dir>/<program>.log`; unset: to "
             'the daemon\'s stderr, each line prefixed "program[instance]: ".'),
         Key("log_max_bytes", SIZE, 50 * MiB, "A program's log file is rotated at this size.",
-            check=at_least(1)),
-        Key("log_backups", INT, 5, "Rotated log files kept per program.", check=at_least(0)),
+            bounds=Range(1)),
+        Key("log_backups", INT, 5, "Rotated log files kept per program.", bounds=Range(0, 1000)),
         Key("metrics", ENDPOINT, None, 'Prometheus /metrics address, "host:port" (use a loopback '
             "host unless the network is trusted); unset: off."),
-        Key("shutdown_timeout", DURATION, 60.0, "Upper bound on a graceful shutdown."),
+        Key("shutdown_timeout", DURATION, 60.0, "Upper bound on a graceful shutdown.",
+            bounds=Range(0, DAY)),
+        Key("max_processes", INT, None, "Most processes of one program, and of all programs "
+            "together (each counted at `processes`, or at its autoscale `max`); `workerctl scale` "
+            "and reloads are held to it too.", bounds=Range(1, PID_MAX_LIMIT),
+            default_factory=default_max_processes, shown=RULE),
         Key("reserve_memory", SIZE, 256 * MiB, "Never scale up while less memory than this is "
             "available (0 = off)."),
         Key("max_load", FLOAT, 0.0, "Never scale up while the 1-minute load average per core "
-            "is above this (0 = off).", check=at_least(0)),
+            "is above this (0 = off).", bounds=Range(0)),
         Key("sample_interval", DURATION, 1.0, "How often `memory` and `cpu_percent` limits are "
-            "checked (one pass over /proc for all workers).", check=at_least(0.1)),
+            "checked (one pass over /proc for all workers).", bounds=Range(0.1, HOUR)),
     ),
 )  # fmt: skip
 
@@ -276,16 +277,17 @@ AUTOSCALE = Table(
     "desired seen in `scale_down_delay`. `processes` is ignored.",
     (
         Key("min", INT, 1, "Fewest processes (0: none while the queue is empty).",
-            check=at_least(0)),
-        Key("max", INT, 8, "Most processes.", check=at_least(1)),
-        Key("per_worker", INT, 20, "Jobs in the queue per process.", check=at_least(1)),
-        Key("interval", DURATION, 2.0, "How often the depth is read.", check=at_least(0.1)),
+            bounds=Range(0)),
+        Key("max", INT, 8, "Most processes; at most `[daemon] max_processes`.", bounds=Range(1)),
+        Key("per_worker", INT, 20, "Jobs in the queue per process.", bounds=Range(1)),
+        Key("interval", DURATION, 2.0, "How often the depth is read.", bounds=Range(0.1, HOUR)),
         Key("scale_down_delay", DURATION, 60.0, "Scale down only to the highest desired seen in "
-            "this window."),
+            "this window.", bounds=Range(0, DAY)),
         Key("source", choice(Source), None, "Where the depth is read.", required=True),
-        Key("timeout", DURATION, None, "Limit on one reading; unset: the interval."),
+        Key("timeout", DURATION, None, "Limit on one reading; unset: the interval.",
+            bounds=Range(0.1, HOUR)),
         Key("max_age", DURATION, None, "Where the source knows the age of the oldest job: while "
-            "it is older, desired is at least running + 1."),
+            "it is older, desired is at least running + 1.", bounds=Range(0, DAY)),
         Key("url", STRING, None, 'redis: the server, default "redis://127.0.0.1:6379/0"; postgres: '
             '"postgresql://..."; rabbitmq: "amqp://..."; nats: "nats://..."; http: the URL to GET.'),
         Key("keys", STRINGS, None, "redis: lists, streams (consumer-group lag, or length) or "
@@ -340,30 +342,32 @@ PROGRAM = Table(
             "strings. Overrides `env_file`; merges with `[defaults]` by variable."),
         Key("env_file", PATH, None, "`KEY=VALUE` lines (`#` comments, optional `export ` and "
             "quotes), read at load and reload."),
-        Key("processes", INT, 1, "How many processes to run.", check=at_least(0)),
+        Key("processes", INT, 1, "How many processes to run; at most `[daemon] max_processes`.",
+            bounds=Range(0)),
         Key("restart", choice(RestartPolicy), RestartPolicy.ALWAYS, "When an exited process is "
             "restarted (on-failure: after a non-zero exit or a signal)."),
         Key("start_seconds", DURATION, 1.0, "Up this long = started; an earlier exit counts "
-            "as a failed start."),
+            "as a failed start.", bounds=Range(0, HOUR)),
         Key("backoff_initial", DURATION, 1.0, "Delay before a restart that follows a short "
-            "run."),
+            "run.", bounds=Range(0, DAY)),
         Key("backoff_factor", FLOAT, 2.0, "Each further delay is the previous one times this.",
-            check=at_least(1)),
-        Key("backoff_max", DURATION, 300.0, "Cap on the delay."),
-        Key("backoff_jitter", FLOAT, 0.1, "Random +- fraction applied to each delay.",
-            check=_fraction),
+            bounds=Range(1, 10)),
+        Key("backoff_max", DURATION, 300.0, "Cap on the delay.", bounds=Range(0, DAY)),
+        Key("backoff_jitter", FLOAT, 0.1, "Random +- fraction applied to each delay, from 0 to "
+            "less than 1.", check=_fraction),
         Key("backoff_reset", DURATION, 600.0, "A run this long resets the backoff: the next "
-            "restart is immediate."),
+            "restart is immediate.", bounds=Range(0, DAY)),
         Key("max_restarts", INT, 0, "That many failed starts in a row -> state fatal; "
-            "0 = never give up.", check=at_least(0)),
+            "0 = never give up.", bounds=Range(0)),
         Key("stop_signal", SIGNAL, 15, "Sent to the process group to stop it."),
-        Key("stop_timeout", DURATION, 30.0, "Then SIGKILL to the whole process group."),
-        Key("nice", INT, 0, "Scheduling priority, -20 (highest) to 19.",
-            check=between(-20, 19)),
+        Key("stop_timeout", DURATION, 30.0, "Then SIGKILL to the whole process group.",
+            bounds=Range(0, DAY)),
+        Key("nice", INT, 0, "Scheduling priority; -20 is the highest.",
+            bounds=Range(-20, 19)),
         Key("ready", choice(Readiness), Readiness.UPTIME, "uptime: running after "
             "`start_seconds`; notify: running when the worker sends READY=1.", future=True),
         Key("start_timeout", DURATION, 60.0, 'With ready = "notify": no READY=1 by then -> '
-            "failed start."),
+            "failed start.", bounds=Range(0, DAY)),
         Key("watchdog", DURATION, 0.0, 'With ready = "notify": no WATCHDOG=1 for this long '
             "-> hung, graceful restart; 0 = off.", future=True),
         Key("rolling", BOOL, False, "Replace processes one at a time on restart and reload "
@@ -388,6 +392,7 @@ def _reference_table(table: Table) -> list[str]:
             doc += f" **{NOT_YET.capitalize()}.**" if spec.future else ""
         else:
             kind, default, doc = f"`{spec.kind.name}`", spec.show_default(), spec.doc
+            doc += f" Range: {spec.bounds.describe(spec.kind.show)}." if spec.bounds is not None else ""
             doc += " **This version of workerd accepts only the default.**" if spec.future else ""
         lines.append(f"| `{spec.name}` | {_cell(kind)} | {_cell(default)} | {_cell(doc)} |")
     return lines
@@ -406,7 +411,8 @@ def render_reference() -> str:
         'Durations are `"250ms"`, `"30s"`, `"5m"`, `"1h"` or a number of seconds. Sizes are '
         '`"512MiB"` (powers of 1024), `"1GB"` (powers of 1000) or a number of bytes. Modes are '
         'octal strings such as `"0600"`. Signals are names (`"TERM"`, `"SIGTERM"`) or numbers. '
-        "Relative paths are relative to the directory of the config file.",
+        "Relative paths are relative to the directory of the config file. A number, duration or "
+        "size outside the range its description gives is an error.",
     ]
     for table, heading in ((DAEMON, "`[daemon]`"), (PROGRAM, "`[programs.NAME]` and `[defaults]`")):
         lines += ["", f"## {heading}", "", table.doc, "", *_reference_table(table)]

@@ -1,6 +1,6 @@
 """How a table of declared keys is parsed, merged and completed.
 
-The machinery behind `schema`: a `Key` knows its kind, default, check and
+The machinery behind `schema`: a `Key` knows its kind, default, range, check and
 whether this version accepts more than its default; a `Table` holds keys and
 nested tables. Adding a sub-table (limits, autoscale) is declaring its keys.
 Values travel as `Setting`s that remember the key path they were set at, so an
@@ -24,6 +24,32 @@ NOT_YET = "not supported yet by this version of workerd"
 
 
 @dataclass(frozen=True)
+class Range:
+    """The values a numeric key accepts, both ends included; no `high`: no upper end.
+
+    Declared rather than hidden in a check, so the reference documents every range
+    and every message shows the bounds as the user would write them ("24h", not 86400).
+    """
+
+    low: float
+    high: float | None = None
+
+    def problem(self, value: Any, raw: object, show: Callable[[Any], str]) -> str | None:
+        """Why `value` (written `raw`) is out of range, or None."""
+        if value >= self.low and (self.high is None or value <= self.high):
+            return None
+        got = toml_repr(raw)
+        if self.high is None:
+            return f"must be >= {show(self.low)}, got {got}"
+        return f"must be between {show(self.low)} and {show(self.high)}, got {got}"
+
+    def describe(self, show: Callable[[Any], str]) -> str:
+        if self.high is None:
+            return f"`{show(self.low)}` or more"
+        return f"`{show(self.low)}` to `{show(self.high)}`"
+
+
+@dataclass(frozen=True)
 class Key(Generic[T]):
     """One key: how it parses, its default, its check and its line in the reference."""
 
@@ -32,6 +58,8 @@ class Key(Generic[T]):
     #: None: unset (the model holds None).
     default: T | None
     doc: str
+    #: The values accepted (a number, a duration or a size); shown in the reference.
+    bounds: Range | None = None
     #: Returns why a parsed value is wrong, or None.
     check: Callable[[T], str | None] | None = None
     required: bool = False
@@ -44,7 +72,9 @@ class Key(Generic[T]):
     def parse(self, raw: object) -> T:
         """Raw TOML -> checked value; raises InvalidValue."""
         value = self.kind.parse(raw)
-        problem = self.check(value) if self.check is not None else None
+        problem = None if self.bounds is None else self.bounds.problem(value, raw, self.kind.show)
+        if problem is None and self.check is not None:
+            problem = self.check(value)
         if problem is not None:
             raise InvalidValue(problem)
         if self.future and value != self.default:

@@ -34,16 +34,27 @@ _DURATION_HINT = '(use e.g. "250ms", "30s", "5m", "1h" or seconds)'
 
 
 def parse_duration(value: str | float) -> float:
-    """Seconds from "250ms", "30s", "5m", "1h" or a number of seconds; never negative."""
+    """Seconds from "250ms", "30s", "5m", "1h" or a number of seconds; never negative,
+    always finite (each key then has its range)."""
+    seconds = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if math.isfinite(value) and value >= 0:
-            return float(value)
+        seconds = _to_float(value)
     elif isinstance(value, str):
         match = _DURATION.fullmatch(value.strip())
         if match:
             number, unit = match.groups()
-            return float(number) * _SECONDS_PER[unit or "s"]
+            seconds = float(number) * _SECONDS_PER[unit or "s"]
+    if seconds is not None and math.isfinite(seconds) and seconds >= 0:
+        return seconds
     raise InvalidValue(f"invalid duration {value!r} {_DURATION_HINT}")
+
+
+def _to_float(number: float) -> float | None:
+    """None for an integer too large for a float: a TOML integer may have 400 digits."""
+    try:
+        return float(number)
+    except OverflowError:
+        return None
 
 
 def format_duration(seconds: float) -> str:

@@ -33,6 +33,11 @@ def policy_of(config: ProgramConfig, daemon: DaemonConfig) -> Policy:
     )
 
 
+def most_processes(config: ProgramConfig, pinned: int | None) -> int:
+    """What [daemon] max_processes holds a running program to: a pin overrides the config."""
+    return pinned if pinned is not None else config.most_processes
+
+
 class Program:
     def __init__(self, config: ProgramConfig, daemon: DaemonConfig, sink: ProgramLog) -> None:
         self.sink = sink

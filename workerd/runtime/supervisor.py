@@ -15,6 +15,7 @@ import random
 from dataclasses import replace
 from typing import Callable, Iterable
 
+from workerd.config.capacity import over_max_processes
 from workerd.config.model import Config, ProgramConfig
 from workerd.core.actions import SignalGroup
 from workerd.core.diff import diff
@@ -31,7 +32,7 @@ from workerd.core.states import AT_REST, State
 from workerd.runtime.clock import Clock
 from workerd.runtime.effects import Effects, SlotContext
 from workerd.runtime.output import ProgramLog
-from workerd.runtime.program import Program
+from workerd.runtime.program import Program, most_processes
 from workerd.runtime.waiters import Waiters
 
 log = logging.getLogger("workerd")
@@ -193,6 +194,12 @@ class Supervisor:
         self._drain()
 
     def scale(self, program: Program, count: int | None) -> None:
+        """Pin the count (None: unpin); raises CommandError past [daemon] max_processes."""
+        most = {p.name: most_processes(p.config, p.pinned) for p in self.programs.values() if not p.removing}
+        most[program.name] = most_processes(program.config, count)
+        problem = over_max_processes(most[program.name], sum(most.values()), self.config.daemon.max_processes)
+        if problem is not None:
+            raise CommandError(f"{program.name}: {problem}")
         program.pinned = count
         program.enabled = True
         self._reconcile(program)
@@ -220,7 +227,9 @@ class Supervisor:
 
     def reload(self, new: Config) -> list[str]:
         """Apply only what changed; returns one line per change. Raises CommandError,
-        having changed nothing, when the new config's log files cannot be opened."""
+        having changed nothing, when the new config's log files cannot be opened or the
+        pinned counts would take it past its max_processes."""
+        _check_pins(new, {name: p.pinned for name, p in self.programs.items() if p.pinned is not None})
         old_daemon = self.config.daemon
         logs_moved = (old_daemon.log_dir, old_daemon.log_max_bytes, old_daemon.log_backups) != (
             new.daemon.log_dir,
@@ -311,6 +320,17 @@ class Supervisor:
     def wait_for(self, programs: list[Program], target: str) -> asyncio.Future[tuple[bool, str]]:
         """A future resolved when the programs reach `target` ("started" or "stopped")."""
         return self._waiters.add(tuple(p.name for p in programs), target)
+
+
+def _check_pins(config: Config, pins: dict[str, int]) -> None:
+    """Pins survive a reload; the new config's own counts were checked by the loader."""
+    pins = {name: count for name, count in pins.items() if name in config.programs}
+    total = sum(most_processes(c, pins.get(name)) for name, c in config.programs.items())
+    limit = config.daemon.max_processes
+    if pins and total > limit:
+        pinned = ", ".join(f"{name} is pinned to {count}" for name, count in pins.items())
+        raise CommandError(f"{pinned}: with the new config that makes {total} processes in all, over "
+                           f"[daemon] max_processes ({limit}); `workerctl scale NAME auto` first")
 
 
 def _open_sinks(config: Config, names: Iterable[str]) -> dict[str, ProgramLog]:
