@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 from workerd.config.model import Config, ProgramConfig
 from workerd.core.actions import SignalGroup
 from workerd.core.diff import diff
+from workerd.core.handover import Outgoing, keep_counts
 from workerd.core.events import (
     Event,
     KillRequested,
@@ -36,7 +37,8 @@ from workerd.runtime.waiters import Waiters
 
 log = logging.getLogger("workerd")
 
-SlotKey = tuple[str, int]
+#: A slot is named by its program generation (see Program.outgoing) and instance.
+SlotKey = tuple[Program, int]
 
 
 class CommandError(Exception):
@@ -57,7 +59,7 @@ class Supervisor:
         self._rand = rand
         self.programs: dict[str, Program] = {}
         self._timers: dict[SlotKey, asyncio.TimerHandle] = {}
-        self._queue: collections.deque[tuple[str, int, Event]] = collections.deque()
+        self._queue: collections.deque[tuple[Program, int, Event]] = collections.deque()
         self._draining = False
         self._waiters = Waiters(self.programs)
         self.shutting_down = False
@@ -72,8 +74,10 @@ class Supervisor:
             self._reconcile(program)
         self._drain()
 
-    def deliver(self, name: str, instance: int, event: Event) -> None:
-        self._queue.append((name, instance, event))
+    def deliver(self, program: Program, instance: int, event: Event) -> None:
+        """Apply an event to a slot of `program` (a current program or one of its
+        outgoing generations); events for a generation that is gone are dropped."""
+        self._queue.append((program, instance, event))
         self._drain()
 
     def _drain(self) -> None:
@@ -82,11 +86,12 @@ class Supervisor:
         self._draining = True
         try:
             while self._queue:
-                name, instance, event = self._queue.popleft()
-                program = self.programs.get(name)
-                if program is not None:
-                    self._apply(program, instance, event)
-                    self._reconcile(program)
+                generation, instance, event = self._queue.popleft()
+                program = self.programs.get(generation.name)
+                if program is None or generation not in program.generations():
+                    continue
+                self._apply(generation, instance, event)
+                self._reconcile(program)
         finally:
             self._draining = False
         self._waiters.check()
@@ -98,20 +103,18 @@ class Supervisor:
         if new.state is not old.state:
             _log_transition(program.name, old, new)
         if new.timer_at != old.timer_at:
-            self._arm(program.name, new)
+            self._arm(program, new)
         if actions:
             ctx = self._context(program, instance)
             for action in actions:
                 outcome = self._effects.execute(action, ctx)
                 if outcome is not None:
-                    self._queue.append((program.name, instance, outcome))
+                    self._queue.append((program, instance, outcome))
         if new.state is State.STOPPED and not new.wanted and program.enabled:
             del program.slots[instance]  # scaled away: it no longer exists
-        if program.removing and program.at_rest:
-            self._remove(program)
 
-    def _arm(self, name: str, slot: Slot) -> None:
-        key = (name, slot.instance)
+    def _arm(self, program: Program, slot: Slot) -> None:
+        key = (program, slot.instance)
         handle = self._timers.pop(key, None)
         if handle is not None:
             handle.cancel()
@@ -125,10 +128,27 @@ class Supervisor:
         self.deliver(key[0], key[1], TimerExpired())
 
     def _reconcile(self, program: Program) -> None:
-        if program.name not in self.programs:
+        if self.programs.get(program.name) is not program:
             return
-        for instance, request in reconcile(program.wanted, program.slots):
-            self._queue.append((program.name, instance, request))
+        if program.removing and program.at_rest:
+            self._remove(program)
+            return
+        self._hand_over(program)
+        for generation in program.generations():
+            for instance, request in reconcile(generation.wanted, generation.slots):
+                self._queue.append((generation, instance, request))
+
+    def _hand_over(self, program: Program) -> None:
+        """Set how many processes each outgoing generation still keeps, and let go of
+        those that have handed over all their work."""
+        if not program.outgoing:
+            return
+        counts = keep_counts(program.wanted, program.running, [Outgoing(g.keep or 0, g.running) for g in program.outgoing])
+        for generation, count in zip(program.outgoing, counts):
+            generation.keep = count
+        program.outgoing = [g for g in program.outgoing if g.keep or not g.at_rest]
+        if not program.outgoing:
+            log.info("%s: the processes of the previous config have all been replaced", program.name)
 
     # -- programs --------------------------------------------------------------------
 
@@ -138,10 +158,11 @@ class Supervisor:
         return program
 
     def _remove(self, program: Program) -> None:
-        for instance in list(program.slots):
-            handle = self._timers.pop((program.name, instance), None)
-            if handle is not None:
-                handle.cancel()
+        for generation in program.generations():
+            for instance in list(generation.slots):
+                handle = self._timers.pop((generation, instance), None)
+                if handle is not None:
+                    handle.cancel()
         del self.programs[program.name]
         self._release_sink(program.sink)
 
@@ -167,7 +188,7 @@ class Supervisor:
             program.enabled = True
             for slot in list(program.slots.values()):
                 if slot.state in (State.EXITED, State.FATAL, State.BACKOFF):
-                    self._queue.append((program.name, slot.instance, StartRequested()))
+                    self._queue.append((program, slot.instance, StartRequested()))
             self._reconcile(program)
         self._drain()
 
@@ -182,8 +203,8 @@ class Supervisor:
             program.enabled = True
             for slot in list(program.slots.values()):
                 if slot.wanted or slot.state not in AT_REST:
-                    self._queue.append((program.name, slot.instance, StopRequested()))
-                    self._queue.append((program.name, slot.instance, StartRequested()))
+                    self._queue.append((program, slot.instance, StopRequested()))
+                    self._queue.append((program, slot.instance, StartRequested()))
             self._reconcile(program)
         self._drain()
 
@@ -201,10 +222,10 @@ class Supervisor:
     def signal(self, programs: list[Program], signo: int) -> int:
         """Send a signal to every live process group of the programs; returns how many."""
         sent = 0
-        for program in programs:
-            for slot in program.slots.values():
+        for generation in (g for program in programs for g in program.generations()):
+            for slot in generation.slots.values():
                 if slot.pid is not None:
-                    ctx = self._context(program, slot.instance)
+                    ctx = self._context(generation, slot.instance)
                     self._effects.execute(SignalGroup(slot.pid, signo), ctx)
                     sent += 1
         return sent
@@ -215,7 +236,7 @@ class Supervisor:
             instance=instance,
             spec=lambda: program.spec(instance),
             sink=program.sink,
-            deliver=lambda e: self.deliver(program.name, instance, e),
+            deliver=lambda e: self.deliver(program, instance, e),
         )
 
     def reload(self, new: Config) -> list[str]:
@@ -254,11 +275,16 @@ class Supervisor:
         for name in d.changed:
             program = self.programs[name]
             old_config, new_config = program.config, new.programs[name]
-            program.configure(new_config, new.daemon)
             if _only_scaling_changed(old_config, new_config):
+                program.configure(new_config, new.daemon)
                 changes.append(f"scaled: {name} {_count(old_config)} -> {_count(new_config)}")
                 self._reconcile(program)
+            elif program.running and program.enabled:
+                successor = self.programs[name] = program.successor(new_config, new.daemon)
+                changes.append(f"changed: {name} (new processes start; each old one stops once a new one runs)")
+                self._reconcile(successor)
             else:
+                program.configure(new_config, new.daemon)
                 changes.append(f"changed: {name} (restarted)")
                 self.restart_programs([program])
         if logs_moved:
@@ -269,7 +295,9 @@ class Supervisor:
         return changes or ["no changes"]
 
     def _switch_sink(self, program: Program, sink: ProgramLog) -> None:
-        old, program.sink = program.sink, sink
+        old = program.sink
+        for generation in program.generations():
+            generation.sink = sink
         if old is sink:
             return
         for pipe in self._effects.pipes:
@@ -289,8 +317,9 @@ class Supervisor:
     def kill_all(self) -> None:
         for program in self.programs.values():
             program.enabled = False
-            for instance in list(program.slots):
-                self._queue.append((program.name, instance, KillRequested()))
+            for generation in program.generations():
+                for instance in list(generation.slots):
+                    self._queue.append((generation, instance, KillRequested()))
         self._drain()
 
     @property
