@@ -17,7 +17,6 @@ from typing import Callable, Iterable
 
 from workerd.config.model import Config, ProgramConfig
 from workerd.core.actions import SignalGroup
-from workerd.core.diff import diff
 from workerd.core.handover import Outgoing, keep_counts
 from workerd.core.events import (
     Event,
@@ -28,6 +27,7 @@ from workerd.core.events import (
 )
 from workerd.core.lifecycle import Slot, transition
 from workerd.core.reconcile import reconcile
+from workerd.core.reload import Facts, Step, plan
 from workerd.core.states import AT_REST, State
 from workerd.runtime.clock import Clock
 from workerd.runtime.effects import Effects, SlotContext
@@ -249,50 +249,56 @@ class Supervisor:
             new.daemon.log_backups,
         )
         current = {n: p.config for n, p in self.programs.items() if not p.removing}
-        d = diff(current, dict(new.programs))
+        facts = {n: Facts(p.running, p.enabled, p.removing) for n, p in self.programs.items()}
+        steps = plan(current, new.programs, facts)
         # Open every log the change needs before touching anything.
-        sinks = _open_sinks(new, new.programs if logs_moved else d.added)
+        sinks = _open_sinks(new, new.programs if logs_moved else
+                            [n for n, step in steps if step in (Step.ADD, Step.TAKE_BACK)])
         self.config = new
         changes: list[str] = []
         for key in ("socket", "socket_mode", "socket_group", "metrics"):
             if getattr(new.daemon, key) != getattr(old_daemon, key):
                 changes.append(f"daemon.{key}: changed; takes effect at the next start")
-        for name in d.removed:
-            program = self.programs[name]
-            program.removing = True
-            self._reconcile(program)
-            changes.append(f"removed: {name}")
-        for name in d.added:
-            changes.append(f"added: {name}")
-            dropped = self.programs.get(name)
-            if dropped is None:
-                self._reconcile(self._add(new.programs[name], sinks[name]))
-            else:  # dropped by an earlier reload and still stopping: take it back
-                dropped.removing = False
-                dropped.configure(new.programs[name], new.daemon)
-                self._switch_sink(dropped, sinks[name])
-                self.restart_programs([dropped])
-        for name in d.changed:
-            program = self.programs[name]
-            old_config, new_config = program.config, new.programs[name]
-            if _only_scaling_changed(old_config, new_config):
-                program.configure(new_config, new.daemon)
-                changes.append(f"scaled: {name} {_count(old_config)} -> {_count(new_config)}")
-                self._reconcile(program)
-            elif program.running and program.enabled:
-                successor = self.programs[name] = program.successor(new_config, new.daemon)
-                changes.append(f"changed: {name} (new processes start; each old one stops once a new one runs)")
-                self._reconcile(successor)
-            else:
-                program.configure(new_config, new.daemon)
-                changes.append(f"changed: {name} (restarted)")
-                self.restart_programs([program])
+        for name, step in steps:
+            changes.append(self._carry_out(name, step, new, sinks))
         if logs_moved:
             for name, sink in sinks.items():
                 self._switch_sink(self.programs[name], sink)
             changes.append("daemon: log settings changed; logs reopened")
         self._drain()
         return changes or ["no changes"]
+
+    def _carry_out(self, name: str, step: Step, new: Config, sinks: dict[str, ProgramLog]) -> str:
+        """Apply one step of a reload's plan; returns the line that reports it."""
+        config = new.programs.get(name)
+        if step is Step.ADD:
+            assert config is not None
+            self._reconcile(self._add(config, sinks[name]))
+            return f"added: {name}"
+        program = self.programs[name]
+        if step is Step.REMOVE:
+            program.removing = True
+            self._reconcile(program)
+            return f"removed: {name}"
+        assert config is not None
+        old_config = program.config
+        if step is Step.TAKE_BACK:
+            program.removing = False
+            program.configure(config, new.daemon)
+            self._switch_sink(program, sinks[name])
+            self.restart_programs([program])
+            return f"added: {name}"
+        if step is Step.RESCALE:
+            program.configure(config, new.daemon)
+            self._reconcile(program)
+            return f"scaled: {name} {_count(old_config)} -> {_count(config)}"
+        if step is Step.REPLACE:
+            self.programs[name] = program.successor(config, new.daemon)
+            self._reconcile(self.programs[name])
+            return f"changed: {name} (new processes start; each old one stops once a new one runs)"
+        program.configure(config, new.daemon)
+        self.restart_programs([program])
+        return f"changed: {name} (restarted)"
 
     def _switch_sink(self, program: Program, sink: ProgramLog) -> None:
         old = program.sink
@@ -348,11 +354,6 @@ def _open_sinks(config: Config, names: Iterable[str]) -> dict[str, ProgramLog]:
         where = exc.filename or d.log_dir
         raise CommandError(f"cannot open the log {where}: {exc.strerror}") from None
     return sinks
-
-
-def _only_scaling_changed(old: ProgramConfig, new: ProgramConfig) -> bool:
-    """Whether a reload can rescale the program without restarting its processes."""
-    return replace(old, processes=new.processes, autoscale=new.autoscale) == new
 
 
 def _count(config: ProgramConfig) -> str:
