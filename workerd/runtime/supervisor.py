@@ -12,7 +12,6 @@ import asyncio
 import collections
 import logging
 import random
-from dataclasses import replace
 from typing import Callable, Iterable
 
 from workerd.config.model import Config, ProgramConfig
@@ -21,14 +20,12 @@ from workerd.core.handover import Outgoing, keep_counts
 from workerd.core.events import (
     Event,
     KillRequested,
-    StartRequested,
-    StopRequested,
     TimerExpired,
 )
 from workerd.core.lifecycle import Slot, transition
-from workerd.core.reconcile import reconcile
+from workerd.core.reconcile import reconcile, restart, start
 from workerd.core.reload import Facts, Step, plan
-from workerd.core.states import AT_REST, State
+from workerd.core.states import State
 from workerd.runtime.clock import Clock
 from workerd.runtime.effects import Effects, SlotContext
 from workerd.runtime.output import ProgramLog
@@ -186,9 +183,8 @@ class Supervisor:
     def start_programs(self, programs: list[Program]) -> None:
         for program in programs:
             program.enabled = True
-            for slot in list(program.slots.values()):
-                if slot.state in (State.EXITED, State.FATAL, State.BACKOFF):
-                    self._queue.append((program, slot.instance, StartRequested()))
+            for instance, request in start(program.slots):
+                self._queue.append((program, instance, request))
             self._reconcile(program)
         self._drain()
 
@@ -201,10 +197,8 @@ class Supervisor:
     def restart_programs(self, programs: list[Program]) -> None:
         for program in programs:
             program.enabled = True
-            for slot in list(program.slots.values()):
-                if slot.wanted or slot.state not in AT_REST:
-                    self._queue.append((program, slot.instance, StopRequested()))
-                    self._queue.append((program, slot.instance, StartRequested()))
+            for instance, request in restart(program.slots):
+                self._queue.append((program, instance, request))
             self._reconcile(program)
         self._drain()
 
