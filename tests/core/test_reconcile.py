@@ -216,3 +216,29 @@ def test_after_reconcile_the_wanted_slots_number_the_wanted_count(
         settle(wanted, table, now)
         assert len(occupied(table)) == wanted
         assert reconcile(wanted, table) == []
+
+
+def test_restart_stops_then_starts_every_slot_with_a_process_or_a_place():
+    from workerd.core.reconcile import restart
+
+    table = slots(slot(0, State.RUNNING), slot(1, State.BACKOFF), slot(2, State.STOPPING, wanted=False),
+                  slot(3, State.STOPPED, wanted=False), slot(4, State.FATAL))
+    requests = restart(table)
+    assert [(i, type(r).__name__) for i, r in requests] == [
+        (0, "StopRequested"), (0, "StartRequested"), (1, "StopRequested"), (1, "StartRequested"),
+        (2, "StopRequested"), (2, "StartRequested"), (4, "StopRequested"), (4, "StartRequested"),
+    ]
+    # applied through the state machine: the running one is stopping and will come back
+    for instance, request in requests:
+        deliver(table, instance, request)
+    assert table[0].state is State.STOPPING and table[0].wanted
+    assert table[1].state is State.STARTING and table[4].state is State.STARTING
+
+
+def test_start_wakes_the_slots_that_ended_or_wait_in_backoff():
+    from workerd.core.reconcile import start
+
+    table = slots(slot(0, State.RUNNING), slot(1, State.BACKOFF), slot(2, State.EXITED), slot(3, State.FATAL),
+                  slot(4, State.STARTING))
+    assert [(i, type(r).__name__) for i, r in start(table)] == [
+        (1, "StartRequested"), (2, "StartRequested"), (3, "StartRequested")]

@@ -54,7 +54,7 @@ def test_reload_applies_only_the_difference(daemon):
     result = d.ctl("reload", timeout=30)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "changed: cmd (restarted)" in lines
+    assert "changed: cmd (new processes start; each old one stops once a new one runs)" in lines
     assert "scaled: grow 1 -> 3" in lines
     assert "removed: gone" in lines
     assert "added: new" in lines
@@ -209,3 +209,109 @@ def test_a_program_re_added_while_its_old_process_is_stopping_leaves_no_orphan(d
     # stop_timeout = 1s: the removed worker is SIGKILLed well within 5 s.
     d.wait_until(lambda: gone(old), 5, f"the removed worker {old} killed after its stop_timeout")
     assert d.wait_running("stubborn", 1) == [new]
+
+
+def _kept(d, name, status):
+    """Pids of the program's outgoing (previous config's) processes still running."""
+    return sorted(p["pid"] for p in d.processes(name, "running", status) if p.get("outgoing"))
+
+
+def test_old_processes_stop_only_once_new_ones_run(daemon):
+    d = daemon("""
+        [programs.w]
+        command = "sleep 1001"
+        processes = 2
+        start_seconds = "0s"
+        stop_timeout = "2s"
+    """)
+    old = d.wait_running("w", 2)
+    d.write_config("""
+        [programs.w]
+        command = "sleep 2002"
+        processes = 2
+        start_seconds = "1s"
+        stop_timeout = "2s"
+    """)
+    result = d.ctl("reload")
+    assert result.returncode == 0, result.stderr
+    # While the new processes are starting (start_seconds = 1s), the old ones still serve.
+    status = d.status()
+    starting = [p for p in d.processes("w", "starting", status) if not p.get("outgoing")]
+    assert len(starting) == 2, d.describe()
+    assert _kept(d, "w", status) == sorted(old) and all(alive(p) for p in old)
+    assert "2 old process(es) of the previous config kept" in d.ctl("status").stdout
+    # Once they run, the old ones are stopped and the program is back to 2.
+    new = d.wait_running("w", 2, timeout=10)
+    assert not set(new) & set(old)
+    for pid in old:
+        d.wait_until(lambda pid=pid: gone(pid), 5, f"old process {pid} gone")
+    for pid in new:
+        d.wait_exec(pid, ["sleep", "2002"])
+    d.wait_until(lambda: "previous config have all been replaced" in d.stderr_text(), 5, "the handover logged")
+
+
+def test_a_changed_program_that_cannot_start_keeps_the_old_processes(daemon):
+    d = daemon("""
+        [programs.w]
+        command = "sleep 1001"
+        processes = 2
+        start_seconds = "0s"
+    """)
+    old = d.wait_running("w", 2)
+    broken = """
+        [programs.w]
+        command = "echo cannot connect; exit 1"
+        shell = true
+        processes = 2
+        start_seconds = "0.5s"
+        backoff_initial = "0.2s"
+    """
+    d.write_config(broken)
+    assert d.ctl("reload").returncode == 0
+    # The new config crash-loops; the old processes keep running, and status says so.
+    d.wait_status(lambda s: [p for p in d.processes("w", None, s) if not p.get("outgoing")
+                             and p["restarts"] >= 2 and p["last_exit"] == "exit status 1"], 10,
+                  "the new processes failing")
+    status = d.status()
+    assert _kept(d, "w", status) == sorted(old) and all(alive(p) for p in old)
+    assert d.program("w", status)["running"] == 2
+    table = d.ctl("status").stdout
+    assert "0 old" in table and "kept until new ones run" in table and "backoff" in table, table
+
+    # Fixed by another reload: the old processes are replaced by working ones.
+    d.write_config("""
+        [programs.w]
+        command = "sleep 3003"
+        processes = 2
+        start_seconds = "0s"
+    """)
+    assert d.ctl("reload").returncode == 0
+    new = d.wait_running("w", 2)
+    assert not set(new) & set(old)
+    for pid in old:
+        d.wait_until(lambda pid=pid: gone(pid), 5, f"old process {pid} gone")
+
+
+def test_a_reload_to_a_missing_directory_or_command_is_refused(daemon, tmp_path):
+    good = """
+        [programs.w]
+        command = "sleep 1000"
+        start_seconds = "0s"
+    """
+    d = daemon(good)
+    (pid,) = d.wait_running("w", 1)
+    for bad, expected in (
+        ('directory = "/nonexistent-workerd-dir"', "programs.w.directory: chdir /nonexistent-workerd-dir: "
+                                                   "No such file or directory"),
+        ('command = "no-such-workerd-command --x"', "programs.w.command: exec no-such-workerd-command: "
+                                                    "not found in PATH"),
+        (f'command = "{tmp_path}/missing.sh"', f"programs.w.command: exec {tmp_path}/missing.sh: "
+                                               "No such file or directory"),
+    ):
+        d.write_config(good.replace('start_seconds = "0s"', 'start_seconds = "0s"\n' + bad)
+                       if bad.startswith("directory") else good.replace('command = "sleep 1000"', bad))
+        result = d.ctl("reload")
+        assert result.returncode == 1, result
+        line = one_line(result.stderr)
+        assert expected in line and "the running config stays in force" in line, line
+        assert d.wait_running("w", 1) == [pid] and alive(pid)

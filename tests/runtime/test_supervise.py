@@ -438,3 +438,28 @@ def test_stop_during_backoff_ends_the_restarts(daemon, tmp_path):
     time.sleep(0.8)
     assert len(read_pids(tmp_path / "pids")) == count, "a stopped program was started again"
     assert [p["state"] for p in d.processes("w", None)] == ["stopped"]
+
+
+def test_a_missing_directory_is_a_failed_start_reported_as_chdir(daemon, tmp_path):
+    d = daemon(start=False)
+    missing = tmp_path / "gone"
+    d.write_config(f"""
+        [defaults]
+        directory = "{missing}"
+        start_seconds = "0.5s"
+        backoff_initial = "0.3s"
+
+        [programs.on-path]
+        command = "sleep 1000"
+
+        [programs.relative]
+        command = "./worker.sh"
+    """)
+    d.start()
+    expected = f"chdir {missing}: No such file or directory"
+    for name in ("on-path", "relative"):
+        d.wait_status(lambda s, name=name: [p for p in d.processes(name, None, s) if p["last_exit"] == expected],
+                      5, f"{name}: failed start reported as {expected!r}")
+    # `workerd start` said so at once, one line per program, without refusing to run.
+    assert f"programs.on-path.directory: {expected}" in d.stderr_text()
+    assert "Traceback" not in d.stderr_text()

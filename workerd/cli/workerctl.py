@@ -139,7 +139,7 @@ def render_status(data: dict[str, Any]) -> str:
     for program in data["programs"]:
         for p in program["processes"]:
             rows.append((
-                program["name"], str(p["instance"]), _dash(p["pid"]), p["state"], _duration(p["uptime"]),
+                program["name"], str(p["instance"]) + (" old" if p.get("outgoing") else ""), _dash(p["pid"]), p["state"], _duration(p["uptime"]),
                 str(p["restarts"]), p["last_exit"] or "-", _size(p["rss"]), _dash(p["cpu_percent"]),
             ))
         line = f"{program['name']}: {program['running']}/{program['desired']} running"
@@ -151,6 +151,9 @@ def render_status(data: dict[str, Any]) -> str:
         auto = program.get("autoscale")
         if auto:
             notes.append(_autoscale_note(auto))
+        kept = sum(1 for p in program["processes"] if p.get("outgoing") and p["pid"] is not None)
+        if kept:
+            notes.append(f"{kept} old process(es) of the previous config kept until new ones run")
         notes += [f"{p['instance']}: {p['state']}: {p['reason']}" for p in program["processes"] if p["reason"]]
         notes += [f"{p['instance']}: last limit: {p['last_limit']}" for p in program["processes"]
                   if p.get("last_limit") and p["last_limit"] != p["reason"]]

@@ -43,11 +43,18 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"workerd: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+    from workerd.config.preflight import problems
+
+    missing = problems(config)
     if args.command == "check":
         from workerd.config.model import LimitsConfig
         from workerd.config.summary import summarize
         from workerd.runtime.cgroups import CgroupTree, describe
 
+        if missing:
+            for line in missing:
+                print(f"workerd: {line}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
         most = sum(p.most_processes for p in config.programs.values())
         print(f"{config.path}: ok, {len(config.programs)} program(s), "
               f"at most {most} processes (max_processes {config.daemon.max_processes})")
@@ -61,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s workerd %(levelname)s %(message)s",
     )
+    for line in missing:  # the worker's start fails with the OS error and is retried
+        logging.getLogger("workerd").warning("%s", line)
     from workerd.runtime.daemon import run
 
     sys.exit(run(config))

@@ -11,7 +11,7 @@ from typing import Mapping
 
 from workerd.core.events import StartRequested, StopRequested
 from workerd.core.lifecycle import Slot
-from workerd.core.states import State
+from workerd.core.states import AT_REST, State
 
 #: Which occupied slots go first on scale-down: ones with no process, then the least far along.
 _STOP_ORDER = {State.FATAL: 0, State.EXITED: 0, State.BACKOFF: 1, State.STARTING: 2, State.RUNNING: 3}
@@ -43,3 +43,24 @@ def reconcile(wanted: int, slots: Mapping[int, Slot]) -> list[tuple[int, StartRe
         for victim in sorted(occupied, key=usefulness)[: len(occupied) - wanted]:
             requests.append((victim.instance, StopRequested()))
     return requests
+
+
+def restart(slots: Mapping[int, Slot]) -> list[tuple[int, StartRequested | StopRequested]]:
+    """Stop, then start again, every slot that is occupied or still has a process.
+
+    Stop first: the new process starts only once the old one has exited (the slot
+    is stopping with `wanted` set, and lifecycle spawns on the exit), so a worker
+    never runs twice in one slot. A slot at rest and unoccupied stays as it is.
+    """
+    requests: list[tuple[int, StartRequested | StopRequested]] = []
+    for s in slots.values():
+        if s.wanted or s.state not in AT_REST:
+            requests += [(s.instance, StopRequested()), (s.instance, StartRequested())]
+    return requests
+
+
+def start(slots: Mapping[int, Slot]) -> list[tuple[int, StartRequested]]:
+    """Asked to start a program: its slots that ended (exited, fatal) or wait in backoff
+    start now; the ones on their way need nothing, and reconcile adds missing ones."""
+    return [(s.instance, StartRequested()) for s in slots.values()
+            if s.state in (State.EXITED, State.FATAL, State.BACKOFF)]

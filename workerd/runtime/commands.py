@@ -8,6 +8,7 @@ import asyncio
 from typing import Any, Callable
 
 from workerd.config.load import ConfigError, load
+from workerd.config.preflight import problems
 from workerd.config.units import parse_signal
 from workerd.control.protocol import encode
 from workerd.control.server import Handler
@@ -110,6 +111,9 @@ class Commands:
         self._refuse_during_shutdown()
         try:
             config = load(self._supervisor.config.path)
+            missing = problems(config)
+            if missing:
+                raise CommandError(missing[0])
             changes = self._supervisor.reload(config)
         except (ConfigError, CommandError) as exc:
             return {"ok": False, "error": f"{exc} (the running config stays in force)"}

@@ -51,6 +51,8 @@ class StatusCollector:
             desired.add_metric([name], program["desired"])
             running.add_metric([name], program["running"])
             for p in program["processes"]:
+                if p.get("outgoing"):
+                    continue  # its instance number is taken by the process replacing it
                 instance = str(p["instance"])
                 state.add_metric([name, instance, p["state"]], 1)
                 restarts.add_metric([name, instance], p["restarts"])

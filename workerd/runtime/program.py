@@ -9,7 +9,7 @@ from workerd.config.model import DaemonConfig, ProgramConfig
 from workerd.core.backoff import Backoff
 from workerd.core.lifecycle import Policy, Slot
 from workerd.core.scaling import ScaleState
-from workerd.core.states import AT_REST
+from workerd.core.states import AT_REST, State
 from workerd.runtime.output import ProgramLog
 from workerd.runtime.spawn import ProcessSpec
 
@@ -52,7 +52,24 @@ class Program:
         #: The last dead-letter count read, or why it could not be (never used for scaling).
         self.dead_letters: tuple[int | None, str | None] = (None, None)
         self.slots: dict[int, Slot] = {}
+        #: Older generations, newest first: the processes of the configs before a reload,
+        #: kept until processes of this one run in their place (see core.handover).
+        self.outgoing: list[Program] = []
+        #: Set on an outgoing generation: how many of its processes it still keeps.
+        self.keep: int | None = None
         self.configure(config, daemon)
+
+    def successor(self, config: ProgramConfig, daemon: DaemonConfig) -> Program:
+        """The next generation for a changed config, with the same log, pin and autoscaler
+        state. This one becomes its newest outgoing generation and keeps its running
+        processes until new ones run in their place."""
+        new = Program(config, daemon, self.sink)
+        new.pinned, new.scale, new.dead_letters = self.pinned, self.scale, self.dead_letters
+        new.configure(config, daemon)  # the autoscaler's count, within the new bounds
+        new.outgoing = [self, *self.outgoing]
+        self.outgoing = []
+        self.keep = self.running
+        return new
 
     def configure(self, config: ProgramConfig, daemon: DaemonConfig) -> None:
         self.config = config
@@ -78,8 +95,18 @@ class Program:
     def name(self) -> str:
         return self.config.name
 
+    def generations(self) -> list[Program]:
+        """This program and its outgoing generations, newest first."""
+        return [self, *self.outgoing]
+
+    @property
+    def running(self) -> int:
+        return sum(1 for slot in self.slots.values() if slot.state is State.RUNNING)
+
     @property
     def wanted(self) -> int:
+        if self.keep is not None:
+            return self.keep
         if not self.enabled or self.removing:
             return 0
         if self.pinned is not None:
@@ -88,7 +115,8 @@ class Program:
 
     @property
     def at_rest(self) -> bool:
-        return all(slot.state in AT_REST for slot in self.slots.values())
+        """No process left or coming, in any generation."""
+        return all(slot.state in AT_REST for p in self.generations() for slot in p.slots.values())
 
     def spec(self, instance: int) -> ProcessSpec:
         env = dict(self._env)

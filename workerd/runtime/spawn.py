@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from workerd.config.model import LimitsConfig
+from workerd.config.preflight import chdir_problem, exec_problem
 
 SETPRIV = shutil.which("setpriv")
 PRLIMIT = shutil.which("prlimit")
@@ -179,17 +180,13 @@ def _disown(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _check_executable(spec: ProcessSpec) -> None:
-    """Refuse a command that cannot be executed with the OS error as the reason, as the
-    exec itself would: the exec happens behind setpriv, which could only print it."""
-    command = spec.argv[0]
-    if "/" in command:
-        path = Path(command) if os.path.isabs(command) else (spec.directory or Path.cwd()) / command
-        if not path.exists():
-            raise SpawnError(f"exec {command}: No such file or directory")
-        if path.is_dir() or not os.access(path, os.X_OK):
-            raise SpawnError(f"exec {command}: Permission denied")
-    elif shutil.which(command, path=spec.env.get("PATH", os.defpath)) is None:
-        raise SpawnError(f"exec {command}: not found in PATH")
+    """Refuse a missing directory or a command that cannot be executed, with the OS error
+    as the reason, as chdir and exec would: they happen behind setpriv, which could only
+    print it."""
+    problem = chdir_problem(spec.directory) or exec_problem(
+        spec.argv[0], spec.directory, spec.env.get("PATH", os.defpath))
+    if problem is not None:
+        raise SpawnError(problem)
 
 
 def _describe(exc: OSError, spec: ProcessSpec) -> str:

@@ -32,7 +32,7 @@ def snapshot(programs: list[Program], now: float, meter: CpuMeter, started_at: f
              enforcement: str) -> dict[str, Any]:
     started = {
         s.pid: s.started_at if s.started_at is not None else now
-        for p in programs for s in p.slots.values()
+        for p in programs for g in p.generations() for s in g.slots.values()
         if s.pid is not None and s.state in HAS_PROCESS
     }
     usage = {pid: tree for pid, tree in scan(set(started)).items() if tree.processes}
@@ -49,12 +49,14 @@ def snapshot(programs: list[Program], now: float, meter: CpuMeter, started_at: f
 
 
 def _program(program: Program, now: float, usage: dict[int, TreeUsage], cpu: dict[int, float]) -> dict[str, Any]:
-    slots = sorted(program.slots.values(), key=lambda s: s.instance)
+    slots = [(g, s) for g in program.generations() for s in sorted(g.slots.values(), key=lambda s: s.instance)]
     processes = []
-    for s in slots:
+    for generation, s in slots:
         tree = usage.get(s.pid) if s.pid is not None else None
         processes.append({
             "instance": s.instance,
+            # a process of the config before a reload, kept until a new one runs in its place
+            "outgoing": generation is not program,
             "pid": s.pid,
             "state": s.state.value,
             "uptime": round(now - s.started_at, 3) if s.started_at is not None and s.pid is not None else None,
@@ -71,7 +73,7 @@ def _program(program: Program, now: float, usage: dict[int, TreeUsage], cpu: dic
     return {
         "name": program.name,
         "desired": program.wanted,
-        "running": sum(1 for s in slots if s.state is State.RUNNING),
+        "running": sum(1 for _, s in slots if s.state is State.RUNNING),
         "enabled": program.enabled,
         "pinned": program.pinned,
         "limits": _limits(program),

@@ -12,23 +12,21 @@ import asyncio
 import collections
 import logging
 import random
-from dataclasses import replace
 from typing import Callable, Iterable
 
 from workerd.config.capacity import over_max_processes
 from workerd.config.model import Config, ProgramConfig
 from workerd.core.actions import SignalGroup
-from workerd.core.diff import diff
+from workerd.core.handover import Outgoing, keep_counts
 from workerd.core.events import (
     Event,
     KillRequested,
-    StartRequested,
-    StopRequested,
     TimerExpired,
 )
 from workerd.core.lifecycle import Slot, transition
-from workerd.core.reconcile import reconcile
-from workerd.core.states import AT_REST, State
+from workerd.core.reconcile import reconcile, restart, start
+from workerd.core.reload import Facts, Step, plan
+from workerd.core.states import State
 from workerd.runtime.clock import Clock
 from workerd.runtime.effects import Effects, SlotContext
 from workerd.runtime.output import ProgramLog
@@ -37,7 +35,8 @@ from workerd.runtime.waiters import Waiters
 
 log = logging.getLogger("workerd")
 
-SlotKey = tuple[str, int]
+#: A slot is named by its program generation (see Program.outgoing) and instance.
+SlotKey = tuple[Program, int]
 
 
 class CommandError(Exception):
@@ -58,7 +57,7 @@ class Supervisor:
         self._rand = rand
         self.programs: dict[str, Program] = {}
         self._timers: dict[SlotKey, asyncio.TimerHandle] = {}
-        self._queue: collections.deque[tuple[str, int, Event]] = collections.deque()
+        self._queue: collections.deque[tuple[Program, int, Event]] = collections.deque()
         self._draining = False
         self._waiters = Waiters(self.programs)
         self.shutting_down = False
@@ -73,8 +72,10 @@ class Supervisor:
             self._reconcile(program)
         self._drain()
 
-    def deliver(self, name: str, instance: int, event: Event) -> None:
-        self._queue.append((name, instance, event))
+    def deliver(self, program: Program, instance: int, event: Event) -> None:
+        """Apply an event to a slot of `program` (a current program or one of its
+        outgoing generations); events for a generation that is gone are dropped."""
+        self._queue.append((program, instance, event))
         self._drain()
 
     def _drain(self) -> None:
@@ -83,11 +84,12 @@ class Supervisor:
         self._draining = True
         try:
             while self._queue:
-                name, instance, event = self._queue.popleft()
-                program = self.programs.get(name)
-                if program is not None:
-                    self._apply(program, instance, event)
-                    self._reconcile(program)
+                generation, instance, event = self._queue.popleft()
+                program = self.programs.get(generation.name)
+                if program is None or generation not in program.generations():
+                    continue
+                self._apply(generation, instance, event)
+                self._reconcile(program)
         finally:
             self._draining = False
         self._waiters.check()
@@ -99,20 +101,18 @@ class Supervisor:
         if new.state is not old.state:
             _log_transition(program.name, old, new)
         if new.timer_at != old.timer_at:
-            self._arm(program.name, new)
+            self._arm(program, new)
         if actions:
             ctx = self._context(program, instance)
             for action in actions:
                 outcome = self._effects.execute(action, ctx)
                 if outcome is not None:
-                    self._queue.append((program.name, instance, outcome))
+                    self._queue.append((program, instance, outcome))
         if new.state is State.STOPPED and not new.wanted and program.enabled:
             del program.slots[instance]  # scaled away: it no longer exists
-        if program.removing and program.at_rest:
-            self._remove(program)
 
-    def _arm(self, name: str, slot: Slot) -> None:
-        key = (name, slot.instance)
+    def _arm(self, program: Program, slot: Slot) -> None:
+        key = (program, slot.instance)
         handle = self._timers.pop(key, None)
         if handle is not None:
             handle.cancel()
@@ -126,10 +126,27 @@ class Supervisor:
         self.deliver(key[0], key[1], TimerExpired())
 
     def _reconcile(self, program: Program) -> None:
-        if program.name not in self.programs:
+        if self.programs.get(program.name) is not program:
             return
-        for instance, request in reconcile(program.wanted, program.slots):
-            self._queue.append((program.name, instance, request))
+        if program.removing and program.at_rest:
+            self._remove(program)
+            return
+        self._hand_over(program)
+        for generation in program.generations():
+            for instance, request in reconcile(generation.wanted, generation.slots):
+                self._queue.append((generation, instance, request))
+
+    def _hand_over(self, program: Program) -> None:
+        """Set how many processes each outgoing generation still keeps, and let go of
+        those that have handed over all their work."""
+        if not program.outgoing:
+            return
+        counts = keep_counts(program.wanted, program.running, [Outgoing(g.keep or 0, g.running) for g in program.outgoing])
+        for generation, count in zip(program.outgoing, counts):
+            generation.keep = count
+        program.outgoing = [g for g in program.outgoing if g.keep or not g.at_rest]
+        if not program.outgoing:
+            log.info("%s: the processes of the previous config have all been replaced", program.name)
 
     # -- programs --------------------------------------------------------------------
 
@@ -139,10 +156,11 @@ class Supervisor:
         return program
 
     def _remove(self, program: Program) -> None:
-        for instance in list(program.slots):
-            handle = self._timers.pop((program.name, instance), None)
-            if handle is not None:
-                handle.cancel()
+        for generation in program.generations():
+            for instance in list(generation.slots):
+                handle = self._timers.pop((generation, instance), None)
+                if handle is not None:
+                    handle.cancel()
         del self.programs[program.name]
         self._release_sink(program.sink)
 
@@ -166,9 +184,8 @@ class Supervisor:
     def start_programs(self, programs: list[Program]) -> None:
         for program in programs:
             program.enabled = True
-            for slot in list(program.slots.values()):
-                if slot.state in (State.EXITED, State.FATAL, State.BACKOFF):
-                    self._queue.append((program.name, slot.instance, StartRequested()))
+            for instance, request in start(program.slots):
+                self._queue.append((program, instance, request))
             self._reconcile(program)
         self._drain()
 
@@ -181,10 +198,8 @@ class Supervisor:
     def restart_programs(self, programs: list[Program]) -> None:
         for program in programs:
             program.enabled = True
-            for slot in list(program.slots.values()):
-                if slot.wanted or slot.state not in AT_REST:
-                    self._queue.append((program.name, slot.instance, StopRequested()))
-                    self._queue.append((program.name, slot.instance, StartRequested()))
+            for instance, request in restart(program.slots):
+                self._queue.append((program, instance, request))
             self._reconcile(program)
         self._drain()
 
@@ -208,10 +223,10 @@ class Supervisor:
     def signal(self, programs: list[Program], signo: int) -> int:
         """Send a signal to every live process group of the programs; returns how many."""
         sent = 0
-        for program in programs:
-            for slot in program.slots.values():
+        for generation in (g for program in programs for g in program.generations()):
+            for slot in generation.slots.values():
                 if slot.pid is not None:
-                    ctx = self._context(program, slot.instance)
+                    ctx = self._context(generation, slot.instance)
                     self._effects.execute(SignalGroup(slot.pid, signo), ctx)
                     sent += 1
         return sent
@@ -222,7 +237,7 @@ class Supervisor:
             instance=instance,
             spec=lambda: program.spec(instance),
             sink=program.sink,
-            deliver=lambda e: self.deliver(program.name, instance, e),
+            deliver=lambda e: self.deliver(program, instance, e),
         )
 
     def reload(self, new: Config) -> list[str]:
@@ -237,39 +252,18 @@ class Supervisor:
             new.daemon.log_backups,
         )
         current = {n: p.config for n, p in self.programs.items() if not p.removing}
-        d = diff(current, dict(new.programs))
+        facts = {n: Facts(p.running, p.enabled, p.removing) for n, p in self.programs.items()}
+        steps = plan(current, new.programs, facts)
         # Open every log the change needs before touching anything.
-        sinks = _open_sinks(new, new.programs if logs_moved else d.added)
+        sinks = _open_sinks(new, new.programs if logs_moved else
+                            [n for n, step in steps if step in (Step.ADD, Step.TAKE_BACK)])
         self.config = new
         changes: list[str] = []
         for key in ("socket", "socket_mode", "socket_group", "metrics"):
             if getattr(new.daemon, key) != getattr(old_daemon, key):
                 changes.append(f"daemon.{key}: changed; takes effect at the next start")
-        for name in d.removed:
-            program = self.programs[name]
-            program.removing = True
-            self._reconcile(program)
-            changes.append(f"removed: {name}")
-        for name in d.added:
-            changes.append(f"added: {name}")
-            dropped = self.programs.get(name)
-            if dropped is None:
-                self._reconcile(self._add(new.programs[name], sinks[name]))
-            else:  # dropped by an earlier reload and still stopping: take it back
-                dropped.removing = False
-                dropped.configure(new.programs[name], new.daemon)
-                self._switch_sink(dropped, sinks[name])
-                self.restart_programs([dropped])
-        for name in d.changed:
-            program = self.programs[name]
-            old_config, new_config = program.config, new.programs[name]
-            program.configure(new_config, new.daemon)
-            if _only_scaling_changed(old_config, new_config):
-                changes.append(f"scaled: {name} {_count(old_config)} -> {_count(new_config)}")
-                self._reconcile(program)
-            else:
-                changes.append(f"changed: {name} (restarted)")
-                self.restart_programs([program])
+        for name, step in steps:
+            changes.append(self._carry_out(name, step, new, sinks))
         if logs_moved:
             for name, sink in sinks.items():
                 self._switch_sink(self.programs[name], sink)
@@ -277,8 +271,42 @@ class Supervisor:
         self._drain()
         return changes or ["no changes"]
 
+    def _carry_out(self, name: str, step: Step, new: Config, sinks: dict[str, ProgramLog]) -> str:
+        """Apply one step of a reload's plan; returns the line that reports it."""
+        config = new.programs.get(name)
+        if step is Step.ADD:
+            assert config is not None
+            self._reconcile(self._add(config, sinks[name]))
+            return f"added: {name}"
+        program = self.programs[name]
+        if step is Step.REMOVE:
+            program.removing = True
+            self._reconcile(program)
+            return f"removed: {name}"
+        assert config is not None
+        old_config = program.config
+        if step is Step.TAKE_BACK:
+            program.removing = False
+            program.configure(config, new.daemon)
+            self._switch_sink(program, sinks[name])
+            self.restart_programs([program])
+            return f"added: {name}"
+        if step is Step.RESCALE:
+            program.configure(config, new.daemon)
+            self._reconcile(program)
+            return f"scaled: {name} {_count(old_config)} -> {_count(config)}"
+        if step is Step.REPLACE:
+            self.programs[name] = program.successor(config, new.daemon)
+            self._reconcile(self.programs[name])
+            return f"changed: {name} (new processes start; each old one stops once a new one runs)"
+        program.configure(config, new.daemon)
+        self.restart_programs([program])
+        return f"changed: {name} (restarted)"
+
     def _switch_sink(self, program: Program, sink: ProgramLog) -> None:
-        old, program.sink = program.sink, sink
+        old = program.sink
+        for generation in program.generations():
+            generation.sink = sink
         if old is sink:
             return
         for pipe in self._effects.pipes:
@@ -307,8 +335,9 @@ class Supervisor:
     def kill_all(self) -> None:
         for program in self.programs.values():
             program.enabled = False
-            for instance in list(program.slots):
-                self._queue.append((program.name, instance, KillRequested()))
+            for generation in program.generations():
+                for instance in list(generation.slots):
+                    self._queue.append((generation, instance, KillRequested()))
         self._drain()
 
     @property
@@ -348,11 +377,6 @@ def _open_sinks(config: Config, names: Iterable[str]) -> dict[str, ProgramLog]:
         where = exc.filename or d.log_dir
         raise CommandError(f"cannot open the log {where}: {exc.strerror}") from None
     return sinks
-
-
-def _only_scaling_changed(old: ProgramConfig, new: ProgramConfig) -> bool:
-    """Whether a reload can rescale the program without restarting its processes."""
-    return replace(old, processes=new.processes, autoscale=new.autoscale) == new
 
 
 def _count(config: ProgramConfig) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from workerd.core.lifecycle import Slot
-from workerd.core.states import AT_REST, State
+from workerd.core.states import State
 from workerd.runtime.program import Program
 
 Outcome = tuple[bool, str]
@@ -50,6 +50,7 @@ class Waiters:
         self._waiters = pending
 
     def _slots(self, names: tuple[str, ...]) -> list[tuple[str, Slot]]:
+        """The slots of the programs' current generations."""
         return [(n, s) for n in names if n in self._programs for s in self._programs[n].slots.values()]
 
     def _started(self, names: tuple[str, ...]) -> Callable[[], Outcome | None]:
@@ -69,7 +70,7 @@ class Waiters:
 
     def _stopped(self, names: tuple[str, ...]) -> Callable[[], Outcome | None]:
         def check() -> Outcome | None:
-            if all(s.state in AT_REST for _, s in self._slots(names)):
+            if all(self._programs[n].at_rest for n in names if n in self._programs):
                 return True, f"stopped: {', '.join(names)}"
             return None
         return check

@@ -52,7 +52,8 @@ class LimitWatcher:
     def sample(self) -> None:
         targets = {
             slot.pid: (program, slot)
-            for program in self._supervisor.programs.values()
+            for current in self._supervisor.programs.values()
+            for program in current.generations()
             if program.config.limits.watched
             for slot in program.slots.values()
             if slot.pid is not None and slot.state in (State.STARTING, State.RUNNING)
@@ -71,5 +72,5 @@ class LimitWatcher:
                 log.warning("%s[%d]: %s: restarting", program.name, slot.instance, exceeded.reason)
                 key = (program.name, exceeded.limit)
                 self.fired[key] = self.fired.get(key, 0) + 1
-                self._supervisor.deliver(program.name, slot.instance, LimitExceeded(pid, exceeded.reason))
+                self._supervisor.deliver(program, slot.instance, LimitExceeded(pid, exceeded.reason))
         self._history = history

@@ -1,0 +1,182 @@
+"""The Supervisor as event sequences: a fake clock, a recording Effects, no process.
+
+Each test is what the daemon does between the OS and the core — start, crash, stop
+then start, reload, scale, limits — checked as the actions it asks for, in
+milliseconds. The real daemon's behaviour is tested end to end in the other files.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.runtime.fakes import FakeClock, RecordingEffects, config, killed, signalled
+from workerd.core.events import LimitExceeded
+from workerd.core.states import State
+from workerd.runtime.supervisor import Supervisor
+
+ONE = """
+[programs.w]
+command = "sleep 1"
+processes = 2
+start_seconds = "1s"
+stop_timeout = "5s"
+backoff_initial = "2s"
+"""
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def effects():
+    return RecordingEffects()
+
+
+def supervisor(tmp_path, clock, effects, programs=ONE) -> Supervisor:
+    s = Supervisor(config(tmp_path, programs), clock, effects, rand=lambda: 0.5)
+    s.start()
+    return s
+
+
+def states(s: Supervisor, name: str = "w") -> dict[int, str]:
+    return {i: slot.state.value for i, slot in sorted(s.programs[name].slots.items())}
+
+
+def pids(s: Supervisor, name: str = "w") -> list[int]:
+    return [slot.pid for _, slot in sorted(s.programs[name].slots.items()) if slot.pid is not None]
+
+
+def test_start_spawns_every_slot_and_running_comes_after_start_seconds(tmp_path, clock, effects):
+    s = supervisor(tmp_path, clock, effects)
+    assert effects.spawned() == [("w", 0), ("w", 1)]
+    assert states(s) == {0: "starting", 1: "starting"}
+    clock.advance(0.9)
+    assert states(s) == {0: "starting", 1: "starting"}
+    clock.advance(0.2)
+    assert states(s) == {0: "running", 1: "running"}
+
+
+def test_a_crash_after_a_good_run_restarts_at_once_then_backs_off(tmp_path, clock, effects):
+    s = supervisor(tmp_path, clock, effects)
+    clock.advance(1.5)
+    first = pids(s)[0]
+    effects.take()
+    effects.exit(first)
+    actions = effects.take()
+    assert killed(actions) == [first]  # what the worker left in its group goes with it
+    assert [(p, i) for p, i, a in actions if type(a).__name__ == "Spawn"] == [("w", 0)]
+    # the replacement dies before start_seconds: a failed start in a streak, which waits
+    # backoff_initial x factor (2 s x 2)
+    effects.exit(pids(s)[0])
+    assert states(s)[0] == "backoff" and not effects.spawned()
+    clock.advance(3.9)
+    assert not effects.spawned()
+    clock.advance(0.2)
+    assert effects.spawned() == [("w", 0)]
+
+
+def test_restart_stops_first_and_starts_once_the_old_process_exited(tmp_path, clock, effects):
+    s = supervisor(tmp_path, clock, effects)
+    clock.advance(1.5)
+    old = pids(s)
+    effects.take()
+    s.restart_programs([s.programs["w"]])
+    assert signalled(effects.actions) == old
+    assert not effects.spawned()
+    effects.exit(old[0], success=True, description="exit status 0")
+    assert effects.spawned() == [("w", 0)]
+    # the other one ignores its stop signal: SIGKILL after stop_timeout, then the new one
+    clock.advance(5.1)
+    assert killed(effects.actions) == [old[1]]
+    effects.exit(old[1], description="killed by SIGKILL")
+    assert ("w", 1) in effects.spawned()
+
+
+def test_scale_down_stops_the_most_recently_started(tmp_path, clock, effects):
+    s = supervisor(tmp_path, clock, effects)
+    clock.advance(1.5)
+    effects.take()
+    s.scale(s.programs["w"], 4)
+    assert effects.spawned() == [("w", 2), ("w", 3)]
+    clock.advance(1.5)
+    newest = s.programs["w"].slots[3].pid
+    s.scale(s.programs["w"], 3)
+    assert signalled(effects.take()) == [newest]
+
+
+def test_reload_replaces_old_processes_only_as_new_ones_run(tmp_path, clock, effects):
+    s = supervisor(tmp_path, clock, effects)
+    clock.advance(1.5)
+    old = pids(s)
+    effects.take()
+    assert s.reload(config(tmp_path, ONE.replace("sleep 1", "sleep 2"))) == [
+        "changed: w (new processes start; each old one stops once a new one runs)"]
+    assert effects.spawned() == [("w", 0), ("w", 1)]
+    assert signalled(effects.actions) == []  # the old ones serve while the new ones start
+    clock.advance(1.1)  # the new ones run: each old one is stopped
+    assert sorted(signalled(effects.take())) == sorted(old)
+    for pid in old:
+        effects.exit(pid, success=True, description="exit status 0")
+    assert s.programs["w"].outgoing == []
+    assert states(s) == {0: "running", 1: "running"}
+
+
+def test_reload_to_a_config_that_cannot_start_keeps_the_old_processes(tmp_path, clock, effects):
+    s = supervisor(tmp_path, clock, effects)
+    clock.advance(1.5)
+    old = pids(s)
+    s.reload(config(tmp_path, ONE.replace("sleep 1", "false")))
+    for _ in range(60):  # for 30 s, every new process fails its start at once
+        for pid in pids(s):
+            effects.exit(pid)
+        clock.advance(0.5)
+    assert s.programs["w"].slots[0].restarts >= 3
+    assert signalled(effects.actions) == []
+    (outgoing,) = s.programs["w"].outgoing
+    assert [slot.pid for slot in outgoing.slots.values()] == old
+    assert all(slot.state is State.RUNNING for slot in outgoing.slots.values())
+    # stopping the program stops the old processes too
+    s.stop_programs([s.programs["w"]])
+    assert set(old) <= set(signalled(effects.take()))
+
+
+def test_a_reload_that_only_rescales_restarts_nothing(tmp_path, clock, effects):
+    s = supervisor(tmp_path, clock, effects)
+    clock.advance(1.5)
+    effects.take()
+    assert s.reload(config(tmp_path, ONE.replace("processes = 2", "processes = 3"))) == ["scaled: w 2 -> 3"]
+    assert effects.spawned() == [("w", 2)]
+    assert signalled(effects.actions) == []
+
+
+def test_a_limit_restart_is_immediate_unless_right_after_start(tmp_path, clock, effects):
+    s = supervisor(tmp_path, clock, effects)
+    program = s.programs["w"]
+    clock.advance(10)
+    pid = program.slots[0].pid
+    effects.take()
+    s.deliver(program, 0, LimitExceeded(pid, "memory 70 MiB > 64 MiB"))
+    assert signalled(effects.take()) == [pid]
+    effects.exit(pid, description="killed by SIGTERM")
+    assert effects.spawned() == [("w", 0)]
+    assert program.slots[0].last_limit == "memory 70 MiB > 64 MiB"
+    # the new ones are over their limit at once: crashes, restarted at once the first
+    # time (as any crash after a good run), then backing off
+    for _ in range(2):
+        fresh = program.slots[0].pid
+        s.deliver(program, 0, LimitExceeded(fresh, "memory 70 MiB > 64 MiB"))
+        effects.exit(fresh, description="killed by SIGTERM")
+    assert program.slots[0].state is State.BACKOFF
+
+
+def test_a_removed_program_goes_once_its_processes_are_stopped(tmp_path, clock, effects):
+    s = supervisor(tmp_path, clock, effects, ONE + '\n[programs.other]\ncommand = "sleep 1"\n')
+    clock.advance(1.5)
+    effects.take()
+    assert s.reload(config(tmp_path, ONE)) == ["removed: other"]
+    (pid,) = signalled(effects.take())
+    assert "other" in s.programs
+    effects.exit(pid, success=True, description="exit status 0")
+    assert "other" not in s.programs
