@@ -2,8 +2,9 @@
 
 One task per program: read (bounded by `timeout`), judge (`core.scaling`), and hand
 the new count to the supervisor, which reconciles. A reading that fails or times
-out only holds the count; the error and since when are kept for status. The box
-gate (reserve_memory, max_load) is read here, once per reading.
+out only holds the count; the error and since when are kept for status, and the
+log says once when the source starts failing and once when it answers again. The
+box gate (reserve_memory, max_load) is read here, once per reading.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import os
 
 from workerd.config.model import AutoscaleConfig, DaemonConfig
-from workerd.core.scaling import ScalePolicy, on_error, on_reading
+from workerd.core.scaling import ScalePolicy, ScaleState, on_error, on_reading
 from workerd.core.states import State
 from workerd.runtime.program import Program
 from workerd.runtime.supervisor import Supervisor
@@ -77,13 +78,16 @@ class Autoscaler:
                 try:
                     reading = await asyncio.wait_for(source.read(), timeout)
                 except asyncio.TimeoutError:
-                    program.scale = on_error(program.scale, f"no answer in {timeout:g}s", loop.time())
+                    program.scale = _held(name, policy, program.scale, f"no answer in {timeout:g}s", loop.time())
                 except SourceError as exc:
-                    program.scale = on_error(program.scale, str(exc), loop.time())
+                    program.scale = _held(name, policy, program.scale, str(exc), loop.time())
                 else:
                     running = sum(1 for s in program.slots.values() if s.state is State.RUNNING)
                     gate = box_gate(self._supervisor.config.daemon)
-                    program.scale, decision = on_reading(policy, program.scale, reading, running, gate, loop.time())
+                    program.scale, decision, recovered_after = on_reading(
+                        policy, program.scale, reading, running, gate, loop.time())
+                    if recovered_after is not None:
+                        log.info("%s: queue source answers again after %.1fs", name, recovered_after)
                     if decision is not None:
                         direction = "up" if decision.after > decision.before else "down"
                         key = (name, direction)
@@ -104,11 +108,20 @@ class Autoscaler:
         except Exception:  # a bug in a source must not end autoscaling silently
             log.exception("%s: the autoscaler stopped", name)
             if (program := self._supervisor.programs.get(name)) is not None and program.scale is not None:
-                program.scale = on_error(program.scale, "the autoscaler failed (see the daemon's log)", loop.time())
+                program.scale, _ = on_error(policy, program.scale, "the autoscaler failed (see the daemon's log)",
+                                            loop.time())
         finally:
             await source.close()
             if dead_letters is not None:
                 await dead_letters.close()
+
+
+def _held(name: str, policy: ScalePolicy, state: ScaleState, error: str, now: float) -> ScaleState:
+    """A failed reading holds the count; the first of an outage is logged."""
+    state, started = on_error(policy, state, error, now)
+    if started:
+        log.warning("%s: queue source failing: %s; holding at %d", name, error, state.desired)
+    return state
 
 
 async def _read_dead_letters(source: Source, timeout: float) -> tuple[int | None, str | None]:
