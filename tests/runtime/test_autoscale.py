@@ -291,6 +291,25 @@ def test_a_dead_broker_holds_the_count_shows_the_error_and_recovery_follows(daem
     d.wait_running("w", 4, timeout=5)
 
 
+def test_a_clean_shutdown_closes_the_redis_autoscaler_without_errors(daemon: DaemonFactory,
+                                                                     own_redis: RedisServer) -> None:
+    """The reading loop and the keyspace listener are ended and awaited before the loop
+    closes: no "Task was destroyed but it is pending!", no ERROR at all. With no worker
+    to wait for, the shutdown is as quick as it gets."""
+    own_redis.start()
+    d = daemon(redis_programs(own_redis.url, "jobs", minimum=0), reserve_memory=0)
+    d.wait_status(lambda s: d.program("w", s)["autoscale"]["depth"] == 0, timeout=5, what="the first reading")
+    time.sleep(0.3)                                          # the listener is subscribed
+
+    result = d.ctl("shutdown")
+    assert result.returncode == 0, result.stderr
+    assert d.wait_exit(15) == 0
+    log = d.stderr_text()
+    assert "Task was destroyed" not in log, log
+    assert " ERROR " not in log, log
+    assert log.rstrip().endswith("stopped"), log
+
+
 def test_a_broker_that_never_answers_is_an_error_and_the_daemon_stays_responsive(daemon: DaemonFactory,
                                                                                   tmp_path: Path) -> None:
     import socket

@@ -35,6 +35,8 @@ class Autoscaler:
         #: Starts the children of the sources that need one (command, sqs).
         self._launcher = launcher
         self._tasks: dict[str, tuple[AutoscaleConfig, asyncio.Task[None]]] = {}
+        #: Cancelled loops still closing their sources: the loop must not close under them.
+        self._closing: set[asyncio.Task[None]] = set()
         #: Scaling decisions by (program, "up" | "down"), for metrics.
         self.decisions: dict[tuple[str, str], int] = {}
 
@@ -47,7 +49,7 @@ class Autoscaler:
         }
         for name, (config, task) in list(self._tasks.items()):
             if wanted.get(name) != config:
-                task.cancel()
+                self._cancel(task)
                 del self._tasks[name]
         for name, config in wanted.items():
             if name not in self._tasks and config is not None:
@@ -55,9 +57,22 @@ class Autoscaler:
                 self._tasks[name] = (config, task)
 
     def stop(self) -> None:
+        """Cancel every reading loop; `wait_closed` waits for them to close their sources."""
         for _, task in self._tasks.values():
-            task.cancel()
+            self._cancel(task)
         self._tasks.clear()
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """Wait, at most `timeout`, for the cancelled loops to end; False if some did not."""
+        if not self._closing:
+            return True
+        _, pending = await asyncio.wait(set(self._closing), timeout=timeout)
+        return not pending
+
+    def _cancel(self, task: asyncio.Task[None]) -> None:
+        task.cancel()
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _run(self, name: str, config: AutoscaleConfig) -> None:
         source = make_source(config, self._launcher)
