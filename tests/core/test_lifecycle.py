@@ -756,6 +756,71 @@ def test_after_a_limit_crash_the_next_limit_after_a_good_run_is_immediate() -> N
     assert actions == [KillGroup(101), Spawn()]
 
 
+# -- a limit stop follows the restart policy ---------------------------------------------------------
+
+NEVER = replace(LIMITED, restart=RestartPolicy.NEVER)
+ON_FAILURE = replace(LIMITED, restart=RestartPolicy.ON_FAILURE)
+
+
+def test_stopping_to_exited_on_exited_after_a_limit_when_restart_is_never() -> None:
+    slot, _ = step(running_slot(started_at=0.0, restarts=2), over(), 50.0, NEVER)
+    slot, actions = step(slot, crashed(100, description="killed by SIGTERM"), 50.5, NEVER)
+    assert_fields(
+        slot,
+        state=State.EXITED,
+        wanted=True,
+        pid=None,
+        timer_at=None,
+        restarts=2,
+        reason=MEMORY,
+        last_limit=MEMORY,
+        last_exit="killed by SIGTERM",
+    )
+    assert actions == [KillGroup(100)]
+
+
+def test_stopping_to_exited_after_a_limit_and_the_stop_timeout_kill_when_restart_is_never() -> None:
+    slot, _ = step(running_slot(started_at=0.0), over(), 50.0, NEVER)
+    slot, _ = step(slot, TimerExpired(), 80.0, NEVER)
+    slot, actions = step(slot, crashed(100, description="killed by SIGKILL"), 80.01, NEVER)
+    assert_fields(slot, state=State.EXITED, wanted=True, reason=MEMORY, last_exit="killed by SIGKILL")
+    assert actions == [KillGroup(100)]
+
+
+def test_stopping_to_exited_after_a_limit_right_after_start_when_restart_is_never() -> None:
+    slot, _ = step(running_slot(started_at=10.0), over(), 11.0, NEVER)  # within limit_grace
+    slot, actions = step(slot, crashed(100), 11.1, NEVER)
+    assert_fields(slot, state=State.EXITED, wanted=True, timer_at=None, restarts=0, reason=MEMORY)
+    assert actions == [KillGroup(100)]
+
+
+def test_stopping_to_starting_after_a_limit_when_restart_is_on_failure() -> None:
+    """A limit stop is a failure, even when the worker exits 0 at its stop_signal."""
+    slot, _ = step(running_slot(started_at=0.0), over(), 50.0, ON_FAILURE)
+    slot, actions = step(slot, crashed(100, success=True, description="exit status 0"), 50.5, ON_FAILURE)
+    assert_fields(slot, state=State.STARTING, wanted=True, restarts=1, streak=0, last_limit=MEMORY)
+    assert actions == [KillGroup(100), Spawn()]
+
+
+def test_stopping_to_backoff_after_a_limit_right_after_start_when_restart_is_on_failure() -> None:
+    slot, _ = step(running_slot(started_at=10.0, streak=1, restarts=1), over(), 11.0, ON_FAILURE)
+    slot, actions = step(slot, crashed(100, success=True, description="exit status 0"), 11.1, ON_FAILURE)
+    assert_fields(slot, state=State.BACKOFF, timer_at=12.1, streak=2, restarts=2)
+    assert actions == [KillGroup(100)]
+
+
+@pytest.mark.parametrize("stop", [StopRequested(), KillRequested()], ids=["stop", "kill"])
+def test_a_stop_and_start_during_a_limit_stop_restarts_even_when_restart_is_never(stop: Event) -> None:
+    """The stop is then the caller's (a scale-down, `workerctl restart`), not the limit's:
+    the start asked for afterwards is honoured."""
+    slot, _ = step(running_slot(started_at=0.0), over(), 50.0, NEVER)
+    slot, _ = step(slot, stop, 50.1, NEVER)
+    slot, _ = step(slot, StartRequested(), 50.2, NEVER)
+    slot, actions = step(slot, crashed(100, description="killed by SIGTERM"), 50.3, NEVER)
+    assert_fields(slot, state=State.STARTING, wanted=True, restarts=1)
+    assert actions == [KillGroup(100), Spawn()]
+
+
 LIMIT_EVENTS: st.SearchStrategy[Event] = st.one_of(
     EVENTS,
     st.builds(LimitExceeded, PIDS, st.just(MEMORY)),

@@ -4,7 +4,8 @@ Pure: readings are made by hand and the clock (`now`, seconds) is moved by hand;
 nothing sleeps, nothing reads a queue. The properties at the end replay random
 histories of readings, errors and gates against a small model of the contract:
 desired stays in [min, max], equals the highest want of the last
-scale_down_delay seconds when nothing gates it, and an error never moves it.
+scale_down_delay seconds when nothing gates it (a failed reading "wants" the count
+it holds), and an error never moves it.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def feed(p: ScalePolicy, state: ScaleState, now: float, depth: int, *, age: floa
          running: int | None = None, gate: str | None = None) -> tuple[ScaleState, Decision | None]:
     """One good reading at `now`; `running` defaults to the current desired count."""
     running = state.desired if running is None else running
-    return on_reading(p, state, QueueReading(depth, age), running, gate, now)
+    state, decision, _ = on_reading(p, state, QueueReading(depth, age), running, gate, now)
+    return state, decision
 
 
 # -- desired = ceil(depth / per_worker), clamped to [min, max] ----------------------------
@@ -208,41 +210,98 @@ def test_max_is_never_exceeded() -> None:
 # -- source errors: hold the count, remember since when ------------------------------------------
 
 
+def fail(p: ScalePolicy, state: ScaleState, now: float, error: str = "refused") -> ScaleState:
+    """One failed reading at `now`."""
+    state, _ = on_error(p, state, error, now)
+    return state
+
+
 def test_an_error_holds_the_count_and_records_when_it_started() -> None:
     p = policy(1, 8, 10, delay=10)
     state, _ = feed(p, initial(p), 0.0, depth=50)
-    errored = on_error(state, "redis: connection refused", 5.0)
+    errored, started = on_error(p, state, "redis: connection refused", 5.0)
+    assert started
     assert errored.desired == 5
     assert (errored.error, errored.error_since) == ("redis: connection refused", 5.0)
-    assert errored.window == state.window
     assert errored.last_reading == state.last_reading
     assert errored.last_decision == state.last_decision
+
+
+def test_a_failed_reading_counts_in_the_window_as_holding_the_current_count() -> None:
+    p = policy(1, 8, 10, delay=10)
+    state, _ = feed(p, initial(p), 0.0, depth=50)       # wants 5
+    state, _ = feed(p, state, 1.0, depth=0)             # wants 1, held at 5
+    errored = fail(p, state, 2.0)
+    assert errored.window == ((0.0, 5), (1.0, 1), (2.0, 5))
 
 
 def test_continuing_errors_keep_the_first_error_time_and_the_latest_message() -> None:
     p = policy(1, 8, 10, delay=10)
     state, _ = feed(p, initial(p), 0.0, depth=50)
-    state = on_error(state, "refused", 5.0)
-    state = on_error(state, "timed out", 7.0)
-    state = on_error(state, "refused again", 500.0)
+    state = fail(p, state, 5.0, "refused")
+    state, started = on_error(p, state, "timed out", 7.0)
+    assert not started                                  # the outage started at 5.0
+    state = fail(p, state, 500.0, "refused again")
     assert state.error == "refused again"
     assert state.error_since == 5.0
     assert state.desired == 5  # far past scale_down_delay: a broken source never scales down
 
 
+def test_a_long_outage_keeps_the_window_bounded() -> None:
+    p = policy(1, 8, 10, delay=10)
+    state, _ = feed(p, initial(p), 0.0, depth=50)
+    for now in range(1, 1000):
+        state = fail(p, state, float(now))
+        assert len(state.window) <= 10, now
+    assert state.window[0] == (990.0, 5)
+
+
 def test_a_good_reading_clears_the_error_and_a_later_error_starts_anew() -> None:
     p = policy(1, 8, 10, delay=10)
     state, _ = feed(p, initial(p), 0.0, depth=50)
-    state = on_error(state, "refused", 5.0)
+    state = fail(p, state, 5.0)
     state, _ = feed(p, state, 6.0, depth=50)
     assert (state.error, state.error_since) == (None, None)
-    state = on_error(state, "refused", 20.0)
+    state, started = on_error(p, state, "refused", 20.0)
+    assert started
     assert state.error_since == 20.0
+
+
+def test_the_reading_that_ends_an_outage_says_how_long_the_source_failed() -> None:
+    p = policy(1, 8, 10, delay=10)
+    state, _ = feed(p, initial(p), 0.0, depth=30)
+    state, _, recovered_after = on_reading(p, state, QueueReading(30), 3, None, 1.0)
+    assert recovered_after is None                      # no outage, nothing to say
+    state = fail(p, state, 2.0)
+    state = fail(p, state, 12.0)
+    state, _, recovered_after = on_reading(p, state, QueueReading(30), 3, None, 22.3)
+    assert recovered_after == pytest.approx(20.3)
+    state, _, recovered_after = on_reading(p, state, QueueReading(30), 3, None, 23.0)
+    assert recovered_after is None                      # said once
+
+
+def test_after_an_outage_the_count_comes_down_only_after_a_full_delay_of_good_readings() -> None:
+    """The reported case: scaled to 3, a 20 s outage, the source answers 0 again.
+
+    A failed reading holds the count in the window like a reading that wanted it, so
+    the last failed reading anchors the wait just as a peak reading does: the count
+    comes down scale_down_delay after it, never at the first good reading.
+    """
+    p = policy(0, 8, 10, delay=10)
+    state, _ = feed(p, initial(p), 0.0, depth=30)       # 3
+    for now in range(1, 21):                            # 20 s of failed readings, past the delay
+        state = fail(p, state, float(now))
+    for now in (21.0, 25.0, 29.9):
+        state, decision = feed(p, state, now, depth=0)
+        assert (state.desired, decision) == (3, None), now
+    state, decision = feed(p, state, 30.0, depth=0)     # 10 s after the last failed reading
+    assert state.desired == 0
+    assert decision is not None and (decision.before, decision.after) == (3, 0)
 
 
 def test_an_error_before_any_reading_keeps_the_minimum() -> None:
     p = policy(minimum=2)
-    state = on_error(initial(p), "no such file", 0.0)
+    state = fail(p, initial(p), 0.0, "no such file")
     assert state.desired == 2
     assert state.error == "no such file"
 
@@ -382,17 +441,21 @@ steps = st.lists(st.tuples(st.floats(0, 30), st.one_of(readings, readings, error
 def test_replayed_histories_follow_the_contract(p: ScalePolicy, history: list) -> None:
     state = initial(p)
     now = 0.0
-    wants: list[tuple[float, int]] = []      # the model's window: every good reading's want
+    # The model's window: every good reading's want and every failed reading's held count.
+    window: list[tuple[float, int]] = []
+    failures: list[tuple[float, int]] = []   # (at, count held) of every failed reading
     error_since: float | None = None
     for dt, step in history:
         now += dt
         before = state
         if step[0] == "error":
-            state = on_error(state, step[1], now)
+            state, started = on_error(p, state, step[1], now)
+            assert started == (error_since is None)    # once per outage
             error_since = now if error_since is None else error_since
-            # an error never changes the count, the window or the last decision
+            window.append((now, before.desired))
+            failures.append((now, before.desired))
+            # an error never changes the count or the last decision
             assert state.desired == before.desired
-            assert state.window == before.window
             assert state.last_decision == before.last_decision
             assert state.error == step[1]
             assert state.error_since == error_since
@@ -400,12 +463,13 @@ def test_replayed_histories_follow_the_contract(p: ScalePolicy, history: list) -
             _, depth, age, running, gate = step
             reading = QueueReading(depth, age)
             want, _ = wanted_by(p, reading, running)
-            wants.append((now, want))
-            state, decision = on_reading(p, state, reading, running, gate, now)
+            window.append((now, want))
+            state, decision, recovered_after = on_reading(p, state, reading, running, gate, now)
+            assert recovered_after == (None if error_since is None else now - error_since)
             error_since = None
             assert (state.error, state.error_since) == (None, None)
             horizon = now - p.scale_down_delay
-            target = max([want] + [n for at, n in wants[:-1] if at > horizon])
+            target = max([want] + [n for at, n in window[:-1] if at > horizon])
             if gate is None:
                 # never below the highest want in the window, never above it either
                 assert state.desired == target
@@ -416,6 +480,9 @@ def test_replayed_histories_follow_the_contract(p: ScalePolicy, history: list) -
             else:
                 assert state.desired == min(target, max(before.desired, p.minimum))
                 assert (state.held is not None) == (state.desired < target)
+            # After an outage, the count held through it stays until scale_down_delay has
+            # passed since the last failed reading: a full delay of good readings.
+            assert state.desired >= max([n for at, n in failures if at > horizon], default=0)
             if state.desired != before.desired:
                 assert decision is not None
                 assert (decision.before, decision.after) == (before.desired, state.desired)
@@ -424,6 +491,7 @@ def test_replayed_histories_follow_the_contract(p: ScalePolicy, history: list) -
             else:
                 assert decision is None
         assert p.minimum <= state.desired <= p.maximum
+        assert all(at > now - p.scale_down_delay or at == now for at, _ in state.window)
 
 
 @settings(max_examples=200, deadline=None)

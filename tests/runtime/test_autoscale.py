@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import sys
 import textwrap
@@ -44,6 +45,17 @@ class SqliteQueue:
                     db.execute(sql)
                 else:
                     db.executemany(sql, rows)
+        finally:
+            db.close()
+
+    def execute(self, *statements: str) -> None:
+        """Run the statements in one transaction: no reading sees them half done."""
+        db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for sql in statements:
+                db.execute(sql)
+            db.execute("COMMIT")
         finally:
             db.close()
 
@@ -279,6 +291,25 @@ def test_a_dead_broker_holds_the_count_shows_the_error_and_recovery_follows(daem
     d.wait_running("w", 4, timeout=5)
 
 
+def test_a_clean_shutdown_closes_the_redis_autoscaler_without_errors(daemon: DaemonFactory,
+                                                                     own_redis: RedisServer) -> None:
+    """The reading loop and the keyspace listener are ended and awaited before the loop
+    closes: no "Task was destroyed but it is pending!", no ERROR at all. With no worker
+    to wait for, the shutdown is as quick as it gets."""
+    own_redis.start()
+    d = daemon(redis_programs(own_redis.url, "jobs", minimum=0), reserve_memory=0)
+    d.wait_status(lambda s: d.program("w", s)["autoscale"]["depth"] == 0, timeout=5, what="the first reading")
+    time.sleep(0.3)                                          # the listener is subscribed
+
+    result = d.ctl("shutdown")
+    assert result.returncode == 0, result.stderr
+    assert d.wait_exit(15) == 0
+    log = d.stderr_text()
+    assert "Task was destroyed" not in log, log
+    assert " ERROR " not in log, log
+    assert log.rstrip().endswith("stopped"), log
+
+
 def test_a_broker_that_never_answers_is_an_error_and_the_daemon_stays_responsive(daemon: DaemonFactory,
                                                                                   tmp_path: Path) -> None:
     import socket
@@ -300,6 +331,41 @@ def test_a_broker_that_never_answers_is_an_error_and_the_daemon_stays_responsive
         stays(d, 0.5, 2, "min is kept while the source hangs")
     finally:
         silent.close()
+
+
+def test_after_a_source_outage_the_count_holds_a_full_delay_and_the_outage_is_logged_once(
+        daemon: DaemonFactory, queue: SqliteQueue) -> None:
+    """Scaled to 3, the query fails for longer than scale_down_delay, then answers 0: the
+    count stays at 3 for scale_down_delay after the last failed reading (not down at the
+    first good one), and the log has one warning for the outage and one line at its end."""
+    queue.set(6)                                             # wants 3
+    d = daemon(sqlite_programs(queue.path, minimum=1), reserve_memory=0)
+    pids = d.wait_running("w", 3, timeout=5)
+
+    queue.execute("ALTER TABLE jobs RENAME TO jobs_away")     # every reading now fails
+    d.wait_status(lambda s: d.program("w", s)["autoscale"]["error"], timeout=3, what="the source error")
+    stays(d, 1.5 * DELAY, 3, "a failing source holds the count")
+
+    queue.execute("ALTER TABLE jobs_away RENAME TO jobs", "DELETE FROM jobs")  # back, and empty
+    fixed = time.monotonic()
+    d.wait_status(lambda s: d.program("w", s)["autoscale"]["error"] is None, timeout=3,
+                  what="the error to clear")
+    stays(d, DELAY - 0.4, 3, "no scale-down before a full scale_down_delay of good readings")
+    assert sorted(d.pids("w")) == sorted(pids)
+    d.wait_running("w", 1, timeout=5)
+    waited = time.monotonic() - fixed
+    assert waited >= DELAY - 0.25, f"scaled down {waited:.2f}s after the source came back, delay is {DELAY}s"
+
+    log = d.stderr_text().splitlines()
+    failing = [line for line in log if "queue source failing" in line]
+    assert len(failing) == 1, log
+    assert " WARNING w: queue source failing: sqlite " in failing[0], failing
+    assert failing[0].endswith("no such table: jobs; holding at 3"), failing
+    recovered = [line for line in log if "queue source answers again" in line]
+    assert len(recovered) == 1, log
+    match = re.search(r" INFO w: queue source answers again after (\d+\.\d)s$", recovered[0])
+    assert match is not None, recovered
+    assert float(match.group(1)) >= 1.5 * DELAY, recovered
 
 
 # -- workerctl scale: pin and hand back ---------------------------------------------------------------

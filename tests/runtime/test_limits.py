@@ -169,6 +169,31 @@ def test_a_worker_over_its_memory_limit_is_restarted_and_nothing_else_is(daemon)
     assert proc["last_limit"].startswith("memory ")
 
 
+def test_with_restart_never_a_worker_stopped_for_its_limit_ends_exited(daemon):
+    d = daemon(start=False)
+    d.write_config(f"""
+        [programs.w]
+        command = "{hog(d, delay=1.0, step=16, cap=512)}"
+        restart = "never"
+        start_seconds = "0.2s"
+        stop_timeout = "2s"
+
+        [programs.w.limits]
+        memory = "64MiB"
+    """, sample_interval=SAMPLE)
+    d.start()
+    (old,) = d.wait_running("w", 1)
+    (proc,) = d.wait_status(lambda s: d.processes("w", "exited", s), 10, "w exited for its memory limit")
+    assert re.fullmatch(r"memory \d+(?:\.\d)? MiB > 64 MiB", proc["reason"] or ""), proc
+    assert proc["last_limit"] == proc["reason"]
+    assert "SIGTERM" in (proc["last_exit"] or ""), proc
+    assert (proc["pid"], proc["restarts"]) == (None, 0)
+    d.wait_until(lambda: gone(old), 5, f"old worker {old} gone")
+    time.sleep(1.0)                                          # five samples: nothing restarts it
+    (after,) = d.processes("w", None)
+    assert (after["state"], after["pid"], after["restarts"]) == ("exited", None, 0), after
+
+
 def test_memory_is_summed_over_the_whole_process_tree(daemon, tmp_path):
     """Three children of 40 MiB each: none is over 100 MiB alone, the tree is."""
     d = daemon(start=False)

@@ -27,7 +27,7 @@ import uvloop
 from workerd.config.load import ConfigError, load
 from workerd.config.model import AutoscaleConfig
 from workerd.core.scaling import QueueReading
-from workerd.sources.base import Source
+from workerd.sources.base import PushSource, Source
 from workerd.sources.child import ChildExit, Launched
 
 T = TypeVar("T")
@@ -98,6 +98,17 @@ async def eventually(probe: Callable[[], Awaitable[T]], want: T, within: float =
         if value == want or time.monotonic() > deadline:
             return value
         await asyncio.sleep(0.05)
+
+
+async def left_after_close(source: Source, heard: Callable[[], Awaitable[bool]]) -> list[str]:
+    """Start a push source's listener, wait until the broker has `heard` it listen, then
+    close() the source: the tasks it left behind. The daemon's shutdown needs none."""
+    assert isinstance(source, PushSource)
+    before = asyncio.all_tasks()
+    source.watch()
+    assert await eventually(heard, True), "the listener never got to listen"
+    await source.close()
+    return [repr(task) for task in asyncio.all_tasks() - before]
 
 
 # -- ports that refuse, or accept and never answer ------------------------------------------

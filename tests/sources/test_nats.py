@@ -17,6 +17,7 @@ from tests.sources.services import (
     black_hole,
     config_error,
     free_port,
+    left_after_close,
     load_autoscale,
     missing,
     need_client,
@@ -89,6 +90,19 @@ def with_stream(body: Callable[[Stream], Awaitable[T]]) -> T:
             await stream.close()
 
     return run(main())
+
+
+def test_close_ends_the_subject_listener(nats_url: str) -> None:
+    async def body(stream: Stream) -> list[str]:
+        source = stream.source()
+
+        async def heard() -> bool:
+            await stream.push(1)
+            return source.pushed.is_set()
+
+        return await left_after_close(source, heard)
+
+    assert with_stream(body) == []
 
 
 def test_an_empty_stream_reads_0(nats_url: str) -> None:

@@ -16,7 +16,9 @@ from tests.sources.services import (
     PREFIX,
     black_hole,
     config_error,
+    eventually,
     free_port,
+    left_after_close,
     load_autoscale,
     missing,
     need_client,
@@ -68,6 +70,22 @@ def jobs(postgres: str) -> Iterator[Jobs]:
     jobs = Jobs(postgres)
     yield jobs
     jobs.sql(f"DROP TABLE IF EXISTS {jobs.table}")
+
+
+def test_close_ends_the_notify_listener(jobs: Jobs) -> None:
+    channel = f"wd_close_{uuid.uuid4().hex[:8]}"
+    source = PostgresSource(jobs.url, "SELECT 0", 5.0, listen=channel)
+
+    async def listeners() -> int:
+        return int(jobs.sql(f"SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN \"{channel}\"'")[0][0])
+
+    async def listened() -> bool:
+        return await listeners() > 0
+
+    async def body() -> tuple[list[str], int]:
+        return await left_after_close(source, listened), await eventually(listeners, 0)
+
+    assert run(body()) == ([], 0)
 
 
 def test_an_empty_queue_reads_0(jobs: Jobs) -> None:

@@ -34,6 +34,7 @@ from typing import Any
 
 import pytest
 
+from tests.sources.services import eventually, left_after_close, run
 from workerd.config.model import RedisFormat
 from workerd.core.scaling import QueueReading
 from workerd.sources.base import SourceError
@@ -317,6 +318,23 @@ def test_the_same_source_recovers_when_its_server_comes_back(own_redis: Any) -> 
         return seen
 
     assert asyncio.run(body()) == [2, "error", 2]
+
+
+def test_close_ends_the_keyspace_listener(redis_url: str, redis_prefix: str, r: Any) -> None:
+    key = f"{redis_prefix}q"
+    source = RedisSource(redis_url, (key,), None, None, 1.0)
+    channel = f"__keyspace@0__:{key}"
+
+    async def subscribed() -> bool:
+        return await subscribers() > 0
+
+    async def subscribers() -> int:
+        return int(r.pubsub_numsub(channel)[0][1])
+
+    async def body() -> tuple[list[str], int]:
+        return await left_after_close(source, subscribed), await eventually(subscribers, 0)
+
+    assert run(body()) == ([], 0)
 
 
 # -- format presets: each library's real key layout ----------------------------------------------------

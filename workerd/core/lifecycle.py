@@ -68,6 +68,9 @@ class Slot:
     reason: str | None = None
     #: The last watched limit that restarted the slot, e.g. "memory 612 MiB > 512 MiB".
     last_limit: str | None = None
+    #: The process is being stopped for a watched limit: its exit follows the restart
+    #: policy (with "never" the slot ends exited), unless a stop request takes over.
+    limit_stop: bool = False
     #: The process is being stopped for a limit hit right after its start: its exit
     #: is treated as a crash.
     limit_crash: bool = False
@@ -83,7 +86,7 @@ def transition(slot: Slot, event: Event, now: float, policy: Policy, rand: Calla
     if isinstance(event, StopRequested):
         return _stop_requested(slot, now, policy)
     if isinstance(event, KillRequested):
-        slot = replace(slot, wanted=False)
+        slot = replace(slot, wanted=False, limit_stop=False, limit_crash=False)
         if slot.state in (State.STARTING, State.RUNNING, State.STOPPING) and slot.pid is not None:
             # starting|running|stopping -> stopping (killed)
             return replace(slot, state=State.STOPPING, timer_at=None, reason="killed"), [KillGroup(slot.pid)]
@@ -126,11 +129,14 @@ def _stop_requested(slot: Slot, now: float, policy: Policy) -> Result:
     if slot.state in (State.BACKOFF, State.EXITED, State.FATAL):
         # backoff|exited|fatal -> stopped
         return replace(slot, state=State.STOPPED, wanted=False, timer_at=None, reason=None), []
-    return replace(slot, wanted=False), []
+    # stopping|stopped: nothing to send; a stop while stopping for a limit makes it the caller's stop
+    return replace(slot, wanted=False, limit_stop=False, limit_crash=False), []
 
 
 def _spawn(slot: Slot) -> Result:
-    fresh = replace(slot, state=State.STARTING, pid=None, started_at=None, timer_at=None, limit_crash=False)
+    fresh = replace(
+        slot, state=State.STARTING, pid=None, started_at=None, timer_at=None, limit_stop=False, limit_crash=False
+    )
     return fresh, [Spawn()]
 
 
@@ -145,6 +151,7 @@ def _limit_exceeded(slot: Slot, event: LimitExceeded, now: float, policy: Policy
         timer_at=now + policy.stop_timeout,
         reason=event.reason,
         last_limit=event.reason,
+        limit_stop=True,
         limit_crash=ran < policy.limit_grace,
     )
     return stopping, [SignalGroup(event.pid, policy.stop_signal)]
@@ -203,6 +210,9 @@ def _exited(slot: Slot, event: Exited, now: float, policy: Policy, rand: Callabl
     ran = now - slot.started_at if slot.started_at is not None else 0.0
     slot = replace(slot, pid=None, last_exit=event.description)
     if slot.state is State.STOPPING:
+        if slot.wanted and slot.limit_stop and policy.restart is RestartPolicy.NEVER:
+            # stopping -> exited: stopped for a limit, and restart = "never"
+            return replace(slot, state=State.EXITED, timer_at=None, reason=slot.last_limit), cleanup
         if slot.wanted and slot.limit_crash:
             # stopping -> backoff|starting: a limit hit right after start is a crash
             slot, actions = _after_exit(slot, now, policy, rand, False, False, slot.reason or event.description)

@@ -9,7 +9,11 @@ Pure: the shell reads the source, the memory and the load, and passes them in wi
 - Up is immediate; down only to the highest desired seen in `scale_down_delay`.
 - With `max_age`, an oldest job older than that wants at least running + 1.
 - A reading that failed holds the count where it is (a broken source never scales
-  a program down) and records the error with when it started.
+  a program down) and records the error with when it started. In the window it
+  counts as a reading that wanted the count it held, so after an outage the count
+  comes down only once scale_down_delay has passed since the last failed reading,
+  as after a peak. The first failure and the first good reading after them are
+  reported, for the shell to log the outage once.
 - While the box is short of memory or loaded (`gate`), nothing scales up above min.
 """
 
@@ -47,7 +51,8 @@ class ScaleState:
     """What the autoscaler knows about one program."""
 
     desired: int
-    #: (at, desired wanted by that reading) within scale_down_delay, oldest first.
+    #: (at, desired wanted by that reading) within scale_down_delay, oldest first;
+    #: a failed reading holds the count it found.
     window: tuple[tuple[float, int], ...] = ()
     last_reading: QueueReading | None = None
     last_decision: Decision | None = None
@@ -76,13 +81,21 @@ def wanted_by(policy: ScalePolicy, reading: QueueReading, running: int) -> tuple
     return clamped, why
 
 
+def _remember(policy: ScalePolicy, state: ScaleState, now: float, want: int) -> tuple[tuple[float, int], ...]:
+    """The window with `want` at `now` added and what scale_down_delay left behind dropped."""
+    horizon = now - policy.scale_down_delay
+    return tuple((at, n) for at, n in state.window if at > horizon) + ((now, want),)
+
+
 def on_reading(
     policy: ScalePolicy, state: ScaleState, reading: QueueReading, running: int, gate: str | None, now: float
-) -> tuple[ScaleState, Decision | None]:
-    """Apply one successful reading. `gate` says why scaling up is not allowed now."""
+) -> tuple[ScaleState, Decision | None, float | None]:
+    """Apply one successful reading. `gate` says why scaling up is not allowed now.
+
+    The third value is how long the source had failed when this reading ends an
+    outage, else None."""
     want, why = wanted_by(policy, reading, running)
-    horizon = now - policy.scale_down_delay
-    window = tuple((at, n) for at, n in state.window if at > horizon) + ((now, want),)
+    window = _remember(policy, state, now, want)
     target = max(n for _, n in window)
     if target < state.desired:
         why = f"{why}; highest in the last {policy.scale_down_delay:g}s: {target}"
@@ -92,14 +105,17 @@ def on_reading(
         if target > ceiling:
             held = f"holding at {ceiling} (queue wants {target}): {gate}"
             target = ceiling
+    recovered_after = now - state.error_since if state.error_since is not None else None
     new = replace(state, window=window, last_reading=reading, held=held, error=None, error_since=None)
     if target == state.desired:
-        return new, None
+        return new, None, recovered_after
     decision = Decision(state.desired, target, why)
-    return replace(new, desired=target, last_decision=decision), decision
+    return replace(new, desired=target, last_decision=decision), decision, recovered_after
 
 
-def on_error(state: ScaleState, error: str, now: float) -> ScaleState:
-    """A failed reading: hold the count, remember the error and since when."""
-    since = state.error_since if state.error is not None and state.error_since is not None else now
-    return replace(state, error=error, error_since=since)
+def on_error(policy: ScalePolicy, state: ScaleState, error: str, now: float) -> tuple[ScaleState, bool]:
+    """A failed reading: hold the count, also in the window; remember the error and
+    since when. True when this failure starts an outage."""
+    since = now if state.error_since is None else state.error_since
+    window = _remember(policy, state, now, state.desired)
+    return replace(state, window=window, error=error, error_since=since), state.error_since is None

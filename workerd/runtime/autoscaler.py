@@ -2,8 +2,9 @@
 
 One task per program: read (bounded by `timeout`), judge (`core.scaling`), and hand
 the new count to the supervisor, which reconciles. A reading that fails or times
-out only holds the count; the error and since when are kept for status. The box
-gate (reserve_memory, max_load) is read here, once per reading.
+out only holds the count; the error and since when are kept for status, and the
+log says once when the source starts failing and once when it answers again. The
+box gate (reserve_memory, max_load) is read here, once per reading.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import os
 
 from workerd.config.model import AutoscaleConfig, DaemonConfig
-from workerd.core.scaling import ScalePolicy, on_error, on_reading
+from workerd.core.scaling import ScalePolicy, ScaleState, on_error, on_reading
 from workerd.core.states import State
 from workerd.runtime.program import Program
 from workerd.runtime.supervisor import Supervisor
@@ -34,6 +35,8 @@ class Autoscaler:
         #: Starts the children of the sources that need one (command, sqs).
         self._launcher = launcher
         self._tasks: dict[str, tuple[AutoscaleConfig, asyncio.Task[None]]] = {}
+        #: Cancelled loops still closing their sources: the loop must not close under them.
+        self._closing: set[asyncio.Task[None]] = set()
         #: Scaling decisions by (program, "up" | "down"), for metrics.
         self.decisions: dict[tuple[str, str], int] = {}
 
@@ -46,7 +49,7 @@ class Autoscaler:
         }
         for name, (config, task) in list(self._tasks.items()):
             if wanted.get(name) != config:
-                task.cancel()
+                self._cancel(task)
                 del self._tasks[name]
         for name, config in wanted.items():
             if name not in self._tasks and config is not None:
@@ -54,9 +57,22 @@ class Autoscaler:
                 self._tasks[name] = (config, task)
 
     def stop(self) -> None:
+        """Cancel every reading loop; `wait_closed` waits for them to close their sources."""
         for _, task in self._tasks.values():
-            task.cancel()
+            self._cancel(task)
         self._tasks.clear()
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """Wait, at most `timeout`, for the cancelled loops to end; False if some did not."""
+        if not self._closing:
+            return True
+        _, pending = await asyncio.wait(set(self._closing), timeout=timeout)
+        return not pending
+
+    def _cancel(self, task: asyncio.Task[None]) -> None:
+        task.cancel()
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _run(self, name: str, config: AutoscaleConfig) -> None:
         source = make_source(config, self._launcher)
@@ -77,13 +93,16 @@ class Autoscaler:
                 try:
                     reading = await asyncio.wait_for(source.read(), timeout)
                 except asyncio.TimeoutError:
-                    program.scale = on_error(program.scale, f"no answer in {timeout:g}s", loop.time())
+                    program.scale = _held(name, policy, program.scale, f"no answer in {timeout:g}s", loop.time())
                 except SourceError as exc:
-                    program.scale = on_error(program.scale, str(exc), loop.time())
+                    program.scale = _held(name, policy, program.scale, str(exc), loop.time())
                 else:
                     running = sum(1 for s in program.slots.values() if s.state is State.RUNNING)
                     gate = box_gate(self._supervisor.config.daemon)
-                    program.scale, decision = on_reading(policy, program.scale, reading, running, gate, loop.time())
+                    program.scale, decision, recovered_after = on_reading(
+                        policy, program.scale, reading, running, gate, loop.time())
+                    if recovered_after is not None:
+                        log.info("%s: queue source answers again after %.1fs", name, recovered_after)
                     if decision is not None:
                         direction = "up" if decision.after > decision.before else "down"
                         key = (name, direction)
@@ -104,11 +123,20 @@ class Autoscaler:
         except Exception:  # a bug in a source must not end autoscaling silently
             log.exception("%s: the autoscaler stopped", name)
             if (program := self._supervisor.programs.get(name)) is not None and program.scale is not None:
-                program.scale = on_error(program.scale, "the autoscaler failed (see the daemon's log)", loop.time())
+                program.scale, _ = on_error(policy, program.scale, "the autoscaler failed (see the daemon's log)",
+                                            loop.time())
         finally:
             await source.close()
             if dead_letters is not None:
                 await dead_letters.close()
+
+
+def _held(name: str, policy: ScalePolicy, state: ScaleState, error: str, now: float) -> ScaleState:
+    """A failed reading holds the count; the first of an outage is logged."""
+    state, started = on_error(policy, state, error, now)
+    if started:
+        log.warning("%s: queue source failing: %s; holding at %d", name, error, state.desired)
+    return state
 
 
 async def _read_dead_letters(source: Source, timeout: float) -> tuple[int | None, str | None]:

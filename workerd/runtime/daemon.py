@@ -40,6 +40,8 @@ log = logging.getLogger("workerd")
 KILL_GRACE = 5.0
 #: How long to wait for the last lines of output after every worker has exited.
 DRAIN_GRACE = 2.0
+#: How long the autoscaler's loops get to close their queue sources' connections.
+SOURCE_CLOSE_GRACE = 2.0
 
 
 def run(config: Config) -> int:
@@ -185,6 +187,8 @@ class Daemon:
             await asyncio.wait_for(self._effects.pipes_drained.wait(), DRAIN_GRACE)
         except asyncio.TimeoutError:
             pass  # a grandchild outside the process group still holds a pipe open
+        if not await self._autoscaler.wait_closed(SOURCE_CLOSE_GRACE):
+            log.warning("a queue source did not close within %gs", SOURCE_CLOSE_GRACE)
         await self._server.close()
         if self._metrics is not None:
             await self._metrics.close()
