@@ -503,3 +503,51 @@ def test_wanted_by_is_always_within_bounds(p: ScalePolicy, depth: int, age: floa
     if depth > 0:
         assert count >= 1
         assert count >= min(math.ceil(depth / p.per_worker), p.maximum)
+
+
+# -- events: what the shell hands over, applied in one place -------------------------------
+
+
+def test_apply_a_depth_reading_decides_with_the_gate_it_carries():
+    from workerd.core.scaling import Depth, apply
+
+    p = policy(minimum=0, maximum=8)
+    state, outcome = apply(p, initial(p), Depth(QueueReading(30)), running=0, now=0.0)
+    assert state.desired == 3 and outcome.decision == Decision(0, 3, "depth 30 / per_worker 10")
+    state, outcome = apply(p, state, Depth(QueueReading(80), gate=MEMORY), running=3, now=1.0)
+    assert state.desired == 3 and outcome.decision is None and MEMORY in (state.held or "")
+
+
+def test_apply_a_failure_holds_and_reports_the_outage_once_and_its_end():
+    from workerd.core.scaling import Depth, ReadFailed, apply
+
+    p = policy(minimum=0, delay=10.0)
+    state, _ = apply(p, initial(p), Depth(QueueReading(30)), running=0, now=0.0)
+    state, first = apply(p, state, ReadFailed("connection refused"), running=3, now=2.0)
+    state, second = apply(p, state, ReadFailed("connection refused"), running=3, now=4.0)
+    assert (first.outage_started, second.outage_started) == (True, False)
+    assert state.desired == 3 and state.error == "connection refused"
+    state, back = apply(p, state, Depth(QueueReading(0)), running=3, now=6.0)
+    assert back.recovered_after == 4.0 and back.decision is None and state.desired == 3
+
+
+def test_apply_dead_letters_are_kept_and_never_move_the_count():
+    from workerd.core.scaling import DeadLettersRead, apply
+
+    p = policy()
+    state, outcome = apply(p, initial(p), DeadLettersRead(7), running=1, now=0.0)
+    assert (state.dead_letters, state.dead_letter_error, state.desired) == (7, None, 1)
+    assert outcome.decision is None
+    state, _ = apply(p, state, DeadLettersRead(None, "no such key type"), running=1, now=1.0)
+    assert (state.dead_letters, state.dead_letter_error) == (None, "no such key type")
+
+
+def test_reconfigured_keeps_the_count_within_the_new_bounds():
+    from workerd.core.scaling import reconfigured
+
+    old = ScaleState(desired=5, window=((1.0, 5),))
+    assert reconfigured(policy(minimum=0, maximum=3), old, occupied=5) == ScaleState(desired=3, window=((1.0, 5),))
+    assert reconfigured(policy(minimum=6, maximum=8), old, occupied=5).desired == 6
+    # a program that was not autoscaled keeps what it runs, within the bounds; a new one starts at min
+    assert reconfigured(policy(minimum=0, maximum=8), None, occupied=4) == ScaleState(desired=4)
+    assert reconfigured(policy(minimum=2, maximum=8), None, occupied=0) == ScaleState(desired=2)

@@ -180,3 +180,53 @@ def test_a_removed_program_goes_once_its_processes_are_stopped(tmp_path, clock, 
     assert "other" in s.programs
     effects.exit(pid, success=True, description="exit status 0")
     assert "other" not in s.programs
+
+
+AUTOSCALED = """
+[programs.q]
+command = "sleep 1"
+start_seconds = "0s"
+
+[programs.q.autoscale]
+source = "sqlite"
+path = "jobs.db"
+query = "SELECT 1"
+min = 0
+max = 4
+per_worker = 10
+scale_down_delay = "30s"
+"""
+
+
+def test_queue_readings_scale_up_at_once_and_down_after_the_delay(tmp_path, clock, effects):
+    from workerd.core.scaling import Depth, QueueReading, ReadFailed
+
+    s = supervisor(tmp_path, clock, effects, AUTOSCALED)
+    assert effects.spawned() == []
+    s.on_queue("q", Depth(QueueReading(35)))
+    assert effects.spawned() == [("q", 0), ("q", 1), ("q", 2), ("q", 3)]
+    assert s.decisions == {("q", "up"): 1}
+    # the source fails for a while, then answers with an empty queue: nothing stops yet
+    for _ in range(5):
+        clock.advance(2)
+        s.on_queue("q", ReadFailed("connection refused"))
+    clock.advance(2)
+    s.on_queue("q", Depth(QueueReading(0)))
+    assert signalled(effects.take()) == []
+    # a full scale_down_delay after the last failure, down to 0, newest first
+    clock.advance(29)
+    s.on_queue("q", Depth(QueueReading(0)))
+    assert len(signalled(effects.take())) == 4
+    assert s.decisions == {("q", "up"): 1, ("q", "down"): 1}
+
+
+def test_a_pin_overrides_the_queue(tmp_path, clock, effects):
+    from workerd.core.scaling import Depth, QueueReading
+
+    s = supervisor(tmp_path, clock, effects, AUTOSCALED)
+    s.scale(s.programs["q"], 1)
+    assert effects.spawned() == [("q", 0)]
+    s.on_queue("q", Depth(QueueReading(35)))
+    assert effects.spawned() == [] and s.programs["q"].scale.desired == 4
+    s.scale(s.programs["q"], None)
+    assert effects.spawned() == [("q", 1), ("q", 2), ("q", 3)]

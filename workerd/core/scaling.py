@@ -60,11 +60,73 @@ class ScaleState:
     held: str | None = None
     error: str | None = None
     error_since: float | None = None
+    #: The last dead-letter count read, or why it could not be (never used for scaling).
+    dead_letters: int | None = None
+    dead_letter_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Depth:
+    """The queue was read. `gate` says why scaling up is not allowed now (memory short,
+    box loaded): the shell reads the box with the queue."""
+
+    reading: QueueReading
+    gate: str | None = None
+
+
+@dataclass(frozen=True)
+class ReadFailed:
+    """The queue could not be read (an error, a timeout)."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class DeadLettersRead:
+    """The dead letters were counted (`count`) or could not be (`error`)."""
+
+    count: int | None
+    error: str | None = None
+
+
+QueueEvent = Depth | ReadFailed | DeadLettersRead
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an event changed, for the shell to log, count and act on."""
+
+    decision: Decision | None = None
+    #: This failure starts an outage (logged once).
+    outage_started: bool = False
+    #: How long the source had failed, when this reading ends an outage.
+    recovered_after: float | None = None
 
 
 def initial(policy: ScalePolicy) -> ScaleState:
     """Before the first reading: the minimum."""
     return ScaleState(desired=policy.minimum)
+
+
+def reconfigured(policy: ScalePolicy, state: ScaleState | None, occupied: int) -> ScaleState:
+    """The state after a (re)load with `policy`: a reload keeps the count, within the new
+    bounds, and the scale-down window; a program that was not autoscaled keeps the
+    count it runs (`occupied`), within the bounds."""
+    current = occupied if state is None else state.desired
+    desired = min(max(current, policy.minimum), policy.maximum)
+    return ScaleState(desired) if state is None else replace(state, desired=desired)
+
+
+def apply(policy: ScalePolicy, state: ScaleState, event: QueueEvent, running: int,
+          now: float) -> tuple[ScaleState, Outcome]:
+    """Apply one event about the program's queue; `running`: its processes running now."""
+    if isinstance(event, Depth):
+        state, decision, recovered_after = on_reading(policy, state, event.reading, running, event.gate, now)
+        return state, Outcome(decision=decision, recovered_after=recovered_after)
+    if isinstance(event, ReadFailed):
+        state, started = on_error(policy, state, event.error, now)
+        return state, Outcome(outage_started=started)
+    return replace(state, dead_letters=event.count, dead_letter_error=event.error), Outcome()
 
 
 def wanted_by(policy: ScalePolicy, reading: QueueReading, running: int) -> tuple[int, str]:

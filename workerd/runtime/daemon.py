@@ -141,7 +141,7 @@ class Daemon:
 
         collector = StatusCollector(
             lambda: self._commands.status({})["status"],
-            lambda: {"limits": watcher.fired, "decisions": self._autoscaler.decisions},
+            lambda: {"limits": watcher.fired, "decisions": self._supervisor.decisions},
         )
         server = MetricsServer(collector)
         await server.start(*address)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
-
-from workerd.config.model import DaemonConfig, ProgramConfig
+from workerd.config.model import AutoscaleConfig, DaemonConfig, ProgramConfig
 from workerd.core.backoff import Backoff
 from workerd.core.lifecycle import Policy, Slot
-from workerd.core.scaling import ScaleState
+from workerd.core.scaling import ScalePolicy, ScaleState, reconfigured
 from workerd.core.states import AT_REST, State
 from workerd.runtime.output import ProgramLog
 from workerd.runtime.spawn import ProcessSpec
@@ -33,6 +31,10 @@ def policy_of(config: ProgramConfig, daemon: DaemonConfig) -> Policy:
     )
 
 
+def scale_policy_of(config: AutoscaleConfig) -> ScalePolicy:
+    return ScalePolicy(config.min, config.max, config.per_worker, config.scale_down_delay, config.max_age)
+
+
 def most_processes(config: ProgramConfig, pinned: int | None) -> int:
     """What [daemon] max_processes holds a running program to: a pin overrides the config."""
     return pinned if pinned is not None else config.most_processes
@@ -47,10 +49,9 @@ class Program:
         self.pinned: int | None = None
         #: Set when a reload dropped the program: it goes once its slots are at rest.
         self.removing = False
-        #: The autoscaler's state, for a program with [autoscale].
+        #: The autoscaler's state, for a program with [autoscale] (scale_policy set).
         self.scale: ScaleState | None = None
-        #: The last dead-letter count read, or why it could not be (never used for scaling).
-        self.dead_letters: tuple[int | None, str | None] = (None, None)
+        self.scale_policy: ScalePolicy | None = None
         self.slots: dict[int, Slot] = {}
         #: Older generations, newest first: the processes of the configs before a reload,
         #: kept until processes of this one run in their place (see core.handover).
@@ -64,7 +65,7 @@ class Program:
         state. This one becomes its newest outgoing generation and keeps its running
         processes until new ones run in their place."""
         new = Program(config, daemon, self.sink)
-        new.pinned, new.scale, new.dead_letters = self.pinned, self.scale, self.dead_letters
+        new.pinned, new.scale = self.pinned, self.scale
         new.configure(config, daemon)  # the autoscaler's count, within the new bounds
         new.outgoing = [self, *self.outgoing]
         self.outgoing = []
@@ -74,17 +75,12 @@ class Program:
     def configure(self, config: ProgramConfig, daemon: DaemonConfig) -> None:
         self.config = config
         self.policy = policy_of(config, daemon)
-        auto = config.autoscale
-        if auto is None:
-            self.scale = None
+        if config.autoscale is None:
+            self.scale = self.scale_policy = None
         else:
-            # A reload keeps the current count (within the new bounds) and the
-            # scale-down window; a new program starts at min.
-            current = sum(1 for slot in self.slots.values() if slot.wanted)
-            if self.scale is not None:
-                current = self.scale.desired
-            desired = min(max(current, auto.min), auto.max)
-            self.scale = ScaleState(desired) if self.scale is None else replace(self.scale, desired=desired)
+            self.scale_policy = scale_policy_of(config.autoscale)
+            occupied = sum(1 for slot in self.slots.values() if slot.wanted)
+            self.scale = reconfigured(self.scale_policy, self.scale, occupied)
         env = dict(os.environ)
         env.update(config.environment)
         env["WORKERD_PROGRAM"] = config.name

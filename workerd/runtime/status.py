@@ -7,7 +7,6 @@ from typing import Any
 
 from workerd import __version__
 from workerd.core.states import HAS_PROCESS, State
-from workerd.runtime.autoscaler import describe
 from workerd.runtime.procstat import TreeUsage, open_files, scan
 from workerd.runtime.program import Program
 
@@ -77,7 +76,7 @@ def _program(program: Program, now: float, usage: dict[int, TreeUsage], cpu: dic
         "enabled": program.enabled,
         "pinned": program.pinned,
         "limits": _limits(program),
-        "autoscale": describe(program, now),
+        "autoscale": _autoscale(program, now),
         "processes": processes,
     }
 
@@ -87,3 +86,25 @@ def _limits(program: Program) -> dict[str, Any]:
     return {name: getattr(limits, name) for name in (
         "memory", "cpu_percent", "cpu_window", "open_files", "tasks", "address_space", "core", "cpu_time",
         "file_size") if getattr(limits, name) is not None and (name != "cpu_window" or limits.cpu_percent)}
+
+
+def _autoscale(program: Program, now: float) -> dict[str, object] | None:
+    """The autoscaler's view of a program."""
+    if program.scale is None or program.config.autoscale is None:
+        return None
+    state, config = program.scale, program.config.autoscale
+    reading, decision = state.last_reading, state.last_decision
+    return {
+        "source": config.source.value,
+        "depth": reading.depth if reading else None,
+        "age": round(reading.age, 3) if reading and reading.age is not None else None,
+        "desired": state.desired,
+        "min": config.min,
+        "max": config.max,
+        "last_decision": {"from": decision.before, "to": decision.after, "why": decision.why} if decision else None,
+        "held": state.held,
+        "error": state.error,
+        "error_for": round(now - state.error_since, 1) if state.error_since is not None else None,
+        "dead_letters": state.dead_letters,
+        "dead_letter_error": state.dead_letter_error,
+    }

@@ -23,10 +23,13 @@ from workerd.core.events import (
     KillRequested,
     TimerExpired,
 )
+from workerd.core import scaling
 from workerd.core.lifecycle import Slot, transition
 from workerd.core.reconcile import reconcile, restart, start
 from workerd.core.reload import Facts, Step, plan
+from workerd.core.scaling import QueueEvent
 from workerd.core.states import State
+from workerd.runtime import journal
 from workerd.runtime.clock import Clock
 from workerd.runtime.effects import Effects, SlotContext
 from workerd.runtime.output import ProgramLog
@@ -61,6 +64,8 @@ class Supervisor:
         self._draining = False
         self._waiters = Waiters(self.programs)
         self.shutting_down = False
+        #: Scaling decisions by (program, "up" | "down"), for metrics.
+        self.decisions: dict[tuple[str, str], int] = {}
         sinks = _open_sinks(config, config.programs)
         for program_config in config.programs.values():
             self._add(program_config, sinks[program_config.name])
@@ -99,7 +104,7 @@ class Supervisor:
         new, actions = transition(old, event, self._clock.now(), program.policy, self._rand)
         program.slots[instance] = new
         if new.state is not old.state:
-            _log_transition(program.name, old, new)
+            journal.slot_changed(program.name, old, new)
         if new.timer_at != old.timer_at:
             self._arm(program, new)
         if actions:
@@ -203,10 +208,20 @@ class Supervisor:
             self._reconcile(program)
         self._drain()
 
-    def rescale(self, program: Program) -> None:
-        """The autoscaler changed the program's wanted count."""
-        self._reconcile(program)
-        self._drain()
+    def on_queue(self, name: str, event: QueueEvent) -> None:
+        """A reading of an autoscaled program's queue: the scaling policy decides, the
+        process count follows."""
+        program = self.programs.get(name)
+        if program is None or program.scale is None or program.scale_policy is None:
+            return
+        program.scale, outcome = scaling.apply(program.scale_policy, program.scale, event, program.running,
+                                               self._clock.now())
+        journal.queue_read(name, outcome, program.scale.desired, program.scale.error)
+        if outcome.decision is not None:
+            key = (name, "up" if outcome.decision.after > outcome.decision.before else "down")
+            self.decisions[key] = self.decisions.get(key, 0) + 1
+            self._reconcile(program)
+            self._drain()
 
     def scale(self, program: Program, count: int | None) -> None:
         """Pin the count (None: unpin); raises CommandError past [daemon] max_processes."""
@@ -382,19 +397,3 @@ def _open_sinks(config: Config, names: Iterable[str]) -> dict[str, ProgramLog]:
 def _count(config: ProgramConfig) -> str:
     auto = config.autoscale
     return str(config.processes) if auto is None else f"{auto.min}..{auto.max} ({auto.source.value})"
-
-
-def _log_transition(name: str, old: Slot, new: Slot) -> None:
-    label = f"{name}[{new.instance}]"
-    if new.state is State.RUNNING:
-        log.info("%s: running (pid %s)", label, new.pid)
-    elif new.state is State.BACKOFF:
-        log.warning("%s: %s", label, new.reason)
-    elif new.state is State.FATAL:
-        log.error("%s: fatal: %s", label, new.reason)
-    elif new.state is State.EXITED:
-        log.info("%s: exited (%s), not restarting", label, new.last_exit)
-    elif new.state is State.STOPPED:
-        log.info("%s: stopped (%s)", label, new.last_exit or "not running")
-    elif new.state is State.STARTING and old.pid is not None and old.state is not State.STOPPING:
-        log.warning("%s: %s; restarting", label, new.last_exit)
