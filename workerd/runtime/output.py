@@ -17,7 +17,7 @@ import logging
 import mmap
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 log = logging.getLogger("workerd")
 
@@ -140,6 +140,16 @@ class ProgramLog:
         if self.path is not None and self._fd >= 0:
             self._switch_file()
 
+    def adopt(self, other: ProgramLog) -> None:
+        """Write where `other` was opened from now on (a reload moved the logs): its file
+        and rotation settings become ours and our old file is closed. The object stays,
+        so every pipe and follower writing to it follows without being told."""
+        old = self._fd
+        self.path, self._max_bytes, self._backups = other.path, other._max_bytes, other._backups
+        self._fd, self._size, other._fd = other._fd, other._size, -1
+        if old >= 0 and old != self._fd:
+            os.close(old)
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
@@ -157,6 +167,39 @@ class ProgramLog:
         if kept and kept[-1] == b"":
             kept.pop()
         return b"".join(line + b"\n" for line in kept[-lines:]) if lines > 0 else b""
+
+
+class LogError(Exception):
+    """A log that cannot be opened; one line naming the file and why."""
+
+
+def open_logs(names: Iterable[str], log_dir: Path | None, max_bytes: int, backups: int) -> dict[str, ProgramLog]:
+    """Open the logs of the named programs, all or none (LogError)."""
+    logs: dict[str, ProgramLog] = {}
+    try:
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            logs[name] = ProgramLog(name, log_dir, max_bytes, backups)
+    except OSError as exc:
+        for opened in logs.values():
+            opened.close()
+        raise LogError(f"cannot open the log {exc.filename or log_dir}: {exc.strerror}") from None
+    return logs
+
+
+def reopen_logs(logs: Iterable[ProgramLog], log_dir: Path | None) -> None:
+    """SIGUSR1. A log that cannot be reopened keeps its old file (a later SIGUSR1
+    retries); one error line per cause, however many programs share it."""
+    failed: dict[str, list[str]] = {}
+    for program_log in logs:
+        try:
+            program_log.reopen()
+        except OSError as exc:
+            failed.setdefault(exc.strerror or str(exc), []).append(program_log.program)
+    for why, names in failed.items():
+        log.error("cannot reopen the log(s) of %s in %s: %s; still writing to the old file(s)",
+                  ", ".join(names), log_dir, why)
 
 
 def _read_tail(path: Path, lines: int) -> bytes:

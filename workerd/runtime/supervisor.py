@@ -32,7 +32,7 @@ from workerd.core.states import State
 from workerd.runtime import journal
 from workerd.runtime.clock import Clock
 from workerd.runtime.effects import Effects, SlotContext
-from workerd.runtime.output import ProgramLog
+from workerd.runtime.output import LogError, ProgramLog, open_logs, reopen_logs
 from workerd.runtime.program import Program, most_processes
 from workerd.runtime.waiters import Waiters
 
@@ -66,7 +66,7 @@ class Supervisor:
         self.shutting_down = False
         #: Scaling decisions by (program, "up" | "down"), for metrics.
         self.decisions: dict[tuple[str, str], int] = {}
-        sinks = _open_sinks(config, config.programs)
+        sinks = _open_logs(config, config.programs)
         for program_config in config.programs.values():
             self._add(program_config, sinks[program_config.name])
 
@@ -270,7 +270,7 @@ class Supervisor:
         facts = {n: Facts(p.running, p.enabled, p.removing) for n, p in self.programs.items()}
         steps = plan(current, new.programs, facts)
         # Open every log the change needs before touching anything.
-        sinks = _open_sinks(new, new.programs if logs_moved else
+        sinks = _open_logs(new, new.programs if logs_moved else
                             [n for n, step in steps if step in (Step.ADD, Step.TAKE_BACK)])
         self.config = new
         changes: list[str] = []
@@ -281,7 +281,7 @@ class Supervisor:
             changes.append(self._carry_out(name, step, new, sinks))
         if logs_moved:
             for name, sink in sinks.items():
-                self._switch_sink(self.programs[name], sink)
+                self.programs[name].sink.adopt(sink)
             changes.append("daemon: log settings changed; logs reopened")
         self._drain()
         return changes or ["no changes"]
@@ -303,7 +303,7 @@ class Supervisor:
         if step is Step.TAKE_BACK:
             program.removing = False
             program.configure(config, new.daemon)
-            self._switch_sink(program, sinks[name])
+            program.sink.adopt(sinks[name])
             self.restart_programs([program])
             return f"added: {name}"
         if step is Step.RESCALE:
@@ -318,29 +318,8 @@ class Supervisor:
         self.restart_programs([program])
         return f"changed: {name} (restarted)"
 
-    def _switch_sink(self, program: Program, sink: ProgramLog) -> None:
-        old = program.sink
-        for generation in program.generations():
-            generation.sink = sink
-        if old is sink:
-            return
-        for pipe in self._effects.pipes:
-            if pipe.sink is old:
-                pipe.sink = sink
-        old.close()
-
     def reopen_logs(self) -> None:
-        """SIGUSR1. A log that cannot be reopened keeps its old file (a later SIGUSR1
-        retries); one error line per cause, however many programs share it."""
-        failed: dict[str, list[str]] = {}
-        for program in self.programs.values():
-            try:
-                program.sink.reopen()
-            except OSError as exc:
-                failed.setdefault(exc.strerror or str(exc), []).append(program.name)
-        for why, names in failed.items():
-            log.error("cannot reopen the log(s) of %s in %s: %s; still writing to the old file(s)",
-                      ", ".join(names), self.config.daemon.log_dir, why)
+        reopen_logs([p.sink for p in self.programs.values()], self.config.daemon.log_dir)
 
     def shutdown(self) -> None:
         """Stop every program at once, each with its own stop_signal and stop_timeout."""
@@ -377,21 +356,12 @@ def _check_pins(config: Config, pins: dict[str, int]) -> None:
                            f"[daemon] max_processes ({limit}); `workerctl scale NAME auto` first")
 
 
-def _open_sinks(config: Config, names: Iterable[str]) -> dict[str, ProgramLog]:
-    """Open the logs of the named programs, all or none (CommandError)."""
+def _open_logs(config: Config, names: Iterable[str]) -> dict[str, ProgramLog]:
     d = config.daemon
-    sinks: dict[str, ProgramLog] = {}
     try:
-        if d.log_dir is not None:
-            d.log_dir.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            sinks[name] = ProgramLog(name, d.log_dir, d.log_max_bytes, d.log_backups)
-    except OSError as exc:
-        for sink in sinks.values():
-            sink.close()
-        where = exc.filename or d.log_dir
-        raise CommandError(f"cannot open the log {where}: {exc.strerror}") from None
-    return sinks
+        return open_logs(names, d.log_dir, d.log_max_bytes, d.log_backups)
+    except LogError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _count(config: ProgramConfig) -> str:
