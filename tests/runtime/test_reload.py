@@ -315,3 +315,25 @@ def test_a_reload_to_a_missing_directory_or_command_is_refused(daemon, tmp_path)
         line = one_line(result.stderr)
         assert expected in line and "the running config stays in force" in line, line
         assert d.wait_running("w", 1) == [pid] and alive(pid)
+
+
+def test_a_reload_that_moves_the_logs_keeps_the_running_workers_writing(daemon, tmp_path):
+    programs = """
+        [programs.w]
+        command = "sh -c 'i=0; while :; do echo line $i; i=$((i+1)); sleep 0.05; done'"
+        start_seconds = "0s"
+    """
+    d = daemon(programs, log_dir=str(tmp_path / "old"))
+    (pid,) = d.wait_running("w", 1)
+    d.wait_until(lambda: "line 2" in (tmp_path / "old" / "w.log").read_text(), 5, "lines in the old log")
+    d.write_config(programs, log_dir=str(tmp_path / "new"))
+    result = d.ctl("reload")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["daemon: log settings changed; logs reopened"]
+    new_log = tmp_path / "new" / "w.log"
+    d.wait_until(lambda: new_log.exists() and new_log.read_text().count("\n") >= 3, 5, "lines in the new log")
+    assert d.pids("w") == [pid], "the worker was not restarted"
+    # every line went to one file or the other, none lost between them
+    numbers = [int(line.split()[1]) for f in ("old", "new")
+               for line in (tmp_path / f / "w.log").read_text().splitlines()]
+    assert numbers == list(range(len(numbers)))
