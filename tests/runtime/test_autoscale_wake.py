@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.runtime.conftest import bounded_wait
 from tests.sources.redis_server import RedisServer
 from tests.sources.services import NATS_URL, POSTGRES_URL, need_client, need_port
 
@@ -47,8 +48,10 @@ def program(url: str) -> str:
 def test_the_first_job_wakes_a_program_at_zero(daemon, notifying_redis):
     d = daemon(program(notifying_redis.url))
     d.wait_status(lambda s: s["programs"][0]["autoscale"]["depth"] == 0, 10, "the first reading")
-    time.sleep(0.3)  # the listener subscribes right after the first reading
     with notifying_redis.client() as client:
+        # the listener subscribes right after the first reading
+        d.wait_until(lambda: dict(client.pubsub_numsub("__keyspace@0__:jobs")).get(b"__keyspace@0__:jobs"), 5,
+                     "the daemon subscribed to the list's keyspace events")
         started = time.monotonic()
         client.rpush("jobs", "job-1")
     d.wait_running("w", 1, timeout=4.5)
@@ -79,7 +82,9 @@ def test_a_notify_wakes_a_postgres_program_at_zero(daemon):
                 interval = "5s"
             """)
             d.wait_status(lambda s: s["programs"][0]["autoscale"]["depth"] == 0, 10, "the first reading")
-            time.sleep(0.5)  # the listener connects right after the first reading
+            # the listener connects right after the first reading
+            listening = f"SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN \"{channel}\"'"
+            d.wait_until(lambda: conn.execute(listening).fetchone()[0], 5, f"the daemon LISTENing on {channel}")
             started = time.monotonic()
             conn.execute(f"INSERT INTO {table} DEFAULT VALUES")
             conn.execute(f"NOTIFY {channel}")
@@ -136,10 +141,15 @@ def test_a_message_on_the_stream_wakes_a_nats_program_at_zero(daemon):
             interval = "5s"
         """)
         d.wait_status(lambda s: s["programs"][0]["autoscale"]["depth"] == 0, 10, "the first reading")
-        time.sleep(0.5)  # the listener subscribes right after the first reading
-        started = time.monotonic()
-        asyncio.run(publish())
-        d.wait_running("w", 1, timeout=4.5)
-        assert time.monotonic() - started < 4.5  # less than the 5 s interval
+        # The listener subscribes right after the first reading, and this server shows no
+        # subscriptions: publish every 0.2 s until a worker runs, which must be well before
+        # the next reading (5 s after the first one).
+        def woken() -> bool:
+            if d.pids("w"):
+                return True
+            asyncio.run(publish())
+            return False
+
+        bounded_wait(woken, 4.5, "a worker woken by a message", d.describe, interval=0.2)
     finally:
         asyncio.run(teardown())
