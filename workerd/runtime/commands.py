@@ -61,6 +61,7 @@ class Commands:
 
     def status(self, request: dict[str, Any]) -> Reply:
         programs = self._supervisor.select(request.get("programs") or ["all"])
+        self._supervisor.find_strays()
         data = snapshot(programs, self._now(), self._meter, self._started_at, self._enforcement)
         return {"ok": True, "status": data}
 

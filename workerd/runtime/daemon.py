@@ -178,6 +178,7 @@ class Daemon:
         self._config.daemon.socket.unlink(missing_ok=True)
         for program in supervisor.programs.values():
             program.sink.close()
+        self._effects.sweep()  # what the last exits left, now: the loop ends before a timer would
         self._close_sentinel()
         log.info("stopped")
         assert self._done is not None

@@ -16,7 +16,6 @@ from dataclasses import replace
 from typing import Callable, Iterable
 
 from workerd.config.model import Config, ProgramConfig
-from workerd.core.actions import SignalGroup
 from workerd.core.diff import diff
 from workerd.core.events import (
     Event,
@@ -204,10 +203,14 @@ class Supervisor:
         for program in programs:
             for slot in program.slots.values():
                 if slot.pid is not None:
-                    ctx = self._context(program, slot.instance)
-                    self._effects.execute(SignalGroup(slot.pid, signo), ctx)
+                    self._effects.signal_group(slot.pid, signo, self._context(program, slot.instance))
                     sent += 1
         return sent
+
+    def find_strays(self) -> None:
+        """Look for processes that left their worker's session (see strays.py): a chance
+        taken whenever /proc is read anyway."""
+        self._effects.find_strays()
 
     def _context(self, program: Program, instance: int) -> SlotContext:
         return SlotContext(
