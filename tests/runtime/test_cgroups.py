@@ -5,6 +5,8 @@ laid out like a delegated cgroup (the kernel's side is not exercised here)."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 from workerd.config.model import LimitsConfig
@@ -63,3 +65,30 @@ def test_a_cgroup_that_cannot_be_written_leaves_the_worker_to_the_fallback(tmp_p
     (tmp_path / "program-email").write_text("not a directory")
     CgroupTree(tmp_path).place("email", 0, 4242, LimitsConfig(memory=64 * MiB))
     assert "cannot use its cgroup" in caplog.text
+
+
+def test_killing_a_slot_uses_cgroup_kill_where_the_kernel_has_it(tmp_path: Path) -> None:
+    slot = tmp_path / "program-email" / "instance-0"
+    slot.mkdir(parents=True)
+    (slot / "cgroup.kill").write_text("")
+    CgroupTree(tmp_path).kill("email", 0)
+    assert (slot / "cgroup.kill").read_text() == "1"
+
+
+def test_killing_a_slot_without_cgroup_kill_signals_every_member(tmp_path: Path) -> None:
+    """Everything in the slot's cgroup, even a process that left the worker's session."""
+    members = [subprocess.Popen(["sleep", "1000"], start_new_session=True) for _ in range(2)]
+    try:
+        slot = tmp_path / "program-email" / "instance-0"
+        slot.mkdir(parents=True)
+        (slot / "cgroup.procs").write_text("".join(f"{p.pid}\n" for p in members))
+        CgroupTree(tmp_path).kill("email", 0)
+        assert [p.wait(5) for p in members] == [-signal.SIGKILL] * 2
+    finally:
+        for p in members:
+            p.kill()
+            p.wait(5)
+
+
+def test_killing_a_slot_that_has_no_cgroup_does_nothing(tmp_path: Path) -> None:
+    CgroupTree(tmp_path).kill("email", 0)  # placing it failed earlier, and that was logged

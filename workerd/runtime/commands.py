@@ -14,6 +14,7 @@ from workerd.control.protocol import encode
 from workerd.control.server import Handler
 from workerd.runtime.autoscaler import Autoscaler
 from workerd.runtime.output import ProgramLog
+from workerd.runtime.sentinel import Sentinel
 from workerd.runtime.status import CpuMeter, snapshot
 from workerd.runtime.supervisor import CommandError, Supervisor
 from workerd.runtime.watcher import LimitWatcher
@@ -26,7 +27,8 @@ FOLLOW_BACKLOG = 1024
 
 class Commands:
     def __init__(self, supervisor: Supervisor, watcher: LimitWatcher, autoscaler: Autoscaler,
-                 now: Callable[[], float], request_shutdown: Callable[[], None], enforcement: str) -> None:
+                 now: Callable[[], float], request_shutdown: Callable[[], None], enforcement: str,
+                 sentinel: Sentinel) -> None:
         self._supervisor = supervisor
         self._watcher = watcher
         self._autoscaler = autoscaler
@@ -34,6 +36,7 @@ class Commands:
         self._started_at = now()
         self._request_shutdown = request_shutdown
         self._enforcement = enforcement
+        self._sentinel = sentinel
         self._meter = CpuMeter()
 
     def handlers(self) -> dict[str, Handler]:
@@ -62,7 +65,8 @@ class Commands:
 
     def status(self, request: dict[str, Any]) -> Reply:
         programs = self._supervisor.select(request.get("programs") or ["all"])
-        data = snapshot(programs, self._now(), self._meter, self._started_at, self._enforcement)
+        self._supervisor.find_strays()
+        data = snapshot(programs, self._now(), self._meter, self._started_at, self._enforcement, self._sentinel)
         return {"ok": True, "status": data}
 
     def _refuse_during_shutdown(self) -> None:

@@ -87,6 +87,7 @@ class Daemon:
         self._sentinel = sentinel
         self._shutdown: asyncio.Task[None] | None = None
         self._sentinel_released = False
+        self._sentinel_restart: asyncio.TimerHandle | None = None
         self._metrics: MetricsServer | None = None
         self._done: asyncio.Future[None] | None = None
         self._exit_code = EXIT_OK
@@ -94,9 +95,9 @@ class Daemon:
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
-        reaper = Reaper(loop)
+        reaper = self._reaper = Reaper(loop)
         reaper.install()
-        reaper.watch(self._sentinel.pid, self._sentinel_died)
+        self._watch_sentinel()
         self._effects = Effects(loop, reaper, self._sentinel, self._cgroup_tree)
         try:
             clock = LoopClock(loop)
@@ -109,7 +110,8 @@ class Daemon:
         watcher = LimitWatcher(self._supervisor, clock)
         self._autoscaler = Autoscaler(self._supervisor, ReapedLauncher(loop, reaper, self._sentinel))
         self._commands = Commands(
-            self._supervisor, watcher, self._autoscaler, loop.time, self.request_shutdown, self._enforcement
+            self._supervisor, watcher, self._autoscaler, loop.time, self.request_shutdown, self._enforcement,
+            self._sentinel,
         )
         for signo in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signo, self.request_shutdown)
@@ -195,6 +197,7 @@ class Daemon:
         self._config.daemon.socket.unlink(missing_ok=True)
         for program in supervisor.programs.values():
             program.sink.close()
+        self._effects.sweep()  # what the last exits left, now: the loop ends before a timer would
         self._close_sentinel()
         log.info("stopped")
 
@@ -212,10 +215,38 @@ class Daemon:
     def _close_sentinel(self) -> None:
         """With nothing left to guard, let the sentinel go (EOF on its pipe)."""
         self._sentinel_released = True
+        if self._sentinel_restart is not None:
+            self._sentinel_restart.cancel()
         self._sentinel.close()
+
+    def _watch_sentinel(self) -> None:
+        assert self._sentinel.pid is not None
+        self._reaper.watch(self._sentinel.pid, self._sentinel_died)
 
     def _sentinel_died(self, status: ExitStatus) -> None:
         if self._sentinel_released:
             return
-        log.error("the sentinel process exited (%s): workers' children may outlive a crash of the daemon",
-                  status.describe())
+        delay = self._sentinel.lost()
+        log.error("the sentinel (pid %d) exited (%s): starting a new one %s", status.pid, status.describe(),
+                  f"in {delay:g}s" if delay else "now")
+        self._restart_sentinel_in(delay)
+
+    def _restart_sentinel_in(self, delay: float) -> None:
+        """Until then, a crash of the daemon would leave the workers' children running."""
+        if delay:
+            self._sentinel_restart = asyncio.get_running_loop().call_later(delay, self._restart_sentinel)
+        else:
+            self._restart_sentinel()
+
+    def _restart_sentinel(self) -> None:
+        self._sentinel_restart = None
+        try:
+            self._sentinel.restart()
+        except OSError as exc:
+            delay = self._sentinel.lost()
+            log.error("cannot start a new sentinel (%s): trying again in %gs", exc.strerror, delay)
+            self._restart_sentinel_in(delay)
+            return
+        self._watch_sentinel()
+        log.info("sentinel restarted (pid %d), handed %d process group(s)", self._sentinel.pid,
+                 self._sentinel.tracked)

@@ -1,8 +1,9 @@
 """Carries out the core's actions against the OS; decides nothing.
 
 Spawn makes the process and wires up what the slot owns (output pipe, reaper
-watch, sentinel entry); signals go to process groups, and a group that
-is already gone is not an error.
+watch, sentinel entry, strays); signals go to process groups, and a group that
+is already gone is not an error. A worker's stop signal and its kill reach its
+strays too (see strays.py).
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ from typing import Callable
 
 from workerd.core.actions import Action, KillGroup, SignalGroup, Spawn
 from workerd.core.events import Event, Exited, Spawned, SpawnFailed
+from workerd.core.strays import Proc
 from workerd.runtime.cgroups import CgroupTree
 from workerd.runtime.output import OutputPipe, ProgramLog
-from workerd.runtime.procstat import session_members
+from workerd.runtime.procstat import processes
 from workerd.runtime.reaper import ExitStatus, Reaper
 from workerd.runtime.sentinel import Sentinel
 from workerd.runtime.spawn import ProcessSpec, SpawnError, spawn
+from workerd.runtime.strays import Strays
 
 log = logging.getLogger("workerd")
 
-#: How soon after a worker's group is killed the rest of its session is swept.
+#: How soon after a worker's group is killed the rest of its session (and strays) is swept.
 SWEEP_DELAY = 0.1
 
 
@@ -48,8 +51,11 @@ class Effects:
         self._cgroup_tree = cgroup_tree
         #: Sessions whose stragglers the next sweep kills.
         self._to_sweep: set[int] = set()
+        self._sweep_timer: asyncio.TimerHandle | None = None
         self._reaper = reaper
         self._sentinel = sentinel
+        self._strays = Strays(reaper, sentinel)
+        self._procs: dict[int, Proc] | None = None
         self.pipes: set[OutputPipe] = set()
         #: Set whenever no output pipe is open (all workers' last lines written).
         self.pipes_drained = asyncio.Event()
@@ -73,11 +79,13 @@ class Effects:
             self._cgroup_tree.place(ctx.program, ctx.instance, child.pid, spec.limits)
         if self._sentinel is not None:
             self._sentinel.track(child.pid)
+        self._strays.started(child.pid, ctx.program, ctx.instance)
         self.pipes.add(OutputPipe(self._loop, child.output_fd, ctx.instance, ctx.sink, self._pipe_closed))
         self.pipes_drained.clear()
 
         def on_exit(status: ExitStatus) -> None:
             ctx.deliver(Exited(status.pid, status.success, status.describe()))
+            self._sweep_soon(self._strays.exited(status.pid))
             if self._sentinel is not None:
                 self._sentinel.forget(status.pid)
 
@@ -90,29 +98,70 @@ class Effects:
             self.pipes_drained.set()
 
     def _signal_group(self, action: SignalGroup, ctx: SlotContext) -> None:
+        """The core signals a group only to stop its worker. Its strays are looked for
+        first, while their ancestry is intact, and get the same signal."""
+        procs = self._processes()
+        self._sweep_soon(self._strays.find(procs))
+        self._strays.signal(action.pgid, action.signal, procs)
+        self.signal_group(action.pgid, action.signal, ctx)
+
+    def signal_group(self, pgid: int, signo: int, ctx: SlotContext) -> None:
+        """Send a signal to the worker's process group alone."""
         try:
-            os.killpg(action.pgid, action.signal)
+            os.killpg(pgid, signo)
         except ProcessLookupError:
             pass
         except OSError as exc:
-            log.error("%s[%d]: cannot signal group %d: %s", ctx.program, ctx.instance, action.pgid, exc.strerror)
-        return None
+            log.error("%s[%d]: cannot signal group %d: %s", ctx.program, ctx.instance, pgid, exc.strerror)
 
     def _kill_group(self, action: KillGroup, ctx: SlotContext) -> None:
-        """SIGKILL the worker's process group at once; whatever of its session (its whole
-        tree: the worker leads the session) moved to a process group of its own goes
-        in a sweep shortly after. The sweep reads all of /proc, so it runs once for every
-        session collected in SWEEP_DELAY, off the critical path of the restart (whose
-        new worker is exec'ing meanwhile)."""
-        self._signal_group(SignalGroup(action.pgid, signal.SIGKILL), ctx)
-        if not self._to_sweep:
-            self._loop.call_later(SWEEP_DELAY, self._sweep_sessions)
-        self._to_sweep.add(action.pgid)
+        """SIGKILL the worker's process group and its strays at once (in a delegated cgroup,
+        everything in the slot's cgroup); whatever of its session (its whole tree: the
+        worker leads the session) moved to a process group of its own goes in a sweep
+        shortly after. The sweep reads all of /proc, so it runs once for every session
+        collected in SWEEP_DELAY, off the critical path of the restart (whose new worker
+        is exec'ing meanwhile)."""
+        abandoned = self._strays.find(self._processes())  # before the kill breaks their ancestry
+        self.signal_group(action.pgid, signal.SIGKILL, ctx)
+        if self._cgroup_tree is not None:
+            self._cgroup_tree.kill(ctx.program, ctx.instance)
+        self._sweep_soon(abandoned | self._strays.kill(action.pgid) | {action.pgid})
 
-    def _sweep_sessions(self) -> None:
-        sessions, self._to_sweep = self._to_sweep, set()
-        for pid in session_members(sessions):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    def find_strays(self) -> None:
+        """Look for strays now (see strays.py): status and the limit watcher call it, as
+        they read /proc anyway."""
+        self._sweep_soon(self._strays.find(self._processes()))
+
+    def _processes(self) -> dict[int, Proc]:
+        """One read of /proc serves every action of the same loop iteration (a shutdown
+        stops every worker at once)."""
+        if self._procs is None:
+            self._procs = processes()
+            self._loop.call_soon(self._forget_processes)
+        return self._procs
+
+    def _forget_processes(self) -> None:
+        self._procs = None
+
+    def _sweep_soon(self, sessions: set[int]) -> None:
+        self._to_sweep |= sessions
+        if self._to_sweep and self._sweep_timer is None:
+            self._sweep_timer = self._loop.call_later(SWEEP_DELAY, self.sweep)
+
+    def sweep(self) -> None:
+        """SIGKILL every member of the sessions collected, and of abandoned orphans' sessions.
+        The daemon calls it once more at the end of a shutdown, so nothing waits for a timer."""
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+            self._sweep_timer = None
+        procs = self._processes()
+        abandoned = self._strays.find(procs)
+        sessions, self._to_sweep = self._to_sweep | abandoned, set()
+        for sid in abandoned:
+            log.warning("killing session %d: an orphan whose worker is gone", sid)
+        for pid, proc in procs.items():
+            if proc.sid in sessions:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass

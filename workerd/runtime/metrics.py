@@ -71,6 +71,11 @@ class StatusCollector:
                 if auto.get("dead_letters") is not None:
                     dead.add_metric([name], auto["dead_letters"])
         yield from (desired, running, state, restarts, rss, cpu, depth, age, wanted, failing, dead)
+        sentinel = status["daemon"]["sentinel"]
+        yield GaugeMetricFamily("workerd_sentinel_up", "1 while the sentinel runs (it kills the workers' "
+                                "children if the daemon dies).", value=int(sentinel["pid"] is not None))
+        yield CounterMetricFamily("workerd_sentinel_restarts", "New sentinels started after one died.",
+                                  value=sentinel["restarts"])
         counters = self._counters()
         limits = CounterMetricFamily("workerd_limit_restarts", "Restarts for a watched limit.",
                                      labels=["program", "limit"])

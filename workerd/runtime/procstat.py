@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from workerd.core.strays import Proc
+
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -61,15 +63,31 @@ def scan(sessions: set[int]) -> dict[int, TreeUsage]:
     return usage
 
 
-def session_members(sessions: set[int]) -> list[int]:
-    """Every live process of those sessions (workers' whole trees), in one pass."""
-    members = []
+def processes() -> dict[int, Proc]:
+    """Every live process: its parent, group, session and start, in one pass."""
+    table = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             fields = _fields(entry)
-            if fields is not None and fields[0] != b"Z" and int(fields[3]) in sessions:
-                members.append(int(entry))
-    return members
+            if fields is not None and fields[0] != b"Z":
+                table[int(entry)] = Proc(int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19]))
+    return table
+
+
+def start_time(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (None if it is gone)."""
+    fields = _fields(pid)
+    return None if fields is None else int(fields[19])
+
+
+def environment(pid: int) -> dict[bytes, bytes]:
+    """The environment the process was started with (empty if it is gone or not ours to read)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            data = f.read()
+    except OSError:
+        return {}
+    return dict(item.partition(b"=")[::2] for item in data.split(b"\0") if b"=" in item)
 
 
 def open_files(pid: int) -> int | None:

@@ -58,6 +58,10 @@ class Reaper:
     def watch(self, pid: int, callback: Callable[[ExitStatus], None]) -> None:
         self._watchers[pid] = callback
 
+    def watches(self, pid: int) -> bool:
+        """Whether `pid` is a child the daemon made (every one is watched), not an orphan."""
+        return pid in self._watchers
+
     def _on_sigchld(self, signo: int, frame: object) -> None:
         # A signal handler only enqueues: the reaping happens on the loop.
         if not self._scheduled and not self._loop.is_closed():

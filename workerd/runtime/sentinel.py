@@ -8,12 +8,19 @@ daemon writes each process group it creates ("+pgid") and each one it has cleare
 sentinel SIGKILLs every group still listed and exits. On a clean shutdown the list is
 empty by then, so it exits having killed nothing. It has a session of its own, so a
 signal to the daemon's process group (Ctrl-C, `kill -9 -PGID`) does not reach it.
+
+The daemon keeps the list too, so a sentinel that dies (the OOM killer, an operator's
+kill) is replaced by a new one that is handed every group still listed: at once the
+first time, then after 1 s, 2 s, 4 s ... up to a minute while it keeps dying.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import time
+
+from workerd.core.backoff import Backoff
 
 _SCRIPT = r"""
 trap '' INT TERM HUP QUIT USR1 USR2
@@ -29,9 +36,32 @@ for pgid in $live; do kill -9 "-$pgid" 2>/dev/null; pkill -KILL -s "$pgid" 2>/de
 """
 
 
+#: A minute up ends a streak of deaths.
+RESTART_BACKOFF = Backoff(initial=1.0, factor=2.0, maximum=60.0, jitter=0.0, reset=60.0)
+
+
+def restart_delay(streak: int, ran: float) -> tuple[float, int]:
+    """After a sentinel that ran `ran` seconds died: how long to wait before the next one,
+    and the new count of deaths in a row."""
+    if ran >= RESTART_BACKOFF.reset:
+        streak = 0
+    delay = RESTART_BACKOFF.delay(streak - 1, 0.5) if streak else 0.0
+    return delay, streak + 1
+
+
 class Sentinel:
     def __init__(self) -> None:
-        read_fd, self._write_fd = os.pipe2(os.O_CLOEXEC)
+        #: Every process group listed, kept to hand to a new sentinel.
+        self._tracked: set[int] = set()
+        self._write_fd: int | None = None
+        #: None while no sentinel runs (between a death and the restart).
+        self.pid: int | None = None
+        self.restarts = 0
+        self._streak = 0
+        self._start()
+
+    def _start(self) -> None:
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         try:
             proc = subprocess.Popen(
                 ["/bin/sh", "-c", _SCRIPT, "workerd-sentinel"],
@@ -40,22 +70,52 @@ class Sentinel:
                 start_new_session=True,
                 close_fds=True,
             )
+        except OSError:
+            os.close(write_fd)
+            raise
         finally:
             os.close(read_fd)
         proc.returncode = 0  # the reaper waits for it, not Popen (see spawn._disown)
         self.pid = proc.pid
+        self._write_fd = write_fd
+        self._started_at = time.monotonic()
+        self._send("".join(f"+{pgid}\n" for pgid in self._tracked))
 
     def track(self, pgid: int) -> None:
+        self._tracked.add(pgid)
         self._send(f"+{pgid}\n")
 
     def forget(self, pgid: int) -> None:
+        self._tracked.discard(pgid)
         self._send(f"-{pgid}\n")
 
-    def _send(self, line: str) -> None:
+    @property
+    def tracked(self) -> int:
+        return len(self._tracked)
+
+    def _send(self, lines: str) -> None:
+        data = lines.encode()
         try:
-            os.write(self._write_fd, line.encode())
+            # A hand-over may pass PIPE_BUF, and then a signal can cut the write short.
+            while data and self._write_fd is not None:
+                data = data[os.write(self._write_fd, data):]
         except OSError:
-            pass  # the sentinel is gone: the daemon logs that when it reaps it
+            pass  # the sentinel is gone: the daemon hears of it when it reaps it
+
+    def lost(self) -> float:
+        """Its process died: returns how long to wait before `restart()`."""
+        self.close()
+        self.pid = None
+        delay, self._streak = restart_delay(self._streak, time.monotonic() - self._started_at)
+        return delay
+
+    def restart(self) -> None:
+        """Start a new sentinel and hand it every group listed (OSError if it cannot be made)."""
+        self._started_at = time.monotonic()  # if it cannot be made, lost() counts a death in a row
+        self._start()
+        self.restarts += 1
 
     def close(self) -> None:
-        os.close(self._write_fd)
+        if self._write_fd is not None:
+            os.close(self._write_fd)
+            self._write_fd = None

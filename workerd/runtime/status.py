@@ -9,6 +9,7 @@ from workerd import __version__
 from workerd.core.states import HAS_PROCESS, State
 from workerd.runtime.procstat import TreeUsage, open_files, scan
 from workerd.runtime.program import Program
+from workerd.runtime.sentinel import Sentinel
 
 
 class CpuMeter:
@@ -28,7 +29,7 @@ class CpuMeter:
 
 
 def snapshot(programs: list[Program], now: float, meter: CpuMeter, started_at: float,
-             enforcement: str) -> dict[str, Any]:
+             enforcement: str, sentinel: Sentinel) -> dict[str, Any]:
     started = {
         s.pid: s.started_at if s.started_at is not None else now
         for p in programs for g in p.generations() for s in g.slots.values()
@@ -42,6 +43,8 @@ def snapshot(programs: list[Program], now: float, meter: CpuMeter, started_at: f
             "version": __version__,
             "uptime": round(now - started_at, 3),
             "limits": enforcement,
+            # pid None: dead and not yet replaced (a crash of the daemon now would leave children)
+            "sentinel": {"pid": sentinel.pid, "restarts": sentinel.restarts},
         },
         "programs": [_program(p, now, usage, cpu) for p in programs],
     }

@@ -16,7 +16,6 @@ from typing import Callable, Iterable
 
 from workerd.config.capacity import over_max_processes
 from workerd.config.model import Config, ProgramConfig
-from workerd.core.actions import SignalGroup
 from workerd.core.handover import Outgoing, keep_counts
 from workerd.core.events import (
     Event,
@@ -241,10 +240,14 @@ class Supervisor:
         for generation in (g for program in programs for g in program.generations()):
             for slot in generation.slots.values():
                 if slot.pid is not None:
-                    ctx = self._context(generation, slot.instance)
-                    self._effects.execute(SignalGroup(slot.pid, signo), ctx)
+                    self._effects.signal_group(slot.pid, signo, self._context(generation, slot.instance))
                     sent += 1
         return sent
+
+    def find_strays(self) -> None:
+        """Look for processes that left their worker's session (see strays.py): a chance
+        taken whenever /proc is read anyway."""
+        self._effects.find_strays()
 
     def _context(self, program: Program, instance: int) -> SlotContext:
         return SlotContext(

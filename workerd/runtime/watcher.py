@@ -59,6 +59,7 @@ class LimitWatcher:
             if slot.pid is not None and slot.state in (State.STARTING, State.RUNNING)
         }
         usage = scan(set(targets))
+        self._supervisor.find_strays()
         now = self._clock.now()
         history: dict[int, tuple[Reading, ...]] = {}
         for pid, (program, slot) in targets.items():

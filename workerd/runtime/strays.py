@@ -1,0 +1,90 @@
+"""A worker's strays (see core/strays.py): found, stopped and killed with their worker,
+and handed to the sentinel.
+
+The daemon looks for them only when it has a reason to read /proc anyway: every status
+(and so every metrics scrape), every limit sample, every stop of a worker (before its
+stop signal, while the strays' ancestry is intact), every kill of a worker's group and
+the sweep after it; never on a timer of its own. A stray is a session: it gets its
+worker's stop signal on each of its process groups, SIGKILL when the worker's group is
+killed, and from the time it is found the sentinel kills it if the daemon dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Mapping
+
+from workerd.core.strays import Proc, Worker, attribute
+from workerd.runtime.procstat import environment, start_time
+from workerd.runtime.reaper import Reaper
+from workerd.runtime.sentinel import Sentinel
+
+log = logging.getLogger("workerd")
+
+
+class Strays:
+    def __init__(self, reaper: Reaper, sentinel: Sentinel | None) -> None:
+        self._daemon = os.getpid()
+        self._reaper = reaper
+        self._sentinel = sentinel
+        self._workers: dict[int, Worker] = {}
+        #: Stray sessions found, by the worker (pid) they came from.
+        self._sessions: dict[int, int] = {}
+
+    def started(self, pid: int, program: str, instance: int) -> None:
+        self._workers[pid] = Worker(program, instance, start_time(pid) or 0)
+
+    def exited(self, pid: int) -> set[int]:
+        """The worker is gone; returns the sessions of its strays still listed, SIGKILLed
+        (normally none: they went when its group was killed)."""
+        sessions = self.kill(pid)
+        del self._workers[pid]
+        return sessions
+
+    def find(self, procs: Mapping[int, Proc]) -> set[int]:
+        """Record the strays of live workers in `procs`; returns the sessions of orphans
+        whose worker is gone, for the caller to kill."""
+        found = attribute(procs, self._daemon, self._workers, self._reaper.watches, self._sessions, _slot_of)
+        for sid, worker in found.strays.items():
+            if sid not in self._sessions:
+                self._sessions[sid] = worker
+                if self._sentinel is not None:
+                    self._sentinel.track(sid)
+                info = self._workers[worker]
+                log.info("%s[%d]: session %d left the worker's session; it stops and dies with the worker",
+                         info.program, info.instance, sid)
+        return found.abandoned
+
+    def signal(self, worker: int, signo: int, procs: Mapping[int, Proc]) -> None:
+        """Send `signo` to every process group of the worker's strays."""
+        sessions = {sid for sid, owner in self._sessions.items() if owner == worker}
+        for pgid in {proc.pgid for proc in procs.values() if proc.sid in sessions}:
+            try:
+                os.killpg(pgid, signo)
+            except ProcessLookupError:
+                pass
+
+    def kill(self, worker: int) -> set[int]:
+        """SIGKILL the group of each stray session's leader; returns the sessions, for the
+        sweep to kill their other members."""
+        sessions = {sid for sid, owner in self._sessions.items() if owner == worker}
+        for sid in sessions:
+            del self._sessions[sid]
+            try:
+                os.killpg(sid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            if self._sentinel is not None:
+                self._sentinel.forget(sid)
+        return sessions
+
+
+def _slot_of(pid: int) -> tuple[str, int] | None:
+    """The (program, instance) an orphan's environment names, if it still has it."""
+    env = environment(pid)
+    try:
+        return env[b"WORKERD_PROGRAM"].decode(), int(env[b"WORKERD_INSTANCE"])
+    except (KeyError, ValueError):
+        return None
