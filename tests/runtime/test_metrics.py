@@ -74,3 +74,32 @@ def test_a_taken_metrics_port_is_one_error_line_and_exit_1(daemon):
         err = d.stderr_text().strip().splitlines()
         assert any("cannot serve metrics on" in line for line in err), err
         assert "Traceback" not in d.stderr_text()
+
+
+def test_a_status_call_does_not_reset_the_cpu_since_the_previous_scrape(daemon, tmp_path):
+    port = free_port()
+    d = daemon(start=False)
+    worker = d.script("burst.sh", """
+        while [ ! -f "$D/go" ]; do sleep 0.01; done
+        end=$(($(date +%s%N) + 800000000))
+        while [ "$(date +%s%N)" -lt "$end" ]; do :; done
+        touch "$D/done"
+        exec sleep 1000
+    """)
+    d.write_config(f"""
+        [programs.w]
+        command = "{worker}"
+        start_seconds = "0s"
+    """, metrics=f"127.0.0.1:{port}")
+    d.start()
+    d.wait_running("w", 1)
+
+    def cpu(text: str) -> float:
+        (line,) = [x for x in text.splitlines() if x.startswith('workerd_process_cpu_percent{instance="0"')]
+        return float(line.split()[-1])
+
+    scrape(port)  # the scrape's baseline
+    (tmp_path / "go").touch()
+    d.wait_until(lambda: (tmp_path / "done").exists(), 10, "the worker's 0.8 s of CPU")
+    d.status()  # workerctl's own baseline: it must not move the scrape's
+    assert cpu(scrape(port)) > 20, "the burst since the previous scrape"

@@ -9,6 +9,7 @@ import signal
 import subprocess
 
 from tests.runtime.conftest import bounded_wait, cmdline_of, ppid_of, read_pids
+from tests.runtime.fakes import FakeClock
 from tests.runtime.test_metrics import free_port, scrape
 from tests.runtime.test_stop import dead
 from workerd.runtime.sentinel import Sentinel, restart_delay
@@ -46,7 +47,7 @@ def reap(pid: int) -> None:
 
 def test_a_restarted_sentinel_is_handed_every_group_still_tracked() -> None:
     groups = [subprocess.Popen(["sleep", "1000"], start_new_session=True) for _ in range(3)]
-    sentinel = Sentinel()
+    sentinel = Sentinel(FakeClock())
     try:
         for proc in groups:
             sentinel.track(proc.pid)

@@ -5,8 +5,10 @@ once the processes reached their target state."""
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any, Callable
 
+from workerd import __version__
 from workerd.config.load import ConfigError, load
 from workerd.config.preflight import problems
 from workerd.config.units import parse_signal
@@ -15,7 +17,7 @@ from workerd.control.server import Handler
 from workerd.runtime.autoscaler import Autoscaler
 from workerd.runtime.output import ProgramLog
 from workerd.runtime.sentinel import Sentinel
-from workerd.runtime.status import CpuMeter, snapshot
+from workerd.runtime.status import CpuMeter, Snapshot, document, take
 from workerd.runtime.supervisor import CommandError, Supervisor
 from workerd.runtime.watcher import LimitWatcher
 
@@ -63,11 +65,23 @@ class Commands:
     def _programs(self, request: dict[str, Any]) -> list[Any]:
         return self._supervisor.select(request.get("programs") or ["all"])
 
+    def snapshot(self, names: list[str]) -> Snapshot:
+        """The status of the named programs (all for []), read once, for any view."""
+        programs = self._supervisor.select(names or ["all"])
+        now = self._now()
+        daemon = {
+            "pid": os.getpid(),
+            "version": __version__,
+            "uptime": round(now - self._started_at, 3),
+            "limits": self._enforcement,
+            # pid None: dead and not yet replaced (a crash of the daemon now would leave children)
+            "sentinel": {"pid": self._sentinel.pid, "restarts": self._sentinel.restarts},
+        }
+        return take(programs, now, self._supervisor.processes(), daemon, self._watcher.fired,
+                    self._supervisor.decisions)
+
     def status(self, request: dict[str, Any]) -> Reply:
-        programs = self._supervisor.select(request.get("programs") or ["all"])
-        self._supervisor.find_strays()
-        data = snapshot(programs, self._now(), self._meter, self._started_at, self._enforcement, self._sentinel)
-        return {"ok": True, "status": data}
+        return {"ok": True, "status": document(self.snapshot(request.get("programs") or []), self._meter)}
 
     def _refuse_during_shutdown(self) -> None:
         """A shutdown stops everything; nothing may start anything behind its back."""

@@ -22,7 +22,7 @@ from workerd.control.server import ControlServer, SocketInUse, bind_socket
 from workerd.runtime import cgroups
 from workerd.runtime.autoscaler import Autoscaler
 from workerd.runtime.children import ReapedLauncher
-from workerd.runtime.clock import LoopClock
+from workerd.runtime.clock import Clock, LoopClock
 from workerd.runtime.commands import Commands
 from workerd.runtime.effects import Effects
 from workerd.runtime.prctl import become_subreaper
@@ -64,12 +64,13 @@ def run(config: Config) -> int:
         except OSError as exc:
             cgroup_tree, why = None, f"cannot set up the delegated cgroup: {exc.strerror}"
     enforcement = cgroups.describe(cgroup_tree, why)
-    sentinel = Sentinel()
-    become_subreaper()
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
+    clock = LoopClock(loop)
+    sentinel = Sentinel(clock)
+    become_subreaper()
     try:
-        return loop.run_until_complete(Daemon(config, sock, sentinel, cgroup_tree, enforcement).serve())
+        return loop.run_until_complete(Daemon(config, clock, sock, sentinel, cgroup_tree, enforcement).serve())
     finally:
         # No more SIGCHLD callbacks into a loop that is going away (the sentinel and
         # the last orphans may still exit now).
@@ -78,9 +79,10 @@ def run(config: Config) -> int:
 
 
 class Daemon:
-    def __init__(self, config: Config, sock: socket.socket, sentinel: Sentinel,
+    def __init__(self, config: Config, clock: Clock, sock: socket.socket, sentinel: Sentinel,
                  cgroup_tree: cgroups.CgroupTree | None, enforcement: str) -> None:
         self._config = config
+        self._clock = clock
         self._cgroup_tree = cgroup_tree
         self._enforcement = enforcement
         self._sock = sock
@@ -98,19 +100,18 @@ class Daemon:
         reaper = self._reaper = Reaper(loop)
         reaper.install()
         self._watch_sentinel()
-        self._effects = Effects(loop, reaper, self._sentinel, self._cgroup_tree)
+        self._effects = Effects(loop, self._clock, reaper, self._sentinel, self._cgroup_tree)
         try:
-            clock = LoopClock(loop)
-            self._supervisor = Supervisor(self._config, clock, self._effects)
+            self._supervisor = Supervisor(self._config, self._clock, self._effects)
         except CommandError as exc:
             print(f"workerd: {exc}", file=sys.stderr)
             self._config.daemon.socket.unlink(missing_ok=True)
             self._close_sentinel()
             return EXIT_FAILED
-        watcher = LimitWatcher(self._supervisor, clock)
+        watcher = LimitWatcher(self._supervisor, self._clock)
         self._autoscaler = Autoscaler(self._supervisor, ReapedLauncher(loop, reaper, self._sentinel))
         self._commands = Commands(
-            self._supervisor, watcher, self._autoscaler, loop.time, self.request_shutdown, self._enforcement,
+            self._supervisor, watcher, self._autoscaler, self._clock.now, self.request_shutdown, self._enforcement,
             self._sentinel,
         )
         for signo in (signal.SIGTERM, signal.SIGINT):
@@ -121,7 +122,7 @@ class Daemon:
         await self._server.start()
         if self._config.daemon.metrics is not None:
             try:
-                self._metrics = await self._serve_metrics(self._config.daemon.metrics, watcher)
+                self._metrics = await self._serve_metrics(self._config.daemon.metrics)
             except OSError as exc:
                 print(f"workerd: cannot serve metrics on {self._config.daemon.metrics}: {exc.strerror}",
                       file=sys.stderr)
@@ -138,13 +139,10 @@ class Daemon:
         await self._done
         return self._exit_code
 
-    async def _serve_metrics(self, address: tuple[str, int], watcher: LimitWatcher) -> MetricsServer:
+    async def _serve_metrics(self, address: tuple[str, int]) -> MetricsServer:
         from workerd.runtime.metrics import MetricsServer, StatusCollector
 
-        collector = StatusCollector(
-            lambda: self._commands.status({})["status"],
-            lambda: {"limits": watcher.fired, "decisions": self._supervisor.decisions},
-        )
+        collector = StatusCollector(lambda: self._commands.snapshot([]))
         server = MetricsServer(collector)
         await server.start(*address)
         log.info("metrics on http://%s:%d/metrics", *address)
@@ -234,7 +232,7 @@ class Daemon:
     def _restart_sentinel_in(self, delay: float) -> None:
         """Until then, a crash of the daemon would leave the workers' children running."""
         if delay:
-            self._sentinel_restart = asyncio.get_running_loop().call_later(delay, self._restart_sentinel)
+            self._sentinel_restart = self._clock.call_at(self._clock.now() + delay, self._restart_sentinel)
         else:
             self._restart_sentinel()
 

@@ -13,14 +13,16 @@ import logging
 import os
 import signal
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Callable
 
 from workerd.core.actions import Action, KillGroup, SignalGroup, Spawn
 from workerd.core.events import Event, Exited, Spawned, SpawnFailed
 from workerd.core.strays import Proc
 from workerd.runtime.cgroups import CgroupTree
+from workerd.runtime.clock import Clock
 from workerd.runtime.output import OutputPipe, ProgramLog
-from workerd.runtime.procstat import processes
+from workerd.runtime.procstat import ProcStat, processes
 from workerd.runtime.reaper import ExitStatus, Reaper
 from workerd.runtime.sentinel import Sentinel
 from workerd.runtime.spawn import ProcessSpec, SpawnError, spawn
@@ -45,9 +47,10 @@ class SlotContext:
 
 
 class Effects:
-    def __init__(self, loop: asyncio.AbstractEventLoop, reaper: Reaper, sentinel: Sentinel | None,
+    def __init__(self, loop: asyncio.AbstractEventLoop, clock: Clock, reaper: Reaper, sentinel: Sentinel | None,
                  cgroup_tree: CgroupTree | None) -> None:
         self._loop = loop
+        self._clock = clock
         self._cgroup_tree = cgroup_tree
         #: Sessions whose stragglers the next sweep kills.
         self._to_sweep: set[int] = set()
@@ -55,7 +58,7 @@ class Effects:
         self._reaper = reaper
         self._sentinel = sentinel
         self._strays = Strays(reaper, sentinel)
-        self._procs: dict[int, Proc] | None = None
+        self._procs: dict[int, ProcStat] | None = None
         self.pipes: set[OutputPipe] = set()
         #: Set whenever no output pipe is open (all workers' last lines written).
         self.pipes_drained = asyncio.Event()
@@ -100,7 +103,7 @@ class Effects:
     def _signal_group(self, action: SignalGroup, ctx: SlotContext) -> None:
         """The core signals a group only to stop its worker. Its strays are looked for
         first, while their ancestry is intact, and get the same signal."""
-        procs = self._processes()
+        procs = self.processes()
         self._sweep_soon(self._strays.find(procs))
         self._strays.signal(action.pgid, action.signal, procs)
         self.signal_group(action.pgid, action.signal, ctx)
@@ -115,24 +118,24 @@ class Effects:
             log.error("%s[%d]: cannot signal group %d: %s", ctx.program, ctx.instance, pgid, exc.strerror)
 
     def _kill_group(self, action: KillGroup, ctx: SlotContext) -> None:
-        """SIGKILL the worker's process group and its strays at once (in a delegated cgroup,
-        everything in the slot's cgroup); whatever of its session (its whole tree: the
-        worker leads the session) moved to a process group of its own goes in a sweep
-        shortly after. The sweep reads all of /proc, so it runs once for every session
-        collected in SWEEP_DELAY, off the critical path of the restart (whose new worker
-        is exec'ing meanwhile)."""
-        abandoned = self._strays.find(self._processes())  # before the kill breaks their ancestry
+        """SIGKILL the worker's process group and its known strays at once (in a delegated
+        cgroup, everything in the slot's cgroup); whatever of its session (its whole tree:
+        the worker leads the session) moved to a process group of its own, and any stray
+        not known yet, goes in a sweep shortly after. The sweep reads all of /proc, so it
+        runs once for every session collected in SWEEP_DELAY, off the critical path of
+        the restart (whose new worker is exec'ing meanwhile); a stray found only then is
+        an orphan by now, and its environment names its slot (see core/strays.py)."""
         self.signal_group(action.pgid, signal.SIGKILL, ctx)
         if self._cgroup_tree is not None:
             self._cgroup_tree.kill(ctx.program, ctx.instance)
-        self._sweep_soon(abandoned | self._strays.kill(action.pgid) | {action.pgid})
+        self._sweep_soon(self._strays.kill(action.pgid) | {action.pgid})
 
-    def find_strays(self) -> None:
-        """Look for strays now (see strays.py): status and the limit watcher call it, as
-        they read /proc anyway."""
-        self._sweep_soon(self._strays.find(self._processes()))
+    def find_strays(self, procs: Mapping[int, Proc]) -> None:
+        """Look for strays in a read of /proc (see strays.py): status and the limit
+        watcher hand theirs over."""
+        self._sweep_soon(self._strays.find(procs))
 
-    def _processes(self) -> dict[int, Proc]:
+    def processes(self) -> dict[int, ProcStat]:
         """One read of /proc serves every action of the same loop iteration (a shutdown
         stops every worker at once)."""
         if self._procs is None:
@@ -146,7 +149,7 @@ class Effects:
     def _sweep_soon(self, sessions: set[int]) -> None:
         self._to_sweep |= sessions
         if self._to_sweep and self._sweep_timer is None:
-            self._sweep_timer = self._loop.call_later(SWEEP_DELAY, self.sweep)
+            self._sweep_timer = self._clock.call_at(self._clock.now() + SWEEP_DELAY, self.sweep)
 
     def sweep(self) -> None:
         """SIGKILL every member of the sessions collected, and of abandoned orphans' sessions.
@@ -154,7 +157,7 @@ class Effects:
         if self._sweep_timer is not None:
             self._sweep_timer.cancel()
             self._sweep_timer = None
-        procs = self._processes()
+        procs = self.processes()
         abandoned = self._strays.find(procs)
         sessions, self._to_sweep = self._to_sweep | abandoned, set()
         for sid in abandoned:

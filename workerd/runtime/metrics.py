@@ -1,7 +1,7 @@
 """Prometheus /metrics, served from the daemon's own loop (no thread).
 
-A Collector turns the status snapshot into metric families at scrape time, so the
-metrics can never disagree with `workerctl status`. prometheus_client is imported
+A Collector turns a status snapshot (status.py), taken at scrape time, into metric
+families, so the metrics can never disagree with `workerctl status`. prometheus_client is imported
 only when `[daemon] metrics` is set: a daemon without metrics does not pay for it.
 """
 
@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from workerd.runtime.status import CpuMeter, Snapshot
 
 log = logging.getLogger("workerd")
 
@@ -22,12 +23,16 @@ REQUEST_TIMEOUT = 5.0
 
 
 class StatusCollector:
-    def __init__(self, snapshot: Callable[[], dict[str, Any]], counters: Callable[[], dict[str, dict[Any, int]]]) -> None:
-        self._snapshot = snapshot
-        self._counters = counters
+    """The metric families of a status snapshot taken at each scrape. CPU% is since the
+    previous scrape: this collector keeps its own baseline, apart from workerctl's."""
+
+    def __init__(self, take: Callable[[], Snapshot]) -> None:
+        self._take = take
+        self._meter = CpuMeter()
 
     def collect(self) -> Iterator[Metric]:
-        status = self._snapshot()
+        snapshot = self._take()
+        cpu_by_pid = self._meter.percent(snapshot)
         desired = GaugeMetricFamily("workerd_program_desired", "Processes wanted.", labels=["program"])
         running = GaugeMetricFamily("workerd_program_running", "Processes in state running.", labels=["program"])
         state = GaugeMetricFamily("workerd_process_state", "1 for the state each slot is in.",
@@ -46,21 +51,21 @@ class StatusCollector:
                                  labels=["program"])
         failing = GaugeMetricFamily("workerd_autoscale_source_error_seconds",
                                     "How long the source has been failing (0: it answers).", labels=["program"])
-        for program in status["programs"]:
-            name = program["name"]
-            desired.add_metric([name], program["desired"])
-            running.add_metric([name], program["running"])
-            for p in program["processes"]:
-                if p.get("outgoing"):
+        for program in snapshot.programs:
+            name = program.name
+            desired.add_metric([name], program.desired)
+            running.add_metric([name], program.running)
+            for p in program.processes:
+                if p.outgoing:
                     continue  # its instance number is taken by the process replacing it
-                instance = str(p["instance"])
-                state.add_metric([name, instance, p["state"]], 1)
-                restarts.add_metric([name, instance], p["restarts"])
-                if p["rss"] is not None:
-                    rss.add_metric([name, instance], p["rss"])
-                if p["cpu_percent"] is not None:
-                    cpu.add_metric([name, instance], p["cpu_percent"])
-            auto = program.get("autoscale")
+                instance = str(p.instance)
+                state.add_metric([name, instance, p.state], 1)
+                restarts.add_metric([name, instance], p.restarts)
+                if p.rss is not None:
+                    rss.add_metric([name, instance], p.rss)
+                if p.pid in cpu_by_pid:
+                    cpu.add_metric([name, instance], cpu_by_pid[p.pid])
+            auto = program.autoscale
             if auto:
                 if auto["depth"] is not None:
                     depth.add_metric([name], auto["depth"])
@@ -68,22 +73,21 @@ class StatusCollector:
                     age.add_metric([name], auto["age"])
                 wanted.add_metric([name], auto["desired"])
                 failing.add_metric([name], auto["error_for"] or 0)
-                if auto.get("dead_letters") is not None:
+                if auto["dead_letters"] is not None:
                     dead.add_metric([name], auto["dead_letters"])
         yield from (desired, running, state, restarts, rss, cpu, depth, age, wanted, failing, dead)
-        sentinel = status["daemon"]["sentinel"]
+        sentinel = snapshot.daemon["sentinel"]
         yield GaugeMetricFamily("workerd_sentinel_up", "1 while the sentinel runs (it kills the workers' "
                                 "children if the daemon dies).", value=int(sentinel["pid"] is not None))
         yield CounterMetricFamily("workerd_sentinel_restarts", "New sentinels started after one died.",
                                   value=sentinel["restarts"])
-        counters = self._counters()
         limits = CounterMetricFamily("workerd_limit_restarts", "Restarts for a watched limit.",
                                      labels=["program", "limit"])
-        for (name, limit), count in counters["limits"].items():
+        for (name, limit), count in snapshot.limit_restarts.items():
             limits.add_metric([name, limit], count)
         decisions = CounterMetricFamily("workerd_autoscale_decisions", "Scaling decisions.",
                                         labels=["program", "direction"])
-        for (name, direction), count in counters["decisions"].items():
+        for (name, direction), count in snapshot.decisions.items():
             decisions.add_metric([name, direction], count)
         yield limits
         yield decisions

@@ -13,6 +13,7 @@ one pass over /proc groups every process under its worker.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from workerd.core.strays import Proc
@@ -44,34 +45,41 @@ def _fields(pid: int | str) -> list[bytes] | None:
     return data[data.rfind(b")") + 2:].split()
 
 
-def scan(sessions: set[int]) -> dict[int, TreeUsage]:
-    """Usage of the process trees of the given session leaders, in one pass over /proc."""
-    usage = {sid: TreeUsage() for sid in sessions}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        fields = _fields(entry)
-        if fields is None or fields[0] == b"Z":
-            continue
-        tree = usage.get(int(fields[3]))
-        if tree is None:
-            continue
-        tree.rss += int(fields[21]) * _PAGE
-        tree.cpu += sum(int(fields[i]) for i in (11, 12, 13, 14)) / _TICKS
-        tree.threads += int(fields[17])
-        tree.processes += 1
-    return usage
+@dataclass(frozen=True)
+class ProcStat(Proc):
+    """One live process: its place in the tree (what strays need) and its usage."""
+
+    rss: int = 0
+    #: CPU seconds: user + system, plus its reaped children's.
+    cpu: float = 0.0
+    threads: int = 0
 
 
-def processes() -> dict[int, Proc]:
-    """Every live process: its parent, group, session and start, in one pass."""
+def processes() -> dict[int, ProcStat]:
+    """Every live process, in one pass over /proc: the one read that status, the limit
+    watcher and the stray finder share."""
     table = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            fields = _fields(entry)
-            if fields is not None and fields[0] != b"Z":
-                table[int(entry)] = Proc(int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19]))
+            f = _fields(entry)
+            if f is not None and f[0] != b"Z":
+                table[int(entry)] = ProcStat(
+                    ppid=int(f[1]), pgid=int(f[2]), sid=int(f[3]), start=int(f[19]), rss=int(f[21]) * _PAGE,
+                    cpu=sum(int(f[i]) for i in (11, 12, 13, 14)) / _TICKS, threads=int(f[17]))
     return table
+
+
+def tree_usage(table: Mapping[int, ProcStat], sessions: set[int]) -> dict[int, TreeUsage]:
+    """The usage of each given session leader's tree (its whole session), summed."""
+    usage = {sid: TreeUsage() for sid in sessions}
+    for proc in table.values():
+        tree = usage.get(proc.sid)
+        if tree is not None:
+            tree.rss += proc.rss
+            tree.cpu += proc.cpu
+            tree.threads += proc.threads
+            tree.processes += 1
+    return usage
 
 
 def start_time(pid: int) -> int | None:
@@ -96,9 +104,3 @@ def open_files(pid: int) -> int | None:
         return len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return None
-
-
-def uptime() -> float:
-    """Seconds since boot, the clock of /proc's start times."""
-    with open("/proc/uptime", "rb") as f:
-        return float(f.read().split()[0])

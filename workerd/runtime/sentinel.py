@@ -17,10 +17,10 @@ first time, then after 1 s, 2 s, 4 s ... up to a minute while it keeps dying.
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 
 from workerd.core.backoff import Backoff
+from workerd.runtime.clock import Clock
+from workerd.runtime.spawn import spawn_reader
 
 _SCRIPT = r"""
 trap '' INT TERM HUP QUIT USR1 USR2
@@ -50,7 +50,8 @@ def restart_delay(streak: int, ran: float) -> tuple[float, int]:
 
 
 class Sentinel:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
         #: Every process group listed, kept to hand to a new sentinel.
         self._tracked: set[int] = set()
         self._write_fd: int | None = None
@@ -63,22 +64,14 @@ class Sentinel:
     def _start(self) -> None:
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         try:
-            proc = subprocess.Popen(
-                ["/bin/sh", "-c", _SCRIPT, "workerd-sentinel"],
-                stdin=read_fd,
-                stdout=subprocess.DEVNULL,
-                start_new_session=True,
-                close_fds=True,
-            )
+            self.pid = spawn_reader(["/bin/sh", "-c", _SCRIPT, "workerd-sentinel"], read_fd)
         except OSError:
             os.close(write_fd)
             raise
         finally:
             os.close(read_fd)
-        proc.returncode = 0  # the reaper waits for it, not Popen (see spawn._disown)
-        self.pid = proc.pid
         self._write_fd = write_fd
-        self._started_at = time.monotonic()
+        self._started_at = self._clock.now()
         self._send("".join(f"+{pgid}\n" for pgid in self._tracked))
 
     def track(self, pgid: int) -> None:
@@ -106,12 +99,12 @@ class Sentinel:
         """Its process died: returns how long to wait before `restart()`."""
         self.close()
         self.pid = None
-        delay, self._streak = restart_delay(self._streak, time.monotonic() - self._started_at)
+        delay, self._streak = restart_delay(self._streak, self._clock.now() - self._started_at)
         return delay
 
     def restart(self) -> None:
         """Start a new sentinel and hand it every group listed (OSError if it cannot be made)."""
-        self._started_at = time.monotonic()  # if it cannot be made, lost() counts a death in a row
+        self._started_at = self._clock.now()  # if it cannot be made, lost() counts a death in a row
         self._start()
         self.restarts += 1
 

@@ -15,7 +15,8 @@ before (same pid, process group and pipes), in this order:
 
 Popen only makes the process: the reaper alone waits for it (see `_disown`).
 `spawn_helper` makes the other kind of child, a source's helper (a `command`
-source's command, the SQS probe), the same way, with separate pipes.
+source's command, the SQS probe), the same way, with separate pipes; `spawn_reader`
+makes the sentinel.
 """
 
 from __future__ import annotations
@@ -130,6 +131,15 @@ def spawn_helper(argv: Sequence[str]) -> Helper:
     for fd in (in_w, out_r, err_r):
         os.set_blocking(fd, False)
     return Helper(proc.pid, in_w, out_r, err_r)
+
+
+def spawn_reader(argv: Sequence[str], stdin_fd: int) -> int:
+    """Start argv as the leader of a new session that reads `stdin_fd`, its output
+    discarded, and return its pid: the sentinel. No exec chain: it must outlive the
+    daemon (no parent-death signal) to do its job."""
+    proc = subprocess.Popen(argv, stdin=stdin_fd, stdout=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    _disown(proc)
+    return proc.pid
 
 
 def _argv(spec: ProcessSpec) -> list[str]:

@@ -1,97 +1,123 @@
-"""The status snapshot that `workerctl status` shows: plain data, built on demand."""
+"""One status snapshot, read by every view: `workerctl status`, `/metrics`.
+
+A Snapshot is built once per request from the supervisor's facts and one read of
+/proc, and never changes after. CPU% is a rate, so it is not in the snapshot: each
+view keeps its own CpuMeter (its own baseline), and a status call no longer resets
+the "CPU since the previous scrape" of /metrics, nor a scrape the status's.
+"""
 
 from __future__ import annotations
 
-import os
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from workerd import __version__
+from workerd.config.model import LimitsConfig
 from workerd.core.states import HAS_PROCESS, State
-from workerd.runtime.procstat import TreeUsage, open_files, scan
+from workerd.runtime.procstat import ProcStat, TreeUsage, open_files, tree_usage
 from workerd.runtime.program import Program
-from workerd.runtime.sentinel import Sentinel
 
 
-class CpuMeter:
-    """CPU% of each worker's tree since the previous status (like top); on a worker's
-    first status, its average since it started (like ps)."""
-
-    def __init__(self) -> None:
-        self._last: dict[int, tuple[float, float]] = {}
-
-    def percent(self, usage: dict[int, TreeUsage], started: dict[int, float], now: float) -> dict[int, float]:
-        result: dict[int, float] = {}
-        for pid, tree in usage.items():
-            at, cpu = self._last.get(pid, (started[pid], 0.0))
-            result[pid] = round(100.0 * max(tree.cpu - cpu, 0.0) / max(now - at, 1e-3), 1)
-        self._last = {pid: (now, tree.cpu) for pid, tree in usage.items()}
-        return result
-
-
-def snapshot(programs: list[Program], now: float, meter: CpuMeter, started_at: float,
-             enforcement: str, sentinel: Sentinel) -> dict[str, Any]:
-    started = {
-        s.pid: s.started_at if s.started_at is not None else now
-        for p in programs for g in p.generations() for s in g.slots.values()
-        if s.pid is not None and s.state in HAS_PROCESS
-    }
-    usage = {pid: tree for pid, tree in scan(set(started)).items() if tree.processes}
-    cpu = meter.percent(usage, started, now)
-    return {
-        "daemon": {
-            "pid": os.getpid(),
-            "version": __version__,
-            "uptime": round(now - started_at, 3),
-            "limits": enforcement,
-            # pid None: dead and not yet replaced (a crash of the daemon now would leave children)
-            "sentinel": {"pid": sentinel.pid, "restarts": sentinel.restarts},
-        },
-        "programs": [_program(p, now, usage, cpu) for p in programs],
-    }
+@dataclass(frozen=True)
+class ProcessStatus:
+    instance: int
+    #: A process of the config before a reload, kept until a new one runs in its place.
+    outgoing: bool
+    pid: int | None
+    state: str
+    uptime: float | None
+    restarts: int
+    last_exit: str | None
+    reason: str | None
+    last_limit: str | None
+    rss: int | None
+    threads: int | None
+    tree_processes: int | None
+    open_files: int | None
+    #: When the process started and the CPU seconds its tree used so far: a view's
+    #: CpuMeter turns them into a percentage against its own baseline.
+    started_at: float | None
+    cpu_seconds: float | None
 
 
-def _program(program: Program, now: float, usage: dict[int, TreeUsage], cpu: dict[int, float]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ProgramStatus:
+    name: str
+    desired: int
+    running: int
+    enabled: bool
+    pinned: int | None
+    limits: Mapping[str, Any]
+    autoscale: Mapping[str, Any] | None
+    processes: tuple[ProcessStatus, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    at: float
+    daemon: Mapping[str, Any]
+    programs: tuple[ProgramStatus, ...]
+    #: Restarts for a watched limit by (program, limit); scaling decisions by
+    #: (program, "up" | "down").
+    limit_restarts: Mapping[tuple[str, str], int]
+    decisions: Mapping[tuple[str, str], int]
+
+
+def take(programs: list[Program], now: float, table: Mapping[int, ProcStat], daemon: Mapping[str, Any],
+         limit_restarts: Mapping[tuple[str, str], int], decisions: Mapping[tuple[str, str], int]) -> Snapshot:
+    """The snapshot of `programs` at `now`, with usage from one read of /proc (`table`)."""
+    leaders = {s.pid for p in programs for g in p.generations() for s in g.slots.values()
+               if s.pid is not None and s.state in HAS_PROCESS}
+    usage = {pid: tree for pid, tree in tree_usage(table, leaders).items() if tree.processes}
+    return Snapshot(now, dict(daemon), tuple(_program(p, now, usage) for p in programs),
+                    dict(limit_restarts), dict(decisions))
+
+
+def _program(program: Program, now: float, usage: Mapping[int, TreeUsage]) -> ProgramStatus:
     slots = [(g, s) for g in program.generations() for s in sorted(g.slots.values(), key=lambda s: s.instance)]
     processes = []
     for generation, s in slots:
         tree = usage.get(s.pid) if s.pid is not None else None
-        processes.append({
-            "instance": s.instance,
-            # a process of the config before a reload, kept until a new one runs in its place
-            "outgoing": generation is not program,
-            "pid": s.pid,
-            "state": s.state.value,
-            "uptime": round(now - s.started_at, 3) if s.started_at is not None and s.pid is not None else None,
-            "restarts": s.restarts,
-            "last_exit": s.last_exit,
-            "reason": s.reason,
-            "last_limit": s.last_limit,
-            "rss": tree.rss if tree else None,
-            "cpu_percent": cpu.get(s.pid) if tree and s.pid is not None else None,
-            "threads": tree.threads if tree else None,
-            "tree_processes": tree.processes if tree else None,
-            "open_files": open_files(s.pid) if tree and s.pid is not None else None,
-        })
-    return {
-        "name": program.name,
-        "desired": program.wanted,
-        "running": sum(1 for _, s in slots if s.state is State.RUNNING),
-        "enabled": program.enabled,
-        "pinned": program.pinned,
-        "limits": _limits(program),
-        "autoscale": _autoscale(program, now),
-        "processes": processes,
-    }
+        processes.append(ProcessStatus(
+            instance=s.instance,
+            outgoing=generation is not program,
+            pid=s.pid,
+            state=s.state.value,
+            uptime=round(now - s.started_at, 3) if s.started_at is not None and s.pid is not None else None,
+            restarts=s.restarts,
+            last_exit=s.last_exit,
+            reason=s.reason,
+            last_limit=s.last_limit,
+            rss=tree.rss if tree else None,
+            threads=tree.threads if tree else None,
+            tree_processes=tree.processes if tree else None,
+            open_files=open_files(s.pid) if tree and s.pid is not None else None,
+            started_at=s.started_at if tree else None,
+            cpu_seconds=tree.cpu if tree else None,
+        ))
+    return ProgramStatus(
+        name=program.name,
+        desired=program.wanted,
+        running=sum(1 for _, s in slots if s.state is State.RUNNING),
+        enabled=program.enabled,
+        pinned=program.pinned,
+        limits=_limits(program),
+        autoscale=_autoscale(program, now),
+        processes=tuple(processes),
+    )
+
+
+_LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(LimitsConfig))
 
 
 def _limits(program: Program) -> dict[str, Any]:
     limits = program.config.limits
-    return {name: getattr(limits, name) for name in (
-        "memory", "cpu_percent", "cpu_window", "open_files", "tasks", "address_space", "core", "cpu_time",
-        "file_size") if getattr(limits, name) is not None and (name != "cpu_window" or limits.cpu_percent)}
+    return {name: getattr(limits, name) for name in _LIMIT_NAMES
+            if getattr(limits, name) is not None and (name != "cpu_window" or limits.cpu_percent)}
 
 
-def _autoscale(program: Program, now: float) -> dict[str, object] | None:
+def _autoscale(program: Program, now: float) -> dict[str, Any] | None:
     """The autoscaler's view of a program."""
     if program.scale is None or program.config.autoscale is None:
         return None
@@ -110,4 +136,47 @@ def _autoscale(program: Program, now: float) -> dict[str, object] | None:
         "error_for": round(now - state.error_since, 1) if state.error_since is not None else None,
         "dead_letters": state.dead_letters,
         "dead_letter_error": state.dead_letter_error,
+    }
+
+
+class CpuMeter:
+    """CPU% of each worker's tree since this meter's previous reading (like top); the
+    first time it sees a worker, its average since it started (like ps)."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, tuple[float, float]] = {}
+
+    def percent(self, snapshot: Snapshot) -> dict[int, float]:
+        """By worker pid, for every process of the snapshot with a known usage."""
+        now, result, last = snapshot.at, {}, {}
+        for program in snapshot.programs:
+            for p in program.processes:
+                if p.pid is None or p.cpu_seconds is None or p.started_at is None:
+                    continue
+                at, cpu = self._last.get(p.pid, (p.started_at, 0.0))
+                result[p.pid] = round(100.0 * max(p.cpu_seconds - cpu, 0.0) / max(now - at, 1e-3), 1)
+                last[p.pid] = (now, p.cpu_seconds)
+        self._last = last
+        return result
+
+
+def document(snapshot: Snapshot, meter: CpuMeter) -> dict[str, Any]:
+    """The snapshot as `workerctl status --json` shows it, CPU% from `meter`."""
+    cpu = meter.percent(snapshot)
+
+    def process(p: ProcessStatus) -> dict[str, Any]:
+        shown = dataclasses.asdict(p)
+        del shown["started_at"], shown["cpu_seconds"]
+        shown["cpu_percent"] = cpu.get(p.pid) if p.pid is not None else None
+        return shown
+
+    return {
+        "daemon": dict(snapshot.daemon),
+        "programs": [
+            {**{f.name: getattr(program, f.name) for f in dataclasses.fields(program) if f.name != "processes"},
+             "limits": dict(program.limits),
+             "autoscale": dict(program.autoscale) if program.autoscale is not None else None,
+             "processes": [process(p) for p in program.processes]}
+            for program in snapshot.programs
+        ],
     }

@@ -32,6 +32,7 @@ from workerd.runtime import journal
 from workerd.runtime.clock import Clock
 from workerd.runtime.effects import Effects, SlotContext
 from workerd.runtime.output import LogError, ProgramLog, open_logs, reopen_logs
+from workerd.runtime.procstat import ProcStat
 from workerd.runtime.program import Program, most_processes
 from workerd.runtime.waiters import Waiters
 
@@ -244,10 +245,12 @@ class Supervisor:
                     sent += 1
         return sent
 
-    def find_strays(self) -> None:
-        """Look for processes that left their worker's session (see strays.py): a chance
-        taken whenever /proc is read anyway."""
-        self._effects.find_strays()
+    def processes(self) -> dict[int, ProcStat]:
+        """One read of /proc, shared by everything that needs one in this loop iteration;
+        the processes that left their worker's session are looked for in it (strays.py)."""
+        table = self._effects.processes()
+        self._effects.find_strays(table)
+        return table
 
     def _context(self, program: Program, instance: int) -> SlotContext:
         return SlotContext(

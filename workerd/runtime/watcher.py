@@ -15,7 +15,7 @@ from workerd.core.events import LimitExceeded
 from workerd.core.limits import Reading, Watch, check
 from workerd.core.states import State
 from workerd.runtime.clock import Clock
-from workerd.runtime.procstat import scan
+from workerd.runtime.procstat import tree_usage
 from workerd.runtime.supervisor import Supervisor
 
 log = logging.getLogger("workerd")
@@ -58,8 +58,7 @@ class LimitWatcher:
             for slot in program.slots.values()
             if slot.pid is not None and slot.state in (State.STARTING, State.RUNNING)
         }
-        usage = scan(set(targets))
-        self._supervisor.find_strays()
+        usage = tree_usage(self._supervisor.processes(), set(targets))
         now = self._clock.now()
         history: dict[int, tuple[Reading, ...]] = {}
         for pid, (program, slot) in targets.items():
