@@ -242,3 +242,24 @@ def test_start_wakes_the_slots_that_ended_or_wait_in_backoff():
                   slot(4, State.STARTING))
     assert [(i, type(r).__name__) for i, r in start(table)] == [
         (1, "StartRequested"), (2, "StartRequested"), (3, "StartRequested")]
+
+
+def test_wanted_count_rules_in_order():
+    from workerd.core.reconcile import wanted_count
+
+    base = dict(keep=None, enabled=True, removing=False, pinned=None, scaled=None, configured=3)
+    assert wanted_count(**base) == 3
+    assert wanted_count(**{**base, "scaled": 5}) == 5
+    assert wanted_count(**{**base, "scaled": 5, "pinned": 1}) == 1
+    assert wanted_count(**{**base, "pinned": 1, "enabled": False}) == 0
+    assert wanted_count(**{**base, "removing": True}) == 0
+    assert wanted_count(**{**base, "keep": 2, "enabled": False, "removing": True}) == 2
+
+
+def test_a_slot_is_forgotten_only_when_scaled_away():
+    from workerd.core.reconcile import forgotten
+
+    assert forgotten(slot(0, State.STOPPED, wanted=False), enabled=True)
+    assert not forgotten(slot(0, State.STOPPED, wanted=False), enabled=False)  # `workerctl stop`: listed
+    assert not forgotten(slot(0, State.STOPPED, wanted=True), enabled=True)
+    assert not forgotten(slot(0, State.EXITED, wanted=False), enabled=True)

@@ -17,6 +17,27 @@ from workerd.core.states import AT_REST, State
 _STOP_ORDER = {State.FATAL: 0, State.EXITED: 0, State.BACKOFF: 1, State.STARTING: 2, State.RUNNING: 3}
 
 
+def wanted_count(*, keep: int | None, enabled: bool, removing: bool, pinned: int | None, scaled: int | None,
+                 configured: int) -> int:
+    """How many processes a program wants, the first rule that applies winning: an
+    outgoing generation keeps what the handover left it (`keep`); a program stopped by
+    `workerctl stop` or dropped by a reload wants none; a `workerctl scale` pin; the
+    autoscaler's count (`scaled`); the config's `processes`."""
+    if keep is not None:
+        return keep
+    if not enabled or removing:
+        return 0
+    if pinned is not None:
+        return pinned
+    return scaled if scaled is not None else configured
+
+
+def forgotten(slot: Slot, enabled: bool) -> bool:
+    """A slot stopped for good and no longer wanted is scaled away: it stops existing.
+    A program stopped by `workerctl stop` keeps its slots, listed as stopped."""
+    return slot.state is State.STOPPED and not slot.wanted and enabled
+
+
 def reconcile(wanted: int, slots: Mapping[int, Slot]) -> list[tuple[int, StartRequested | StopRequested]]:
     """Return (instance, request) pairs that make the occupied slots number `wanted`.
 

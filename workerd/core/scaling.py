@@ -30,6 +30,10 @@ class ScalePolicy:
     per_worker: int
     scale_down_delay: float
     max_age: float | None = None
+    #: The box comes first ([daemon]): no scale-up above min while less memory than
+    #: this is available, or while the load per core is above max_load (0: off).
+    reserve_memory: int = 0
+    max_load: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,21 @@ class ScaleState:
 
 
 @dataclass(frozen=True)
+class Box:
+    """The box as the shell read it with a queue reading."""
+
+    #: MemAvailable, in bytes; None where it is unknown (or not asked for).
+    available_memory: int | None = None
+    #: The 1-minute load average divided by the cores.
+    load_per_core: float = 0.0
+
+
+@dataclass(frozen=True)
 class Depth:
-    """The queue was read. `gate` says why scaling up is not allowed now (memory short,
-    box loaded): the shell reads the box with the queue."""
+    """The queue was read, and the box with it."""
 
     reading: QueueReading
-    gate: str | None = None
+    box: Box = Box()
 
 
 @dataclass(frozen=True)
@@ -121,12 +134,23 @@ def apply(policy: ScalePolicy, state: ScaleState, event: QueueEvent, running: in
           now: float) -> tuple[ScaleState, Outcome]:
     """Apply one event about the program's queue; `running`: its processes running now."""
     if isinstance(event, Depth):
-        state, decision, recovered_after = on_reading(policy, state, event.reading, running, event.gate, now)
+        state, decision, recovered_after = on_reading(policy, state, event.reading, running, gate(policy, event.box),
+                                                      now)
         return state, Outcome(decision=decision, recovered_after=recovered_after)
     if isinstance(event, ReadFailed):
         state, started = on_error(policy, state, event.error, now)
         return state, Outcome(outage_started=started)
     return replace(state, dead_letters=event.count, dead_letter_error=event.error), Outcome()
+
+
+def gate(policy: ScalePolicy, box: Box) -> str | None:
+    """Why scaling up is not allowed now (memory short or box loaded), or None."""
+    available, reserve = box.available_memory, policy.reserve_memory
+    if reserve and available is not None and available < reserve:
+        return f"memory available {available >> 20} MiB < reserve_memory {reserve >> 20} MiB"
+    if policy.max_load and box.load_per_core > policy.max_load:
+        return f"load {box.load_per_core:.2f} per core > max_load {policy.max_load:g}"
+    return None
 
 
 def wanted_by(policy: ScalePolicy, reading: QueueReading, running: int) -> tuple[int, str]:

@@ -6,6 +6,7 @@ import os
 from workerd.config.model import AutoscaleConfig, DaemonConfig, ProgramConfig
 from workerd.core.backoff import Backoff
 from workerd.core.lifecycle import Policy, Slot
+from workerd.core.reconcile import wanted_count
 from workerd.core.scaling import ScalePolicy, ScaleState, reconfigured
 from workerd.core.states import AT_REST, State
 from workerd.runtime.output import ProgramLog
@@ -31,8 +32,9 @@ def policy_of(config: ProgramConfig, daemon: DaemonConfig) -> Policy:
     )
 
 
-def scale_policy_of(config: AutoscaleConfig) -> ScalePolicy:
-    return ScalePolicy(config.min, config.max, config.per_worker, config.scale_down_delay, config.max_age)
+def scale_policy_of(config: AutoscaleConfig, daemon: DaemonConfig) -> ScalePolicy:
+    return ScalePolicy(config.min, config.max, config.per_worker, config.scale_down_delay, config.max_age,
+                       daemon.reserve_memory, daemon.max_load)
 
 
 def most_processes(config: ProgramConfig, pinned: int | None) -> int:
@@ -78,7 +80,7 @@ class Program:
         if config.autoscale is None:
             self.scale = self.scale_policy = None
         else:
-            self.scale_policy = scale_policy_of(config.autoscale)
+            self.scale_policy = scale_policy_of(config.autoscale, daemon)
             occupied = sum(1 for slot in self.slots.values() if slot.wanted)
             self.scale = reconfigured(self.scale_policy, self.scale, occupied)
         env = dict(os.environ)
@@ -101,13 +103,9 @@ class Program:
 
     @property
     def wanted(self) -> int:
-        if self.keep is not None:
-            return self.keep
-        if not self.enabled or self.removing:
-            return 0
-        if self.pinned is not None:
-            return self.pinned
-        return self.scale.desired if self.scale is not None else self.config.processes
+        return wanted_count(keep=self.keep, enabled=self.enabled, removing=self.removing, pinned=self.pinned,
+                            scaled=self.scale.desired if self.scale is not None else None,
+                            configured=self.config.processes)
 
     @property
     def at_rest(self) -> bool:

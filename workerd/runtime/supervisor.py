@@ -24,10 +24,9 @@ from workerd.core.events import (
 )
 from workerd.core import scaling
 from workerd.core.lifecycle import Slot, transition
-from workerd.core.reconcile import reconcile, restart, start
+from workerd.core.reconcile import forgotten, reconcile, restart, start
 from workerd.core.reload import Facts, Step, plan
 from workerd.core.scaling import QueueEvent
-from workerd.core.states import State
 from workerd.runtime import journal
 from workerd.runtime.clock import Clock
 from workerd.runtime.effects import Effects, SlotContext
@@ -113,8 +112,8 @@ class Supervisor:
                 outcome = self._effects.execute(action, ctx)
                 if outcome is not None:
                     self._queue.append((program, instance, outcome))
-        if new.state is State.STOPPED and not new.wanted and program.enabled:
-            del program.slots[instance]  # scaled away: it no longer exists
+        if forgotten(new, program.enabled):
+            del program.slots[instance]
 
     def _arm(self, program: Program, slot: Slot) -> None:
         key = (program, slot.instance)

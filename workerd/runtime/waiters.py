@@ -1,7 +1,8 @@
 """Requests that answer once an outcome is reached (`workerctl start|stop|restart`).
 
-Each waiter is a check over the slots of some programs, re-run after every batch of
-events the supervisor applies, until it answers (ok, message)."""
+Each waiter is a check over the slots of some programs (core/outcomes.py decides),
+re-run after every batch of events the supervisor applies, until it answers (ok,
+message)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,9 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from workerd.core.lifecycle import Slot
-from workerd.core.states import State
+from workerd.core import outcomes
+from workerd.core.outcomes import Outcome
 from workerd.runtime.program import Program
-
-Outcome = tuple[bool, str]
 
 
 @dataclass
@@ -49,28 +48,14 @@ class Waiters:
                 waiter.future.set_result(outcome)
         self._waiters = pending
 
-    def _slots(self, names: tuple[str, ...]) -> list[tuple[str, Slot]]:
-        """The slots of the programs' current generations."""
-        return [(n, s) for n in names if n in self._programs for s in self._programs[n].slots.values()]
-
     def _started(self, names: tuple[str, ...]) -> Callable[[], Outcome | None]:
-        """Running (or ended on purpose); a slot in backoff or fatal fails the request."""
         def check() -> Outcome | None:
-            failed = [f"{n}[{s.instance}]: {s.state.value} ({s.reason or s.last_exit})"
-                      for n, s in self._slots(names) if s.state in (State.BACKOFF, State.FATAL)]
-            if failed:
-                return False, "; ".join(failed)
-            if any(s.state in (State.STARTING, State.STOPPING) for _, s in self._slots(names)):
-                return None
-            programs = [self._programs[n] for n in names if n in self._programs]
-            if any(sum(1 for s in p.slots.values() if s.wanted) < p.wanted for p in programs):
-                return None
-            return True, f"started: {', '.join(names)}"
+            present = [self._programs[n] for n in names if n in self._programs]
+            return outcomes.started({p.name: (list(p.slots.values()), p.wanted) for p in present})
         return check
 
     def _stopped(self, names: tuple[str, ...]) -> Callable[[], Outcome | None]:
         def check() -> Outcome | None:
-            if all(self._programs[n].at_rest for n in names if n in self._programs):
-                return True, f"stopped: {', '.join(names)}"
-            return None
+            present = [self._programs[n] for n in names if n in self._programs]
+            return outcomes.stopped({p.name: [s for g in p.generations() for s in g.slots.values()] for p in present})
         return check
