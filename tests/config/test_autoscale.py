@@ -48,8 +48,14 @@ def test_sqlite_parses_with_the_defaults(loads: Loads, workdir: Path) -> None:
     assert auto.query == "SELECT count(*) FROM jobs"
     assert (auto.min, auto.max, auto.per_worker) == (1, 8, 20)
     assert (auto.interval, auto.scale_down_delay) == (2.0, 60.0)
-    assert (auto.timeout, auto.max_age) == (None, None)
+    assert (auto.timeout, auto.max_age) == (2.0, None)    # timeout unset: the interval
     assert (auto.url, auto.keys, auto.format, auto.queue) == (None, None, None, None)
+
+
+def test_an_unset_timeout_is_the_interval_wherever_the_interval_is_set(loads: Loads) -> None:
+    assert autoscale_of(loads, SQLITE + 'interval = "5s"\n').timeout == 5.0
+    text = '[defaults.autoscale]\ninterval = "7s"\n' + SQLITE
+    assert autoscale_of(loads, text).timeout == 7.0
 
 
 def test_a_relative_sqlite_path_is_relative_to_the_file_not_the_cwd(tmp_path: Path,

@@ -82,13 +82,13 @@ class AutoscaleConfig:
     """`[programs.X.autoscale]`; only the keys of `source` are set (see schema)."""
 
     source: Source
+    #: The limit on one reading; unset in the file: the interval (see load).
+    timeout: float
     min: int = _AUTOSCALE["min"]
     max: int = _AUTOSCALE["max"]
     per_worker: int = _AUTOSCALE["per_worker"]
     interval: float = _AUTOSCALE["interval"]
     scale_down_delay: float = _AUTOSCALE["scale_down_delay"]
-    #: None: the interval.
-    timeout: float | None = _AUTOSCALE["timeout"]
     max_age: float | None = _AUTOSCALE["max_age"]
     url: str | None = _AUTOSCALE["url"]
     keys: tuple[str, ...] | None = _AUTOSCALE["keys"]

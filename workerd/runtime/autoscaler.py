@@ -78,7 +78,7 @@ class Autoscaler:
         source = make_source(config, self._launcher)
         dead_letters = make_dead_letter_source(config, self._launcher)
         policy = policy_of(config)
-        timeout = config.timeout or config.interval
+        timeout = config.timeout
         loop = asyncio.get_running_loop()
         push = source if isinstance(source, PushSource) else None
         if push is not None:
