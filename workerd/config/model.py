@@ -19,6 +19,8 @@ from workerd.config.schema import (
     DAEMON,
     LIMITS,
     PROGRAM,
+    WATCHED,
+    Limit,
     Readiness,
     RedisFormat,
     Source,
@@ -74,7 +76,14 @@ class LimitsConfig:
     @property
     def watched(self) -> bool:
         """Whether the daemon must sample this program's workers."""
-        return self.memory is not None or self.cpu_percent is not None
+        return any(getattr(self, name) is not None for name in WATCHED)
+
+    def given(self) -> dict[str, Any]:
+        """The limits set, by key in the schema's order, and cpu_window with cpu_percent."""
+        return {
+            f.name: getattr(self, f.name) for f in LIMITS.fields
+            if getattr(self, f.name) is not None and (isinstance(f, Limit) or self.cpu_percent is not None)
+        }
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ import enum
 import importlib.util
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from workerd.config.kinds import (
     ARGV,
@@ -40,6 +41,8 @@ from workerd.config.tables import NOT_YET, Key, Range, Table
 from workerd.config.units import format_size
 from workerd.control.protocol import default_socket
 from workerd.core.states import RestartPolicy
+
+T = TypeVar("T")
 
 
 class Readiness(str, enum.Enum):
@@ -87,30 +90,46 @@ def _cpu_percent(value: float) -> str | None:
     return f"must be > 0 and at most {100 * cores} (100 per core, {cores} cores)"
 
 
+@dataclass(frozen=True)
+class Limit(Key[T]):
+    """A key of [limits] that is a limit itself (`cpu_window` is only a setting of one)."""
+
+    #: prlimit's option when the kernel enforces it (an rlimit, set before the command
+    #: starts); None: the daemon watches it every [daemon] sample_interval.
+    prlimit: str | None = None
+
+
 LIMITS = Table(
     "limits",
     "Resource limits of each process of the program. Kernel limits (rlimits) are set before "
     "the command starts; `memory` and `cpu_percent` are watched by the daemon every "
     "`[daemon] sample_interval` and end in a graceful restart.",
     (
-        Key("memory", SIZE, None, "RSS of the worker's whole process tree; above it: graceful "
-            "restart.", check=size_at_least(4 * MiB)),
-        Key("cpu_percent", FLOAT, None, "CPU of the worker's tree (100 = one core) sustained "
-            "over `cpu_window`; above it: graceful restart.", check=_cpu_percent),
+        Limit("memory", SIZE, None, "RSS of the worker's whole process tree; above it: graceful "
+              "restart.", check=size_at_least(4 * MiB)),
+        Limit("cpu_percent", FLOAT, None, "CPU of the worker's tree (100 = one core) sustained "
+              "over `cpu_window`; above it: graceful restart.", check=_cpu_percent),
         Key("cpu_window", DURATION, 60.0, "The window `cpu_percent` is averaged over.",
             bounds=Range(1, HOUR)),
-        Key("open_files", INT, None, "RLIMIT_NOFILE: open file descriptors per process.",
-            bounds=Range(16)),
-        Key("tasks", INT, None, "RLIMIT_NPROC: processes and threads of the user (binds "
-            "non-root users only).", bounds=Range(1)),
-        Key("address_space", SIZE, None, "RLIMIT_AS: virtual memory per process.",
-            check=size_at_least(32 * MiB)),
-        Key("core", SIZE, None, "RLIMIT_CORE: largest core dump; 0 = none."),
-        Key("cpu_time", DURATION, None, "RLIMIT_CPU: CPU seconds per process; then SIGXCPU, "
-            "and SIGKILL one CPU second later.", bounds=Range(1, YEAR)),
-        Key("file_size", SIZE, None, "RLIMIT_FSIZE: largest file a process may write."),
+        Limit("open_files", INT, None, "RLIMIT_NOFILE: open file descriptors per process.",
+              bounds=Range(16), prlimit="--nofile"),
+        Limit("tasks", INT, None, "RLIMIT_NPROC: processes and threads of the user (binds "
+              "non-root users only).", bounds=Range(1), prlimit="--nproc"),
+        Limit("address_space", SIZE, None, "RLIMIT_AS: virtual memory per process.",
+              check=size_at_least(32 * MiB), prlimit="--as"),
+        Limit("core", SIZE, None, "RLIMIT_CORE: largest core dump; 0 = none.", prlimit="--core"),
+        Limit("cpu_time", DURATION, None, "RLIMIT_CPU: CPU seconds per process; then SIGXCPU, "
+              "and SIGKILL one CPU second later.", bounds=Range(1, YEAR), prlimit="--cpu"),
+        Limit("file_size", SIZE, None, "RLIMIT_FSIZE: largest file a process may write.",
+              prlimit="--fsize"),
     ),
 )
+#: The keys of [limits] that are limits, in the order of the reference.
+LIMIT_KEYS: tuple[Limit[Any], ...] = tuple(f for f in LIMITS.fields if isinstance(f, Limit))
+#: prlimit's option for each kernel limit, by key.
+RLIMITS = {f.name: f.prlimit for f in LIMIT_KEYS if f.prlimit is not None}
+#: The limits the daemon watches.
+WATCHED = tuple(f.name for f in LIMIT_KEYS if f.prlimit is None)
 
 DAEMON = Table(
     "daemon",

@@ -76,14 +76,7 @@ def _program(program: Program, now: float, usage: dict[int, TreeUsage], cpu: dic
         "running": sum(1 for _, s in slots if s.state is State.RUNNING),
         "enabled": program.enabled,
         "pinned": program.pinned,
-        "limits": _limits(program),
+        "limits": program.config.limits.given(),
         "autoscale": describe(program, now),
         "processes": processes,
     }
-
-
-def _limits(program: Program) -> dict[str, Any]:
-    limits = program.config.limits
-    return {name: getattr(limits, name) for name in (
-        "memory", "cpu_percent", "cpu_window", "open_files", "tasks", "address_space", "core", "cpu_time",
-        "file_size") if getattr(limits, name) is not None and (name != "cpu_window" or limits.cpu_percent)}
