@@ -22,9 +22,8 @@ from workerd.config.schema import (
     WATCHED,
     Limit,
     Readiness,
-    RedisFormat,
-    Source,
 )
+from workerd.config.source_rules import RedisFormat, Source
 from workerd.core.states import RestartPolicy
 
 __all__ = [
