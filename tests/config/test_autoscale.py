@@ -6,7 +6,6 @@ tests/runtime/test_autoscale.py: it needs a daemon.)"""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -15,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.config.conftest import InstalledClients
+from workerd.cli.workerd import main as workerd_main
 from workerd.config.model import AutoscaleConfig, Config, RedisFormat, Source
+from workerd.config.source_rules import client_installed as real_client_installed  # before any stand-in
 
 Loads = Callable[[str], Config]
 Error = Callable[[str], str]
@@ -48,8 +50,14 @@ def test_sqlite_parses_with_the_defaults(loads: Loads, workdir: Path) -> None:
     assert auto.query == "SELECT count(*) FROM jobs"
     assert (auto.min, auto.max, auto.per_worker) == (1, 8, 20)
     assert (auto.interval, auto.scale_down_delay) == (2.0, 60.0)
-    assert (auto.timeout, auto.max_age) == (None, None)
+    assert (auto.timeout, auto.max_age) == (2.0, None)    # timeout unset: the interval
     assert (auto.url, auto.keys, auto.format, auto.queue) == (None, None, None, None)
+
+
+def test_an_unset_timeout_is_the_interval_wherever_the_interval_is_set(loads: Loads) -> None:
+    assert autoscale_of(loads, SQLITE + 'interval = "5s"\n').timeout == 5.0
+    text = '[defaults.autoscale]\ninterval = "7s"\n' + SQLITE
+    assert autoscale_of(loads, text).timeout == 7.0
 
 
 def test_a_relative_sqlite_path_is_relative_to_the_file_not_the_cwd(tmp_path: Path,
@@ -226,19 +234,21 @@ def test_sqlite_without_query(error: Error) -> None:
 
 
 def test_a_source_whose_client_is_not_installed_names_the_extra(error: Error,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a, **k: None if name == "redis" else real(name, *a, **k))
+                                                              installed_clients: InstalledClients) -> None:
+    installed_clients("psycopg")
     assert (error(REDIS) ==
             f"{PREFIX}.source: the redis client is not installed: pip install 'workerd[redis]'")
 
 
-def test_the_sqlite_source_needs_no_extra(loads: Loads, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a, **k: None if name == "redis" else real(name, *a, **k))
+def test_the_sqlite_source_needs_no_extra(loads: Loads, installed_clients: InstalledClients) -> None:
+    installed_clients()
     assert autoscale_of(loads, SQLITE).source is Source.SQLITE
+
+
+def test_a_client_is_installed_when_it_can_be_imported() -> None:
+    """The real check, which the fixture stands in for in the other tests."""
+    assert real_client_installed("sqlite3")
+    assert not real_client_installed("workerd_no_such_client")
 
 
 # -- workerd check ----------------------------------------------------------------------------
@@ -265,10 +275,12 @@ def test_workerd_check_shows_the_range_and_the_source(write: Callable[[str], Pat
     assert "autoscale" not in f
 
 
-def test_workerd_check_shows_a_redis_program(write: Callable[[str], Path]) -> None:
-    result = check(write(AUTO + 'source = "redis"\nformat = "rq"\nqueue = "default"\nmax = 4\n'))
-    assert result.returncode == 0, result.stderr
-    (w,) = [line for line in result.stdout.splitlines() if line.strip().startswith("w:")]
+def test_workerd_check_shows_a_redis_program(write: Callable[[str], Path],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """In this process, where the redis client counts as installed (see conftest)."""
+    path = write(AUTO + 'source = "redis"\nformat = "rq"\nqueue = "default"\nmax = 4\n')
+    workerd_main(["check", "-c", str(path)])
+    (w,) = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("w:")]
     assert w.strip().startswith("w: 1..4 × sleep 1 (") and "autoscale on redis" in w, w
 
 

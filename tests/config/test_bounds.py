@@ -19,7 +19,8 @@ from workerd.config import capacity
 from workerd.config.capacity import Box, max_processes_for, read_box
 from workerd.config.kinds import DURATION
 from workerd.config.model import Config
-from workerd.config.schema import AUTOSCALE, DAEMON, LIMITS, PROGRAM, render_reference
+from workerd.config.reference import render_reference
+from workerd.config.schema import AUTOSCALE, DAEMON, LIMITS, PROGRAM
 from workerd.config.tables import Key, Table
 
 Loads = Callable[[str], Config]

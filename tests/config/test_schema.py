@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
 from workerd.config.kinds import DURATION, INT
 from workerd.config.model import DaemonConfig, LimitsConfig, ProgramConfig, Readiness
-from workerd.config.schema import DAEMON, LIMITS, PROGRAM, render_reference
+from workerd.config.reference import render_reference
+from workerd.config.schema import AUTOSCALE, DAEMON, LIMITS, PROGRAM
 from workerd.config.tables import (
     Invalid,
     Key,
@@ -57,9 +59,20 @@ def test_model_defaults_are_the_spec_defaults() -> None:
 
 
 def test_reference_is_committed() -> None:
-    """CI regenerates docs/config-reference.md with `python -m workerd.config.schema`."""
+    """CI regenerates docs/config-reference.md with `python -m workerd.config.reference`."""
     committed = (REPO / "docs" / "config-reference.md").read_text()
     assert render_reference() == committed
+
+
+def test_each_source_key_documents_the_sources_it_is_declared_for() -> None:
+    """A doc's "sqlite, postgres: ..." prefixes name exactly the sources in the key's
+    optional_for and required_for, so the reference cannot drift from what is checked."""
+    specific = [k for k in AUTOSCALE.fields if isinstance(k, Key) and (k.optional_for or k.required_for)]
+    assert len(specific) == 20
+    for key in specific:
+        prefixes = re.findall(r"(?:^|; )((?:\w+, )*\w+)(?: with \w+)?:", key.doc)
+        named = {name for prefix in prefixes for name in prefix.split(", ")}
+        assert named == {source.value for source in (*key.optional_for, *key.required_for)}, key.name
 
 
 def test_reference_lists_every_key() -> None:

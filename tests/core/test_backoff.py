@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -27,28 +28,29 @@ BACKOFFS = st.builds(
     factor=st.floats(1.0, 10.0),
     maximum=st.floats(0.001, 100_000.0),
     jitter=st.floats(0.0, 1.0),
+    reset=st.floats(0.0, 86_400.0),
 )
 
 
 def test_delay_grows_by_factor() -> None:
-    b = Backoff(initial=0.5, factor=3.0, maximum=1000.0, jitter=0.1)
+    b = Backoff(initial=0.5, factor=3.0, maximum=1000.0, jitter=0.1, reset=600.0)
     assert [b.delay(k, 0.5) for k in range(5)] == pytest.approx([0.5, 1.5, 4.5, 13.5, 40.5])
 
 
 def test_delay_is_capped_at_maximum() -> None:
-    b = Backoff(initial=1.0, factor=2.0, maximum=300.0, jitter=0.0)
+    b = Backoff(initial=1.0, factor=2.0, maximum=300.0, jitter=0.0, reset=600.0)
     assert [b.delay(k, 0.3) for k in (8, 9, 10, 50)] == [256.0, 300.0, 300.0, 300.0]
 
 
 @pytest.mark.parametrize("factor", [2.0, 10.0, 2])
 def test_a_huge_step_does_not_overflow(factor: float) -> None:
-    b = Backoff(initial=1.0, factor=factor, maximum=300.0, jitter=0.1)
+    b = Backoff(initial=1.0, factor=factor, maximum=300.0, jitter=0.1, reset=600.0)
     assert b.delay(10_000, 0.5) == 300.0
     assert 270.0 <= b.delay(10_000, 0.0) <= b.delay(10_000, 0.999) < 330.0
 
 
 def test_jitter_spreads_the_delay_both_ways() -> None:
-    b = Backoff(initial=10.0, factor=2.0, maximum=300.0, jitter=0.2)
+    b = Backoff(initial=10.0, factor=2.0, maximum=300.0, jitter=0.2, reset=600.0)
     assert b.delay(0, 0.0) == pytest.approx(8.0)
     assert b.delay(0, 0.5) == pytest.approx(10.0)
     assert b.delay(0, 0.999999) == pytest.approx(12.0, abs=1e-4)
@@ -75,5 +77,5 @@ def test_delay_never_shrinks_as_the_streak_grows(b: Backoff, step: int, rand: fl
 @given(BACKOFFS, STEP, RAND, st.floats(0.0, 5.0))
 def test_delay_is_never_negative(b: Backoff, step: int, rand: float, jitter: float) -> None:
     """Even a misconfigured jitter above 1 gives a delay of 0 rather than a negative one."""
-    wild = Backoff(b.initial, b.factor, b.maximum, jitter)
+    wild = replace(b, jitter=jitter)
     assert wild.delay(step, rand) >= 0.0

@@ -1,8 +1,9 @@
 """One test per labelled edge of `transition`, plus its guards and a few properties.
 
 The clock is a number moved by hand; `rand` returns 0.5, where jitter has no effect,
-so backoff delays are exact. Policy: start_seconds 1, stop_timeout 30, backoff
-1s * 2**k capped at 5s, reset after a 600s run.
+so backoff delays are exact. Policy (tests/core/policies.py): start_seconds 1,
+stop_timeout 30, backoff 1s * 2**k capped at 5s, reset after a 600s run, limits sampled
+every second.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.core.policies import policy_with
 from workerd.core.actions import Action, KillGroup, SignalGroup, Spawn
-from workerd.core.backoff import Backoff
 from workerd.core.events import (
     Event,
     Exited,
@@ -30,14 +31,7 @@ from workerd.core.events import (
 from workerd.core.lifecycle import Policy, Result, Slot, transition
 from workerd.core.states import AT_REST, RestartPolicy, State
 
-POLICY = Policy(
-    restart=RestartPolicy.ALWAYS,
-    start_seconds=1.0,
-    stop_signal=15,
-    stop_timeout=30.0,
-    max_restarts=0,
-    backoff=Backoff(initial=1.0, factor=2.0, maximum=5.0, jitter=0.1, reset=600.0),
-)
+POLICY = policy_with()
 CRASH = "exit status 1"
 
 
@@ -530,11 +524,10 @@ EVENTS: st.SearchStrategy[Event] = st.one_of(
     st.builds(Exited, PIDS, st.booleans(), st.just(CRASH)),
 )
 POLICIES = st.builds(
-    Policy,
+    policy_with,
     restart=st.sampled_from(list(RestartPolicy)),
     start_seconds=st.sampled_from([0.0, 1.0]),
     max_restarts=st.integers(0, 3),
-    backoff=st.just(POLICY.backoff),
 )
 HISTORY = st.lists(st.tuples(EVENTS, st.floats(0.0, 700.0)), max_size=40)
 
@@ -587,8 +580,13 @@ def test_an_unwanted_slot_never_keeps_a_worker(policy: Policy, history: list[tup
 # -- watched limits (memory, cpu_percent): a graceful restart ------------------------------
 
 #: start_seconds 1 + 2 samples of 1 s: a limit this soon after a start counts as a crash.
-LIMITED = replace(POLICY, limit_grace=3.0)
+LIMITED = policy_with(start_seconds=1.0, sample_interval=1.0)
 MEMORY = "memory 69 MiB > 64 MiB"
+
+
+def test_the_limit_grace_is_start_seconds_and_two_samples() -> None:
+    assert LIMITED.limit_grace == 3.0
+    assert policy_with(start_seconds=5.0, sample_interval=0.25).limit_grace == 5.5
 
 
 def over(pid: int = 100, reason: str = MEMORY) -> LimitExceeded:
@@ -826,12 +824,11 @@ LIMIT_EVENTS: st.SearchStrategy[Event] = st.one_of(
     st.builds(LimitExceeded, PIDS, st.just(MEMORY)),
 )
 LIMIT_POLICIES = st.builds(
-    Policy,
+    policy_with,
     restart=st.sampled_from(list(RestartPolicy)),
     start_seconds=st.sampled_from([0.0, 1.0]),
     max_restarts=st.integers(0, 3),
-    backoff=st.just(POLICY.backoff),
-    limit_grace=st.sampled_from([0.0, 3.0]),
+    sample_interval=st.sampled_from([0.0, 1.0]),
 )
 LIMIT_HISTORY = st.lists(st.tuples(LIMIT_EVENTS, st.floats(0.0, 700.0)), max_size=40)
 

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workerd.core.backoff import Backoff
+from tests.core.policies import policy_with
 from workerd.core.events import (
     Event,
     Exited,
@@ -19,11 +19,11 @@ from workerd.core.events import (
     StopRequested,
     TimerExpired,
 )
-from workerd.core.lifecycle import Policy, Slot, transition
+from workerd.core.lifecycle import Slot, transition
 from workerd.core.reconcile import reconcile
 from workerd.core.states import State
 
-POLICY = Policy(backoff=Backoff(initial=1.0, factor=2.0, maximum=5.0, jitter=0.1, reset=600.0))
+POLICY = policy_with()
 
 Slots = dict[int, Slot]
 

@@ -303,9 +303,8 @@ def config_error(directory: Path, body: str, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def without_module(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
-    """Make the schema's find_spec check believe `module` is not installed."""
-    import importlib.util
+    """Make the config's check of the source clients believe `module` is not installed."""
+    from workerd.config import source_rules
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a, **k: None if name == module else real(name, *a, **k))
+    real = source_rules.client_installed
+    monkeypatch.setattr(source_rules, "client_installed", lambda name: name != module and real(name))

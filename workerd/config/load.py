@@ -188,7 +188,10 @@ def _autoscale(autoscale: Setting, base: Path) -> AutoscaleConfig | None:
     if autoscale.value is None:
         return None
     settings = complete(AUTOSCALE, autoscale.value, autoscale.path)
-    return AutoscaleConfig(**_values(settings, base, AutoscaleConfig))
+    values = _values(settings, base, AutoscaleConfig)
+    if values["timeout"] is None:
+        values["timeout"] = values["interval"]
+    return AutoscaleConfig(**values)
 
 
 def _gid(group: Setting) -> int | None:

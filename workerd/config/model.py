@@ -19,10 +19,11 @@ from workerd.config.schema import (
     DAEMON,
     LIMITS,
     PROGRAM,
+    WATCHED,
+    Limit,
     Readiness,
-    RedisFormat,
-    Source,
 )
+from workerd.config.source_rules import RedisFormat, Source
 from workerd.core.states import RestartPolicy
 
 __all__ = [
@@ -74,7 +75,14 @@ class LimitsConfig:
     @property
     def watched(self) -> bool:
         """Whether the daemon must sample this program's workers."""
-        return self.memory is not None or self.cpu_percent is not None
+        return any(getattr(self, name) is not None for name in WATCHED)
+
+    def given(self) -> dict[str, Any]:
+        """The limits set, by key in the schema's order, and cpu_window with cpu_percent."""
+        return {
+            f.name: getattr(self, f.name) for f in LIMITS.fields
+            if getattr(self, f.name) is not None and (isinstance(f, Limit) or self.cpu_percent is not None)
+        }
 
 
 @dataclass(frozen=True)
@@ -82,13 +90,13 @@ class AutoscaleConfig:
     """`[programs.X.autoscale]`; only the keys of `source` are set (see schema)."""
 
     source: Source
+    #: The limit on one reading; unset in the file: the interval (see load).
+    timeout: float
     min: int = _AUTOSCALE["min"]
     max: int = _AUTOSCALE["max"]
     per_worker: int = _AUTOSCALE["per_worker"]
     interval: float = _AUTOSCALE["interval"]
     scale_down_delay: float = _AUTOSCALE["scale_down_delay"]
-    #: None: the interval.
-    timeout: float | None = _AUTOSCALE["timeout"]
     max_age: float | None = _AUTOSCALE["max_age"]
     url: str | None = _AUTOSCALE["url"]
     keys: tuple[str, ...] | None = _AUTOSCALE["keys"]

@@ -6,17 +6,18 @@ cannot be documented one way and parsed another. Keys this version does not
 implement yet are declared with `future=True` (only the default is accepted) or
 as a `future` table (any use is an error), never silently ignored.
 
-`python -m workerd.config.schema > docs/config-reference.md` regenerates the reference.
+The rules an autoscale source adds are in `source_rules`, derived from the keys'
+`optional_for` and `required_for`; `reference` renders docs/config-reference.md.
 """
 
 from __future__ import annotations
 
 import enum
-import importlib.util
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from workerd.config.kinds import (
     ARGV,
@@ -36,10 +37,13 @@ from workerd.config.kinds import (
     choice,
 )
 from workerd.config.capacity import PID_MAX_LIMIT, RULE, default_max_processes
-from workerd.config.tables import NOT_YET, Key, Range, Table
+from workerd.config.source_rules import RedisFormat, Source, with_source_rules
+from workerd.config.tables import Key, Range, Table
 from workerd.config.units import format_size
 from workerd.control.protocol import default_socket
 from workerd.core.states import RestartPolicy
+
+T = TypeVar("T")
 
 
 class Readiness(str, enum.Enum):
@@ -87,30 +91,46 @@ def _cpu_percent(value: float) -> str | None:
     return f"must be > 0 and at most {100 * cores} (100 per core, {cores} cores)"
 
 
+@dataclass(frozen=True)
+class Limit(Key[T]):
+    """A key of [limits] that is a limit itself (`cpu_window` is only a setting of one)."""
+
+    #: prlimit's option when the kernel enforces it (an rlimit, set before the command
+    #: starts); None: the daemon watches it every [daemon] sample_interval.
+    prlimit: str | None = None
+
+
 LIMITS = Table(
     "limits",
     "Resource limits of each process of the program. Kernel limits (rlimits) are set before "
     "the command starts; `memory` and `cpu_percent` are watched by the daemon every "
     "`[daemon] sample_interval` and end in a graceful restart.",
     (
-        Key("memory", SIZE, None, "RSS of the worker's whole process tree; above it: graceful "
-            "restart.", check=size_at_least(4 * MiB)),
-        Key("cpu_percent", FLOAT, None, "CPU of the worker's tree (100 = one core) sustained "
-            "over `cpu_window`; above it: graceful restart.", check=_cpu_percent),
+        Limit("memory", SIZE, None, "RSS of the worker's whole process tree; above it: graceful "
+              "restart.", check=size_at_least(4 * MiB)),
+        Limit("cpu_percent", FLOAT, None, "CPU of the worker's tree (100 = one core) sustained "
+              "over `cpu_window`; above it: graceful restart.", check=_cpu_percent),
         Key("cpu_window", DURATION, 60.0, "The window `cpu_percent` is averaged over.",
             bounds=Range(1, HOUR)),
-        Key("open_files", INT, None, "RLIMIT_NOFILE: open file descriptors per process.",
-            bounds=Range(16)),
-        Key("tasks", INT, None, "RLIMIT_NPROC: processes and threads of the user (binds "
-            "non-root users only).", bounds=Range(1)),
-        Key("address_space", SIZE, None, "RLIMIT_AS: virtual memory per process.",
-            check=size_at_least(32 * MiB)),
-        Key("core", SIZE, None, "RLIMIT_CORE: largest core dump; 0 = none."),
-        Key("cpu_time", DURATION, None, "RLIMIT_CPU: CPU seconds per process; then SIGXCPU, "
-            "and SIGKILL one CPU second later.", bounds=Range(1, YEAR)),
-        Key("file_size", SIZE, None, "RLIMIT_FSIZE: largest file a process may write."),
+        Limit("open_files", INT, None, "RLIMIT_NOFILE: open file descriptors per process.",
+              bounds=Range(16), prlimit="--nofile"),
+        Limit("tasks", INT, None, "RLIMIT_NPROC: processes and threads of the user (binds "
+              "non-root users only).", bounds=Range(1), prlimit="--nproc"),
+        Limit("address_space", SIZE, None, "RLIMIT_AS: virtual memory per process.",
+              check=size_at_least(32 * MiB), prlimit="--as"),
+        Limit("core", SIZE, None, "RLIMIT_CORE: largest core dump; 0 = none.", prlimit="--core"),
+        Limit("cpu_time", DURATION, None, "RLIMIT_CPU: CPU seconds per process; then SIGXCPU, "
+              "and SIGKILL one CPU second later.", bounds=Range(1, YEAR), prlimit="--cpu"),
+        Limit("file_size", SIZE, None, "RLIMIT_FSIZE: largest file a process may write.",
+              prlimit="--fsize"),
     ),
 )
+#: The keys of [limits] that are limits, in the order of the reference.
+LIMIT_KEYS: tuple[Limit[Any], ...] = tuple(f for f in LIMITS.fields if isinstance(f, Limit))
+#: prlimit's option for each kernel limit, by key.
+RLIMITS = {f.name: f.prlimit for f in LIMIT_KEYS if f.prlimit is not None}
+#: The limits the daemon watches.
+WATCHED = tuple(f.name for f in LIMIT_KEYS if f.prlimit is None)
 
 DAEMON = Table(
     "daemon",
@@ -145,132 +165,12 @@ DAEMON = Table(
     ),
 )  # fmt: skip
 
-class Source(str, enum.Enum):
-    """Where an autoscaled program's queue depth is read."""
 
-    REDIS = "redis"
-    RABBITMQ = "rabbitmq"
-    POSTGRES = "postgres"
-    SQLITE = "sqlite"
-    SQS = "sqs"
-    NATS = "nats"
-    COMMAND = "command"
-    HTTP = "http"
+def _max_at_least_min(values: Mapping[str, Any]) -> tuple[str, str] | None:
+    return None if values["max"] >= values["min"] else ("max", f"must be >= min ({values['min']})")
 
 
-class RedisFormat(str, enum.Enum):
-    """Job libraries whose Redis key layout workerd knows (see sources/redis.py)."""
-
-    CELERY = "celery"
-    RQ = "rq"
-    BULLMQ = "bullmq"
-    DRAMATIQ = "dramatiq"
-    ARQ = "arq"
-    SIDEKIQ = "sidekiq"
-
-
-#: The keys each source reads (besides the common ones); any other is an error.
-SOURCE_KEYS = {
-    Source.REDIS: {"url", "keys", "format", "queue", "dead_letter_keys"},
-    Source.SQLITE: {"path", "query", "dead_letter_query"},
-    Source.POSTGRES: {"url", "query", "dead_letter_query", "listen"},
-    Source.RABBITMQ: {"url", "queues", "dead_letter_queues"},
-    Source.NATS: {"url", "stream", "consumer"},
-    Source.SQS: {"queue_url", "region", "endpoint_url", "include_in_flight"},
-    Source.COMMAND: {"command"},
-    Source.HTTP: {"url", "field", "age_field"},
-}
-#: Of those, the ones a source cannot do without.
-SOURCE_NEEDS = {
-    Source.POSTGRES: ("url", "query"),
-    Source.RABBITMQ: ("url", "queues"),
-    Source.NATS: ("url", "stream", "consumer"),
-    Source.SQS: ("queue_url", "region"),
-    Source.COMMAND: ("command",),
-    Source.HTTP: ("url", "field"),
-}
-#: The URL schemes a source takes in `url`.
-URL_SCHEMES = {
-    Source.POSTGRES: ("postgresql", "postgres"),
-    Source.RABBITMQ: ("amqp", "amqps"),
-    Source.NATS: ("nats", "tls", "ws", "wss"),
-    Source.HTTP: ("http", "https"),
-}
-#: A source's client library and the extra that installs it.
-SOURCE_EXTRAS = {
-    Source.REDIS: ("redis", "redis"),
-    Source.POSTGRES: ("psycopg", "postgres"),
-    Source.RABBITMQ: ("aiormq", "rabbitmq"),
-    Source.NATS: ("nats", "nats"),
-    Source.SQS: ("boto3", "sqs"),
-}
-#: Every source-specific key, in the order of the reference.
-_SOURCE_SPECIFIC = ("url", "keys", "format", "queue", "path", "query", "queues", "stream", "consumer",
-                    "queue_url", "region", "endpoint_url", "include_in_flight", "command", "field", "age_field",
-                    "dead_letter_keys", "dead_letter_query", "dead_letter_queues", "listen")
-#: Characters JetStream refuses in stream and consumer names.
-_NATS_NAME_FORBIDDEN = frozenset(">*. /\\\t\r\n")
-
-
-def _scheme_problem(url: str, schemes: tuple[str, ...]) -> str | None:
-    scheme, sep, rest = url.partition("://")
-    if sep and scheme.lower() in schemes and rest:
-        return None
-    return f"expected a URL starting with {' or '.join(f'{s}://' for s in schemes)}, got {url!r}"
-
-
-def _source_problem(values: Mapping[str, Any], source: Source) -> tuple[str, str] | None:
-    """What is wrong with the keys of a source other than redis and sqlite."""
-    for key in SOURCE_NEEDS.get(source, ()):
-        if values[key] is None:
-            return "source", f"source {source.value!r} needs {key}"
-    if source in URL_SCHEMES and (problem := _scheme_problem(values["url"], URL_SCHEMES[source])):
-        return "url", problem
-    if source is Source.NATS:
-        for key in ("stream", "consumer"):
-            if not values[key] or _NATS_NAME_FORBIDDEN & set(values[key]):
-                return key, f"invalid JetStream name {values[key]!r} (no spaces, '.', '*', '>', '/' or '\\')"
-    if source is Source.SQS:
-        for key in ("queue_url", "endpoint_url"):
-            if values[key] is not None and (problem := _scheme_problem(values[key], ("https", "http"))):
-                return key, problem
-        if not values["region"].strip():
-            return "region", "must not be empty"
-    if source is Source.HTTP:
-        for key in ("field", "age_field"):
-            if values[key] is not None and not all(values[key].split(".")):
-                return key, f'expected a dotted path like "queues.email.depth", got {values[key]!r}'
-    return None
-
-
-def _autoscale(values: Mapping[str, Any]) -> tuple[str, str] | None:
-    if values["max"] < values["min"]:
-        return "max", f"must be >= min ({values['min']})"
-    source: Source = values["source"]
-    for key in _SOURCE_SPECIFIC:
-        if values[key] not in (None, False) and key not in SOURCE_KEYS[source]:
-            return key, f"not used by source {source.value!r}"
-    if source is Source.REDIS:
-        if (values["keys"] is None) == (values["format"] is None):
-            return "keys", "give either keys or format (with queue)"
-        if values["format"] is not None and values["queue"] is None:
-            return "format", "needs queue (the job library's queue name)"
-        if values["queue"] is not None and values["format"] is None:
-            return "queue", "only used with format (give the keys themselves in keys)"
-    if source is Source.SQLITE:
-        for key in ("path", "query"):
-            if values[key] is None:
-                return "source", f"source 'sqlite' needs {key}"
-    if (problem := _source_problem(values, source)) is not None:
-        return problem
-    if source in SOURCE_EXTRAS:
-        module, extra = SOURCE_EXTRAS[source]
-        if importlib.util.find_spec(module) is None:
-            return "source", f"the {source.value} client is not installed: pip install 'workerd[{extra}]'"
-    return None
-
-
-AUTOSCALE = Table(
+AUTOSCALE = with_source_rules(Table(
     "autoscale",
     "The process count follows the depth of the queue the program consumes: desired = "
     "ceil(depth / per_worker), clamped to [min, max]; up at once, down only to the highest "
@@ -289,40 +189,50 @@ AUTOSCALE = Table(
         Key("max_age", DURATION, None, "Where the source knows the age of the oldest job: while "
             "it is older, desired is at least running + 1.", bounds=Range(0, DAY)),
         Key("url", STRING, None, 'redis: the server, default "redis://127.0.0.1:6379/0"; postgres: '
-            '"postgresql://..."; rabbitmq: "amqp://..."; nats: "nats://..."; http: the URL to GET.'),
+            '"postgresql://..."; rabbitmq: "amqp://..."; nats: "nats://..."; http: the URL to GET.',
+            optional_for=(Source.REDIS,),
+            required_for=(Source.POSTGRES, Source.RABBITMQ, Source.NATS, Source.HTTP)),
         Key("keys", STRINGS, None, "redis: lists, streams (consumer-group lag, or length) or "
-            "sorted sets whose sizes are summed."),
+            "sorted sets whose sizes are summed.", optional_for=(Source.REDIS,)),
         Key("format", choice(RedisFormat), None, "redis: read the keys the job library uses "
-            "for `queue`."),
-        Key("queue", STRING, None, "redis with format: the library's queue name."),
-        Key("path", PATH, None, "sqlite: the database file."),
+            "for `queue`.", optional_for=(Source.REDIS,)),
+        Key("queue", STRING, None, "redis with format: the library's queue name.",
+            optional_for=(Source.REDIS,)),
+        Key("path", PATH, None, "sqlite: the database file.", required_for=(Source.SQLITE,)),
         Key("query", STRING, None, "sqlite, postgres: a query returning one row: depth, and "
-            "optionally the age in seconds of the oldest job."),
+            "optionally the age in seconds of the oldest job.",
+            required_for=(Source.SQLITE, Source.POSTGRES)),
         Key("queues", STRINGS, None, "rabbitmq: queues whose ready messages are summed (passive "
-            "declare)."),
+            "declare).", required_for=(Source.RABBITMQ,)),
         Key("listen", STRING, None, "postgres: a channel to LISTEN on; a NOTIFY on it makes a "
-            "program at zero read its queue at once instead of at the next interval."),
+            "program at zero read its queue at once instead of at the next interval.",
+            optional_for=(Source.POSTGRES,)),
         Key("dead_letter_keys", STRINGS, None, "redis: dead-letter keys, read on the same interval, "
-            "shown and exported, never used for scaling."),
+            "shown and exported, never used for scaling.", optional_for=(Source.REDIS,)),
         Key("dead_letter_query", STRING, None, "sqlite, postgres: a query counting dead letters "
-            "(shown and exported, never used for scaling)."),
+            "(shown and exported, never used for scaling).",
+            optional_for=(Source.SQLITE, Source.POSTGRES)),
         Key("dead_letter_queues", STRINGS, None, "rabbitmq: dead-letter queues (shown and exported, "
-            "never used for scaling)."),
-        Key("stream", STRING, None, "nats: the JetStream stream."),
-        Key("consumer", STRING, None, "nats: the durable consumer whose pending count is the depth."),
-        Key("queue_url", STRING, None, "sqs: the queue's URL."),
-        Key("region", STRING, None, 'sqs: the AWS region, e.g. "eu-west-1".'),
-        Key("endpoint_url", STRING, None, "sqs: another endpoint than AWS's (a local SQS, moto)."),
+            "never used for scaling).", optional_for=(Source.RABBITMQ,)),
+        Key("stream", STRING, None, "nats: the JetStream stream.", required_for=(Source.NATS,)),
+        Key("consumer", STRING, None, "nats: the durable consumer whose pending count is the depth.",
+            required_for=(Source.NATS,)),
+        Key("queue_url", STRING, None, "sqs: the queue's URL.", required_for=(Source.SQS,)),
+        Key("region", STRING, None, 'sqs: the AWS region, e.g. "eu-west-1".', required_for=(Source.SQS,)),
+        Key("endpoint_url", STRING, None, "sqs: another endpoint than AWS's (a local SQS, moto).",
+            optional_for=(Source.SQS,)),
         Key("include_in_flight", BOOL, False, "sqs: also count messages received but not deleted "
-            "yet (ApproximateNumberOfMessagesNotVisible)."),
+            "yet (ApproximateNumberOfMessagesNotVisible).", optional_for=(Source.SQS,)),
         Key("command", ARGV, None, "command: prints a number, or JSON {\"depth\": N, \"age\": "
-            "seconds}; a string split like a shell would (run without one) or an array."),
+            "seconds}; a string split like a shell would (run without one) or an array.",
+            required_for=(Source.COMMAND,)),
         Key("field", STRING, None, 'http: dotted path to the depth in the JSON answer, e.g. '
-            '"queues.email.depth" (a number selects an array item).'),
-        Key("age_field", STRING, None, "http: dotted path to the age in seconds of the oldest job."),
+            '"queues.email.depth" (a number selects an array item).', required_for=(Source.HTTP,)),
+        Key("age_field", STRING, None, "http: dotted path to the age in seconds of the oldest job.",
+            optional_for=(Source.HTTP,)),
     ),
-    checks=(_autoscale,),
-)
+    checks=(_max_at_least_min,),
+))  # fmt: skip
 
 PROGRAM = Table(
     "programs.NAME",
@@ -378,50 +288,3 @@ PROGRAM = Table(
     checks=(_backoff_max,),
 )  # fmt: skip
 
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def _reference_table(table: Table) -> list[str]:
-    lines = ["| key | type | default | description |", "|---|---|---|---|"]
-    for spec in table.fields:
-        if isinstance(spec, Table):
-            kind, default = "`table`", "none"
-            doc = f"`[{table.name}.{spec.name}]`: {spec.doc}"
-            doc += f" **{NOT_YET.capitalize()}.**" if spec.future else ""
-        else:
-            kind, default, doc = f"`{spec.kind.name}`", spec.show_default(), spec.doc
-            doc += f" Range: {spec.bounds.describe(spec.kind.show)}." if spec.bounds is not None else ""
-            doc += " **This version of workerd accepts only the default.**" if spec.future else ""
-        lines.append(f"| `{spec.name}` | {_cell(kind)} | {_cell(default)} | {_cell(doc)} |")
-    return lines
-
-
-def render_reference() -> str:
-    """The Markdown reference of every key, as committed in docs/config-reference.md."""
-    lines = [
-        "# workerd configuration reference",
-        "",
-        "<!-- Generated by `python -m workerd.config.schema`; do not edit by hand. -->",
-        "",
-        "A TOML file with three tables: `[daemon]`, `[defaults]` and one `[programs.NAME]` per "
-        "program (NAME matches `[A-Za-z0-9_.-]+`). An unknown key is an error.",
-        "",
-        'Durations are `"250ms"`, `"30s"`, `"5m"`, `"1h"` or a number of seconds. Sizes are '
-        '`"512MiB"` (powers of 1024), `"1GB"` (powers of 1000) or a number of bytes. Modes are '
-        'octal strings such as `"0600"`. Signals are names (`"TERM"`, `"SIGTERM"`) or numbers. '
-        "Relative paths are relative to the directory of the config file. A number, duration or "
-        "size outside the range its description gives is an error.",
-    ]
-    for table, heading in ((DAEMON, "`[daemon]`"), (PROGRAM, "`[programs.NAME]` and `[defaults]`")):
-        lines += ["", f"## {heading}", "", table.doc, "", *_reference_table(table)]
-    for nested in PROGRAM.fields:
-        if isinstance(nested, Table) and not nested.future:
-            heading = f"`[programs.NAME.{nested.name}]`"
-            lines += ["", f"### {heading}", "", nested.doc, "", *_reference_table(nested)]
-    return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    print(render_reference(), end="")

@@ -6,10 +6,17 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
+from workerd.config.kinds import DURATION, FLOAT, SIZE, Kind
 from workerd.config.model import Config, LimitsConfig, ProgramConfig
+from workerd.config.schema import LIMIT_KEYS
 from workerd.config.units import format_duration, format_size
 
 __all__ = ["summarize"]
+
+#: A value as `workerd check` writes it: like the file, without TOML's quotes.
+_PLAIN: dict[Kind[Any], Callable[[Any], str]] = {
+    SIZE: format_size, DURATION: format_duration, FLOAT: lambda v: f"{v:g}",
+}
 
 
 def summarize(cfg: Config) -> list[str]:
@@ -36,12 +43,11 @@ def _line(program: ProgramConfig) -> str:
 
 
 def _limits(limits: LimitsConfig) -> list[str]:
-    shown: dict[str, Callable[[Any], str]] = {
-        "memory": format_size, "address_space": format_size, "core": format_size, "file_size": format_size,
-        "cpu_time": format_duration, "open_files": str, "tasks": str,
-    }
-    notes = [f"{name}={show(getattr(limits, name))}" for name, show in shown.items()
-             if getattr(limits, name) is not None]
-    if limits.cpu_percent is not None:
-        notes.append(f"cpu_percent={limits.cpu_percent:g} over {format_duration(limits.cpu_window)}")
+    """`memory=512MiB`, `cpu_percent=95 over 30s`, ...: each limit set, in the schema's order."""
+    notes = []
+    for key in LIMIT_KEYS:
+        value = getattr(limits, key.name)
+        if value is not None:
+            note = f"{key.name}={_PLAIN.get(key.kind, str)(value)}"
+            notes.append(f"{note} over {format_duration(limits.cpu_window)}" if key.name == "cpu_percent" else note)
     return notes

@@ -1,7 +1,8 @@
 """How a table of declared keys is parsed, merged and completed.
 
-The machinery behind `schema`: a `Key` knows its kind, default, range, check and
-whether this version accepts more than its default; a `Table` holds keys and
+The machinery behind `schema`: a `Key` knows its kind, default, range, check,
+whether this version accepts more than its default and, in the autoscale table,
+the sources that read it; a `Table` holds keys and
 nested tables. Adding a sub-table (limits, autoscale) is declaring its keys.
 Values travel as `Setting`s that remember the key path they were set at, so an
 error found late (a cross-key check, a user lookup) still names the right line
@@ -10,6 +11,7 @@ of the file: `programs.email.backoff_max` or `defaults.backoff_max`.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -68,6 +70,10 @@ class Key(Generic[T]):
     #: For a default that depends on the system; `shown` then documents it.
     default_factory: Callable[[], T] | None = None
     shown: str | None = None
+    #: In a table whose keys depend on one of its values (autoscale's `source`): the
+    #: values that read this key if given, and those that need it. Neither: all read it.
+    optional_for: tuple[enum.Enum, ...] = ()
+    required_for: tuple[enum.Enum, ...] = ()
 
     def parse(self, raw: object) -> T:
         """Raw TOML -> checked value; raises InvalidValue."""

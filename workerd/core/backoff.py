@@ -7,13 +7,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Backoff:
-    initial: float = 1.0
-    factor: float = 2.0
-    maximum: float = 300.0
+    """The program's backoff_* keys; their defaults are the config schema's."""
+
+    initial: float
+    factor: float
+    maximum: float
     #: Fraction of randomness: the delay is scaled by a factor in [1 - jitter, 1 + jitter).
-    jitter: float = 0.1
+    jitter: float
     #: A run at least this long ends a crash streak.
-    reset: float = 600.0
+    reset: float
 
     def delay(self, step: int, rand: float) -> float:
         """Delay before the `step`-th (0-based) delayed restart of a streak.

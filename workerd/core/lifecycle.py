@@ -34,17 +34,24 @@ from workerd.core.states import RestartPolicy, State
 
 @dataclass(frozen=True)
 class Policy:
-    """The per-program settings that drive a slot's transitions."""
+    """The per-program settings that drive a slot's transitions; built from the config
+    only, whose schema holds the defaults."""
 
-    restart: RestartPolicy = RestartPolicy.ALWAYS
-    start_seconds: float = 1.0
-    stop_signal: int = 15
-    stop_timeout: float = 30.0
-    max_restarts: int = 0
-    backoff: Backoff = Backoff()
-    #: A limit that fires this soon after a start counts as a crash (backoff), so a
-    #: worker that cannot even start within its limits does not restart in a tight loop.
-    limit_grace: float = 0.0
+    restart: RestartPolicy
+    start_seconds: float
+    stop_signal: int
+    stop_timeout: float
+    max_restarts: int
+    backoff: Backoff
+    #: How often the daemon samples the watched limits ([daemon] sample_interval).
+    sample_interval: float
+
+    @property
+    def limit_grace(self) -> float:
+        """A limit that fires this soon after a start counts as a crash (backoff), so a
+        worker that cannot even start within its limits does not restart in a tight loop.
+        "Soon" is up to the first two samples after start_seconds."""
+        return self.start_seconds + 2 * self.sample_interval
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ class Autoscaler:
     async def _run(self, name: str, config: AutoscaleConfig) -> None:
         source = make_source(config, self._launcher)
         dead_letters = make_dead_letter_source(config, self._launcher)
-        timeout = config.timeout or config.interval
+        timeout = config.timeout
         push = source if isinstance(source, PushSource) else None
         if push is not None:
             push.watch()

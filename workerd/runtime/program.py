@@ -27,8 +27,7 @@ def policy_of(config: ProgramConfig, daemon: DaemonConfig) -> Policy:
             jitter=config.backoff_jitter,
             reset=config.backoff_reset,
         ),
-        # "right after start": up to the first two samples after start_seconds
-        limit_grace=config.start_seconds + 2 * daemon.sample_interval,
+        sample_interval=daemon.sample_interval,
     )
 
 

@@ -30,21 +30,11 @@ from typing import Mapping, Sequence
 
 from workerd.config.model import LimitsConfig
 from workerd.config.preflight import chdir_problem, exec_problem
+from workerd.config.schema import RLIMITS
 
 SETPRIV = shutil.which("setpriv")
 PRLIMIT = shutil.which("prlimit")
 NICE = shutil.which("nice")
-
-#: prlimit option for each kernel limit of [limits].
-_RLIMITS = {
-    "open_files": "--nofile",
-    "tasks": "--nproc",
-    "address_space": "--as",
-    "core": "--core",
-    "cpu_time": "--cpu",
-    "file_size": "--fsize",
-}
-
 
 @dataclass(frozen=True)
 class ProcessSpec:
@@ -174,7 +164,7 @@ def _rlimits(limits: LimitsConfig) -> list[str]:
     """soft = hard = the value, except for CPU time: the kernel sends SIGXCPU at the soft
     limit but SIGKILL at the hard one, so the hard limit is one CPU second later."""
     options = []
-    for name, option in _RLIMITS.items():
+    for name, option in RLIMITS.items():
         value = getattr(limits, name)
         if value is not None:
             hard = int(value) + 1 if name == "cpu_time" else int(value)

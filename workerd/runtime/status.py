@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workerd.config.model import LimitsConfig
 from workerd.core.states import HAS_PROCESS, State
 from workerd.runtime.procstat import ProcStat, TreeUsage, open_files, tree_usage
 from workerd.runtime.program import Program
@@ -102,19 +101,10 @@ def _program(program: Program, now: float, usage: Mapping[int, TreeUsage]) -> Pr
         running=sum(1 for _, s in slots if s.state is State.RUNNING),
         enabled=program.enabled,
         pinned=program.pinned,
-        limits=_limits(program),
+        limits=program.config.limits.given(),
         autoscale=_autoscale(program, now),
         processes=tuple(processes),
     )
-
-
-_LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(LimitsConfig))
-
-
-def _limits(program: Program) -> dict[str, Any]:
-    limits = program.config.limits
-    return {name: getattr(limits, name) for name in _LIMIT_NAMES
-            if getattr(limits, name) is not None and (name != "cpu_window" or limits.cpu_percent)}
 
 
 def _autoscale(program: Program, now: float) -> dict[str, Any] | None:
