@@ -203,7 +203,7 @@ def test_after_reconcile_the_wanted_slots_number_the_wanted_count(
             pid = current.pid if current and current.pid and flag else 999  # flag False: a stale pid
             deliver(table, arg, Exited(pid, flag, "exit status 1"), now)
         elif kind == "spawn_failed":
-            deliver(table, arg, SpawnFailed("exec: failed", current.pid if current and flag else None), now)
+            deliver(table, arg, SpawnFailed("exec: failed"), now)
         elif kind == "timer":
             if current and current.timer_at is not None:
                 now = max(now, current.timer_at)

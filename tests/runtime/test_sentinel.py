@@ -14,7 +14,6 @@ from tests.runtime.test_metrics import free_port, scrape
 from tests.runtime.test_stop import dead
 from workerd.runtime.sentinel import Sentinel, restart_delay
 
-
 # -- pacing: pure ---------------------------------------------------------------------
 
 

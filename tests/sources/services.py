@@ -27,8 +27,9 @@ import uvloop
 from workerd.config.load import ConfigError, load
 from workerd.config.model import AutoscaleConfig
 from workerd.core.scaling import QueueReading
+from workerd.exit_status import ExitStatus
 from workerd.sources.base import PushSource, Source
-from workerd.sources.child import ChildExit, Launched
+from workerd.sources.child import Launched
 
 T = TypeVar("T")
 
@@ -170,7 +171,7 @@ class PidfdLauncher:
         for fd in (stdin, stdout, stderr):
             os.set_blocking(fd, False)
         self.pids.append(proc.pid)
-        exited: asyncio.Future[ChildExit] = loop.create_future()
+        exited: asyncio.Future[ExitStatus] = loop.create_future()
         pidfd = os.pidfd_open(proc.pid)
 
         def on_exit() -> None:
@@ -178,7 +179,7 @@ class PidfdLauncher:
             os.close(pidfd)
             code = proc.wait()
             if not exited.done():
-                exited.set_result(ChildExit(None, -code) if code < 0 else ChildExit(code, None))
+                exited.set_result(ExitStatus(proc.pid, None, -code) if code < 0 else ExitStatus(proc.pid, code, None))
 
         loop.add_reader(pidfd, on_exit)
         return Launched(proc.pid, stdin, stdout, stderr, exited)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from workerd.config.capacity import PID_MAX_LIMIT, RULE, default_max_processes
 from workerd.config.kinds import (
     ARGV,
     BOOL,
@@ -36,7 +37,6 @@ from workerd.config.kinds import (
     STRINGS,
     choice,
 )
-from workerd.config.capacity import PID_MAX_LIMIT, RULE, default_max_processes
 from workerd.config.source_rules import RedisFormat, Source, with_source_rules
 from workerd.config.tables import Key, Range, Table
 from workerd.config.units import format_size

@@ -27,10 +27,9 @@ class Spawned:
 
 @dataclass(frozen=True)
 class SpawnFailed:
-    """The process could not be made (pid None) or could not exec; `reason` is the OS error."""
+    """The process could not be made; `reason` is the OS error (`exec x: not found in PATH`)."""
 
     reason: str
-    pid: int | None = None
 
 
 @dataclass(frozen=True)

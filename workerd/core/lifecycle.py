@@ -174,21 +174,16 @@ def _spawned(slot: Slot, event: Spawned, now: float, policy: Policy) -> Result:
         return stopping, [SignalGroup(event.pid, policy.stop_signal)]
     if policy.start_seconds <= 0:
         # starting -> running (no start_seconds to wait for); failed_starts is reset
-        # only by a run that ends, since a failed exec may still be reported
+        # when this run ends, as a crash after a run and not a failed start
         return replace(slot, state=State.RUNNING, timer_at=None), []
     return replace(slot, timer_at=now + policy.start_seconds), []
 
 
 def _spawn_failed(slot: Slot, event: SpawnFailed, now: float, policy: Policy, rand: Callable[[], float]) -> Result:
-    if slot.pid != event.pid:
+    if slot.state is not State.STARTING or slot.pid is not None:
         return slot, []
-    if slot.state is State.STOPPING:
-        # stopping -> stopped|starting: as if it had exited
-        return _exited(slot, Exited(slot.pid or 0, False, event.reason), now, policy, rand)
-    if slot.state not in (State.STARTING, State.RUNNING):
-        return slot, []
-    # starting|running -> backoff|fatal|exited: a failed exec is a failed start even
-    # when start_seconds = 0 already called the slot running
+    # starting -> backoff|fatal|exited|stopped: the process could not be made (a failed
+    # fork, a missing directory or command found right before it): a failed start
     return _after_exit(slot, now, policy, rand, failed_start=True, success=False, description=event.reason)
 
 

@@ -1,6 +1,6 @@
 """Wanted count vs actual slots -> which slots to start and which to stop.
 
-Commands such as `scale`, `stop`, a reload or (later) the autoscaler only change a
+Commands such as `scale`, `stop`, a reload or the autoscaler only change a
 program's wanted count; this function brings the slots in line. It is idempotent:
 calling it twice, or after a doubled or missed event, asks for nothing more.
 """

@@ -17,8 +17,6 @@ class State(str, enum.Enum):
 
 #: A process exists (or is being made) for the slot.
 HAS_PROCESS = frozenset({State.STARTING, State.RUNNING, State.STOPPING})
-#: The slot counts toward a program's wanted process count.
-ACTIVE = frozenset({State.STARTING, State.RUNNING, State.BACKOFF})
 #: Nothing will happen to the slot until someone asks.
 AT_REST = frozenset({State.STOPPED, State.EXITED, State.FATAL})
 

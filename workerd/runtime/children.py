@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from workerd.runtime.reaper import ExitStatus, Reaper
-from workerd.runtime.sentinel import Sentinel
+from workerd.exit_status import ExitStatus
+from workerd.runtime.reaper import Reaper
+from workerd.runtime.sentinel import Sentinel, watch_child
 from workerd.runtime.spawn import SpawnError, spawn_helper
 from workerd.sources.base import SourceError
-from workerd.sources.child import ChildExit, Launched
+from workerd.sources.child import Launched
 
 
 class ReapedLauncher:
@@ -28,17 +29,11 @@ class ReapedLauncher:
             helper = spawn_helper(argv)
         except SpawnError as exc:
             raise SourceError(str(exc)) from None
-        exited: asyncio.Future[ChildExit] = self._loop.create_future()
-        sentinel = self._sentinel
-        if sentinel is not None:
-            sentinel.track(helper.pid)
+        exited: asyncio.Future[ExitStatus] = self._loop.create_future()
 
         def on_exit(status: ExitStatus) -> None:
-            if sentinel is not None:
-                sentinel.forget(status.pid)
             if not exited.done():
-                exited.set_result(ChildExit(status.code, status.signal))
+                exited.set_result(status)
 
-        # Watched in the same step as it was made: the reaper cannot have seen it yet.
-        self._reaper.watch(helper.pid, on_exit)
+        watch_child(self._reaper, self._sentinel, helper.pid, on_exit)
         return Launched(helper.pid, helper.stdin_fd, helper.stdout_fd, helper.stderr_fd, exited)

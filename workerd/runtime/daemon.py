@@ -19,6 +19,7 @@ import uvloop
 from workerd.config.model import Config
 from workerd.control.protocol import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from workerd.control.server import ControlServer, SocketInUse, bind_socket
+from workerd.exit_status import ExitStatus
 from workerd.runtime import cgroups
 from workerd.runtime.autoscaler import Autoscaler
 from workerd.runtime.children import ReapedLauncher
@@ -26,7 +27,7 @@ from workerd.runtime.clock import Clock, LoopClock
 from workerd.runtime.commands import Commands
 from workerd.runtime.effects import Effects
 from workerd.runtime.prctl import become_subreaper
-from workerd.runtime.reaper import ExitStatus, Reaper
+from workerd.runtime.reaper import Reaper
 from workerd.runtime.sentinel import Sentinel
 from workerd.runtime.supervisor import CommandError, Supervisor
 from workerd.runtime.watcher import LimitWatcher

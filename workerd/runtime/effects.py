@@ -12,19 +12,20 @@ import asyncio
 import logging
 import os
 import signal
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Callable
 
 from workerd.core.actions import Action, KillGroup, SignalGroup, Spawn
 from workerd.core.events import Event, Exited, Spawned, SpawnFailed
 from workerd.core.strays import Proc
+from workerd.exit_status import ExitStatus
 from workerd.runtime.cgroups import CgroupTree
 from workerd.runtime.clock import Clock
 from workerd.runtime.output import OutputPipe, ProgramLog
 from workerd.runtime.procstat import ProcStat, processes
-from workerd.runtime.reaper import ExitStatus, Reaper
-from workerd.runtime.sentinel import Sentinel
+from workerd.runtime.reaper import Reaper
+from workerd.runtime.sentinel import Sentinel, watch_child
 from workerd.runtime.spawn import ProcessSpec, SpawnError, spawn
 from workerd.runtime.strays import Strays
 
@@ -80,8 +81,6 @@ class Effects:
             return SpawnFailed(str(exc))
         if self._cgroup_tree is not None:
             self._cgroup_tree.place(ctx.program, ctx.instance, child.pid, spec.limits)
-        if self._sentinel is not None:
-            self._sentinel.track(child.pid)
         self._strays.started(child.pid, ctx.program, ctx.instance)
         self.pipes.add(OutputPipe(self._loop, child.output_fd, ctx.instance, ctx.sink, self._pipe_closed))
         self.pipes_drained.clear()
@@ -89,10 +88,8 @@ class Effects:
         def on_exit(status: ExitStatus) -> None:
             ctx.deliver(Exited(status.pid, status.success, status.describe()))
             self._sweep_soon(self._strays.exited(status.pid))
-            if self._sentinel is not None:
-                self._sentinel.forget(status.pid)
 
-        self._reaper.watch(child.pid, on_exit)
+        watch_child(self._reaper, self._sentinel, child.pid, on_exit)
         return Spawned(child.pid)
 
     def _pipe_closed(self, pipe: OutputPipe) -> None:

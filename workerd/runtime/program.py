@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+
 from workerd.config.model import AutoscaleConfig, DaemonConfig, ProgramConfig
 from workerd.core.backoff import Backoff
 from workerd.core.lifecycle import Policy, Slot

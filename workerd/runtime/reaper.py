@@ -14,35 +14,11 @@ import asyncio
 import logging
 import os
 import signal
-from dataclasses import dataclass
 from typing import Callable
 
+from workerd.exit_status import ExitStatus
+
 log = logging.getLogger("workerd")
-
-
-@dataclass(frozen=True)
-class ExitStatus:
-    pid: int
-    code: int | None
-    signal: int | None
-
-    @property
-    def success(self) -> bool:
-        return self.code == 0
-
-    def describe(self) -> str:
-        if self.signal is not None:
-            try:
-                name = signal.Signals(self.signal).name
-            except ValueError:
-                name = str(self.signal)
-            return f"killed by {name}"
-        return f"exit status {self.code}"
-
-
-def _decode(pid: int, status: int) -> ExitStatus:
-    code = os.waitstatus_to_exitcode(status)
-    return ExitStatus(pid, None, -code) if code < 0 else ExitStatus(pid, code, None)
 
 
 class Reaper:
@@ -50,7 +26,6 @@ class Reaper:
         self._loop = loop
         self._watchers: dict[int, Callable[[ExitStatus], None]] = {}
         self._scheduled = False
-        self.orphans_reaped = 0
 
     def install(self) -> None:
         signal.signal(signal.SIGCHLD, self._on_sigchld)
@@ -77,10 +52,9 @@ class Reaper:
                 return
             if pid == 0:
                 return
-            exit_status = _decode(pid, status)
+            exit_status = ExitStatus.from_wait(pid, status)
             callback = self._watchers.pop(pid, None)
             if callback is None:
-                self.orphans_reaped += 1
                 log.debug("reaped orphan %d (%s)", pid, exit_status.describe())
             else:
                 callback(exit_status)

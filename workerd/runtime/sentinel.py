@@ -17,9 +17,12 @@ first time, then after 1 s, 2 s, 4 s ... up to a minute while it keeps dying.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from workerd.core.backoff import Backoff
+from workerd.exit_status import ExitStatus
 from workerd.runtime.clock import Clock
+from workerd.runtime.reaper import Reaper
 from workerd.runtime.spawn import spawn_reader
 
 _SCRIPT = r"""
@@ -112,3 +115,19 @@ class Sentinel:
         if self._write_fd is not None:
             os.close(self._write_fd)
             self._write_fd = None
+
+
+def watch_child(reaper: Reaper, sentinel: Sentinel | None, pid: int, on_exit: Callable[[ExitStatus], None]) -> None:
+    """Watch a child the daemon just made, which leads its own process group: the
+    sentinel kills the group if the daemon dies, until the reaper sees the child exit;
+    then `on_exit` runs (and clears the group), and the sentinel lets the group go.
+    Called in the same step as the child was made, before the reaper can have seen it."""
+    if sentinel is not None:
+        sentinel.track(pid)
+
+    def exited(status: ExitStatus) -> None:
+        on_exit(status)
+        if sentinel is not None:
+            sentinel.forget(status.pid)
+
+    reaper.watch(pid, exited)

@@ -16,13 +16,13 @@ from typing import Callable, Iterable
 
 from workerd.config.capacity import over_max_processes
 from workerd.config.model import Config, ProgramConfig
-from workerd.core.handover import Outgoing, keep_counts
+from workerd.core import scaling
 from workerd.core.events import (
     Event,
     KillRequested,
     TimerExpired,
 )
-from workerd.core import scaling
+from workerd.core.handover import Outgoing, keep_counts
 from workerd.core.lifecycle import Slot, transition
 from workerd.core.reconcile import forgotten, reconcile, restart, start
 from workerd.core.reload import Facts, Step, plan

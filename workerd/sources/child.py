@@ -22,27 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from workerd.exit_status import ExitStatus
 from workerd.sources.base import SourceError
 
 #: Longest stdout line (a helper's answer) or whole stdout (a command's) read.
 OUTPUT_LIMIT = 64 * 1024
 #: How much of the end of stderr is kept for an error message.
 STDERR_TAIL = 4096
-
-
-@dataclass(frozen=True)
-class ChildExit:
-    code: int | None
-    signal: int | None
-
-    def describe(self) -> str:
-        if self.signal is not None:
-            try:
-                name = signal.Signals(self.signal).name
-            except ValueError:
-                name = str(self.signal)
-            return f"killed by {name}"
-        return f"exit status {self.code}"
 
 
 @dataclass(frozen=True)
@@ -54,7 +40,7 @@ class Launched:
     stdin_fd: int
     stdout_fd: int
     stderr_fd: int
-    exited: asyncio.Future[ChildExit]
+    exited: asyncio.Future[ExitStatus]
 
 
 class Launcher(Protocol):
@@ -164,14 +150,14 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-async def run(launcher: Launcher, argv: Sequence[str], timeout: float) -> tuple[bytes, ChildExit, str]:
+async def run(launcher: Launcher, argv: Sequence[str], timeout: float) -> tuple[bytes, ExitStatus, str]:
     """Run argv to its end: (stdout, how it ended, last line of stderr). Bounded by
     `timeout`; then, or when the caller is cancelled, the process group is killed."""
     child = await Child.start(launcher, argv)
     try:
         child.close_stdin()
 
-        async def finish() -> tuple[bytes, ChildExit]:
+        async def finish() -> tuple[bytes, ExitStatus]:
             output = await child.read_all()
             return output, await asyncio.shield(child.exited)
 
