@@ -56,25 +56,25 @@ def assert_fields(slot: Slot, **expected: Any) -> None:
 
 def spawning_slot(**fields: Any) -> Slot:
     """Starting, Spawn asked for, Spawned not yet seen."""
-    return Slot(0, state=State.STARTING, wanted=True, **fields)
+    return Slot(0, state=State.STARTING, occupied=True, **fields)
 
 
 def starting_slot(pid: int = 100, started_at: float = 0.0, **fields: Any) -> Slot:
     fields.setdefault("timer_at", started_at + POLICY.start_seconds)
-    return Slot(0, state=State.STARTING, wanted=True, pid=pid, started_at=started_at, **fields)
+    return Slot(0, state=State.STARTING, occupied=True, pid=pid, started_at=started_at, **fields)
 
 
 def running_slot(pid: int = 100, started_at: float = 0.0, **fields: Any) -> Slot:
-    return Slot(0, state=State.RUNNING, wanted=True, pid=pid, started_at=started_at, **fields)
+    return Slot(0, state=State.RUNNING, occupied=True, pid=pid, started_at=started_at, **fields)
 
 
-def stopping_slot(pid: int = 100, wanted: bool = False, timer_at: float | None = 30.0, **fields: Any) -> Slot:
-    return Slot(0, state=State.STOPPING, wanted=wanted, pid=pid, started_at=0.0, timer_at=timer_at, **fields)
+def stopping_slot(pid: int = 100, occupied: bool = False, timer_at: float | None = 30.0, **fields: Any) -> Slot:
+    return Slot(0, state=State.STOPPING, occupied=occupied, pid=pid, started_at=0.0, timer_at=timer_at, **fields)
 
 
 def backoff_slot(timer_at: float = 11.0, streak: int = 2, **fields: Any) -> Slot:
     fields.setdefault("reason", f"{CRASH}; restarting in 1.0s")
-    return Slot(0, state=State.BACKOFF, wanted=True, timer_at=timer_at, streak=streak, restarts=streak, **fields)
+    return Slot(0, state=State.BACKOFF, occupied=True, timer_at=timer_at, streak=streak, restarts=streak, **fields)
 
 
 def run_to_running(slot: Slot, pid: int, now: float, policy: Policy = POLICY) -> Slot:
@@ -92,7 +92,7 @@ def run_to_running(slot: Slot, pid: int, now: float, policy: Policy = POLICY) ->
 
 def test_stopped_to_starting_on_start_requested() -> None:
     slot, actions = step(Slot(0), StartRequested(), 10.0)
-    assert slot == Slot(0, state=State.STARTING, wanted=True)
+    assert slot == Slot(0, state=State.STARTING, occupied=True)
     assert actions == [Spawn()]
 
 
@@ -129,7 +129,7 @@ def test_starting_to_backoff_on_exit_before_start_seconds() -> None:
     assert_fields(
         slot,
         state=State.BACKOFF,
-        wanted=True,
+        occupied=True,
         pid=None,
         timer_at=11.5,
         restarts=1,
@@ -234,7 +234,7 @@ def test_running_to_starting_on_first_crash() -> None:
     assert_fields(
         slot,
         state=State.STARTING,
-        wanted=True,
+        occupied=True,
         pid=None,
         started_at=None,
         timer_at=None,
@@ -293,7 +293,7 @@ def test_a_run_just_short_of_backoff_reset_keeps_the_streak() -> None:
 def test_running_to_exited_when_restart_is_never() -> None:
     policy = replace(POLICY, restart=RestartPolicy.NEVER)
     slot, actions = step(running_slot(), crashed(100), 50.0, policy)
-    assert_fields(slot, state=State.EXITED, wanted=True, pid=None, timer_at=None, restarts=0, last_exit=CRASH)
+    assert_fields(slot, state=State.EXITED, occupied=True, pid=None, timer_at=None, restarts=0, last_exit=CRASH)
     assert actions == [KillGroup(100)]
 
 
@@ -329,13 +329,13 @@ def test_exited_with_a_stale_pid_is_ignored() -> None:
 def test_running_to_stopping_on_stop_requested() -> None:
     policy = replace(POLICY, stop_signal=2, stop_timeout=12.0)
     slot, actions = step(running_slot(), StopRequested(), 50.0, policy)
-    assert_fields(slot, state=State.STOPPING, wanted=False, pid=100, timer_at=62.0)
+    assert_fields(slot, state=State.STOPPING, occupied=False, pid=100, timer_at=62.0)
     assert actions == [SignalGroup(100, 2)]
 
 
 def test_starting_to_stopping_on_stop_requested() -> None:
     slot, actions = step(starting_slot(started_at=10.0), StopRequested(), 10.5)
-    assert_fields(slot, state=State.STOPPING, wanted=False, pid=100, timer_at=40.5)
+    assert_fields(slot, state=State.STOPPING, occupied=False, pid=100, timer_at=40.5)
     assert actions == [SignalGroup(100, 15)]
 
 
@@ -348,7 +348,7 @@ def test_stopping_kills_the_group_on_timer_expired() -> None:
 def test_stopping_to_stopped_on_exited() -> None:
     slot, actions = step(stopping_slot(restarts=3), crashed(100, description="killed by SIGTERM"), 5.0)
     assert_fields(
-        slot, state=State.STOPPED, wanted=False, pid=None, timer_at=None, restarts=3, last_exit="killed by SIGTERM"
+        slot, state=State.STOPPED, occupied=False, pid=None, timer_at=None, restarts=3, last_exit="killed by SIGTERM"
     )
     assert actions == [KillGroup(100)]
 
@@ -363,23 +363,23 @@ def test_stopping_to_stopped_after_the_kill() -> None:
 def test_stopping_to_starting_on_exited_when_wanted_again() -> None:
     slot, _ = step(running_slot(restarts=2), StopRequested(), 50.0)
     slot, actions = step(slot, StartRequested(), 50.0)
-    assert_fields(slot, state=State.STOPPING, wanted=True, pid=100)
+    assert_fields(slot, state=State.STOPPING, occupied=True, pid=100)
     assert actions == []
     slot, actions = step(slot, crashed(100, description="killed by SIGTERM"), 51.0)
-    assert_fields(slot, state=State.STARTING, wanted=True, pid=None, timer_at=None, restarts=3)
+    assert_fields(slot, state=State.STARTING, occupied=True, pid=None, timer_at=None, restarts=3)
     assert actions == [KillGroup(100), Spawn()]
 
 
 def test_stop_requested_while_stopping_or_stopped_sends_nothing() -> None:
-    for slot in (stopping_slot(wanted=True), Slot(0)):
+    for slot in (stopping_slot(occupied=True), Slot(0)):
         new, actions = step(slot, StopRequested(), 5.0)
-        assert new == replace(slot, wanted=False)
+        assert new == replace(slot, occupied=False)
         assert actions == []
 
 
 def test_backoff_to_stopped_on_stop_requested() -> None:
     slot, actions = step(backoff_slot(timer_at=11.0), StopRequested(), 10.0)
-    assert_fields(slot, state=State.STOPPED, wanted=False, pid=None, timer_at=None)
+    assert_fields(slot, state=State.STOPPED, occupied=False, pid=None, timer_at=None)
     # "restarting in 1.0s" would be a lie about a stopped slot (KillRequested clears it too).
     assert slot.reason is None
     assert actions == []
@@ -387,8 +387,8 @@ def test_backoff_to_stopped_on_stop_requested() -> None:
 
 @pytest.mark.parametrize("state", [State.EXITED, State.FATAL])
 def test_exited_or_fatal_to_stopped_on_stop_requested(state: State) -> None:
-    slot, actions = step(Slot(0, state=state, wanted=True, last_exit=CRASH), StopRequested(), 10.0)
-    assert_fields(slot, state=State.STOPPED, wanted=False, pid=None, timer_at=None, last_exit=CRASH)
+    slot, actions = step(Slot(0, state=state, occupied=True, last_exit=CRASH), StopRequested(), 10.0)
+    assert_fields(slot, state=State.STOPPED, occupied=False, pid=None, timer_at=None, last_exit=CRASH)
     assert actions == []
 
 
@@ -400,14 +400,14 @@ def test_stop_requested_before_spawned_stops_the_new_process() -> None:
     slot, actions = step(spawning_slot(), StopRequested(), 10.0)
     assert actions == []
     slot, actions = step(slot, Spawned(100), 10.0)
-    assert_fields(slot, state=State.STOPPING, wanted=False, pid=100, timer_at=40.0)
+    assert_fields(slot, state=State.STOPPING, occupied=False, pid=100, timer_at=40.0)
     assert actions == [SignalGroup(100, 15)]
 
 
 def test_stop_requested_before_a_fork_failure_leaves_the_slot_stopped() -> None:
     slot, _ = step(spawning_slot(), StopRequested(), 10.0)
     slot, actions = step(slot, SpawnFailed("fork: Resource temporarily unavailable"), 10.0)
-    assert_fields(slot, state=State.STOPPED, wanted=False, pid=None, timer_at=None)
+    assert_fields(slot, state=State.STOPPED, occupied=False, pid=None, timer_at=None)
     assert actions == []
 
 
@@ -416,7 +416,7 @@ def test_stop_requested_before_a_fork_failure_leaves_the_slot_stopped() -> None:
 
 def test_backoff_to_starting_on_start_requested() -> None:
     slot, actions = step(backoff_slot(timer_at=11.0, streak=2), StartRequested(), 10.0)
-    assert_fields(slot, state=State.STARTING, wanted=True, pid=None, timer_at=None, streak=2, restarts=2)
+    assert_fields(slot, state=State.STARTING, occupied=True, pid=None, timer_at=None, streak=2, restarts=2)
     assert actions == [Spawn()]
 
 
@@ -431,19 +431,19 @@ def test_backoff_to_starting_on_timer_expired() -> None:
 
 @pytest.mark.parametrize("state", [State.EXITED, State.FATAL])
 def test_exited_or_fatal_to_starting_on_start_requested(state: State) -> None:
-    resting = Slot(0, state=state, wanted=True, restarts=7, streak=3, failed_starts=3, last_exit=CRASH, reason="x")
+    resting = Slot(0, state=state, occupied=True, restarts=7, streak=3, failed_starts=3, last_exit=CRASH, reason="x")
     slot, actions = step(resting, StartRequested(), 100.0)
     assert_fields(
-        slot, state=State.STARTING, wanted=True, pid=None, timer_at=None, restarts=7, streak=0, failed_starts=0,
+        slot, state=State.STARTING, occupied=True, pid=None, timer_at=None, restarts=7, streak=0, failed_starts=0,
         reason=None,
     )
     assert actions == [Spawn()]
 
 
 def test_start_requested_while_on_the_way_only_marks_the_slot_wanted() -> None:
-    for slot in (spawning_slot(), starting_slot(), running_slot(), stopping_slot(wanted=False)):
+    for slot in (spawning_slot(), starting_slot(), running_slot(), stopping_slot(occupied=False)):
         new, actions = step(slot, StartRequested(), 5.0)
-        assert new == replace(slot, wanted=True)
+        assert new == replace(slot, occupied=True)
         assert actions == []
 
 
@@ -456,13 +456,13 @@ def test_start_requested_while_on_the_way_only_marks_the_slot_wanted() -> None:
 )
 def test_alive_to_stopping_on_kill_requested(slot: Slot) -> None:
     new, actions = step(slot, KillRequested(), 10.0)
-    assert_fields(new, state=State.STOPPING, wanted=False, pid=100, timer_at=None, reason="killed")
+    assert_fields(new, state=State.STOPPING, occupied=False, pid=100, timer_at=None, reason="killed")
     assert actions == [KillGroup(100)]
 
 
 def test_backoff_to_stopped_on_kill_requested() -> None:
     slot, actions = step(backoff_slot(timer_at=11.0), KillRequested(), 10.0)
-    assert_fields(slot, state=State.STOPPED, wanted=False, pid=None, timer_at=None, reason=None)
+    assert_fields(slot, state=State.STOPPED, occupied=False, pid=None, timer_at=None, reason=None)
     assert actions == []
 
 
@@ -474,9 +474,9 @@ def test_kill_requested_at_rest_sends_nothing() -> None:
 
 def test_exited_or_fatal_to_stopped_on_kill_requested() -> None:
     for state in (State.FATAL, State.EXITED):
-        slot = Slot(0, state=state, wanted=True, reason="gave up")
+        slot = Slot(0, state=state, occupied=True, reason="gave up")
         new, actions = step(slot, KillRequested(), 10.0)
-        assert new == replace(slot, state=State.STOPPED, wanted=False, reason=None)
+        assert new == replace(slot, state=State.STOPPED, occupied=False, reason=None)
         assert actions == []
 
 
@@ -484,7 +484,7 @@ def test_exited_or_fatal_to_stopped_on_kill_requested() -> None:
 
 
 def test_timer_expired_without_a_timer_is_ignored() -> None:
-    for slot in (Slot(0), running_slot(), stopping_slot(timer_at=None), Slot(0, state=State.FATAL, wanted=True)):
+    for slot in (Slot(0), running_slot(), stopping_slot(timer_at=None), Slot(0, state=State.FATAL, occupied=True)):
         assert step(slot, TimerExpired(), 1000.0) == (slot, [])
 
 
@@ -549,9 +549,9 @@ def test_slot_facts_stay_consistent(policy: Policy, history: list[tuple[Event, f
 @settings(deadline=None)
 @given(POLICIES, HISTORY)
 def test_an_unwanted_slot_never_keeps_a_worker(policy: Policy, history: list[tuple[Event, float]]) -> None:
-    """wanted=False: stopped, stopping, or a spawn in flight that will be stopped; wanted=True: never stopped."""
+    """occupied=False: stopped, stopping, or a spawn in flight that will be stopped; occupied=True: never stopped."""
     for _, new, _, _ in replay(policy, history):
-        if new.wanted:
+        if new.occupied:
             assert new.state is not State.STOPPED
         else:
             assert new.state in (State.STOPPED, State.STOPPING) or (
@@ -582,7 +582,7 @@ def test_alive_to_stopping_on_limit_exceeded(make: Any) -> None:
     assert_fields(
         slot,
         state=State.STOPPING,
-        wanted=True,
+        occupied=True,
         pid=100,
         timer_at=62.0,
         reason=MEMORY,
@@ -600,14 +600,14 @@ def test_limit_exceeded_for_a_stale_pid_is_ignored() -> None:
 
 def test_limit_exceeded_is_ignored_unless_alive_and_wanted() -> None:
     slots = [
-        replace(running_slot(pid=100), wanted=False),
-        stopping_slot(pid=100, wanted=True, timer_at=30.0),
-        stopping_slot(pid=100, wanted=False, timer_at=30.0),
+        replace(running_slot(pid=100), occupied=False),
+        stopping_slot(pid=100, occupied=True, timer_at=30.0),
+        stopping_slot(pid=100, occupied=False, timer_at=30.0),
         backoff_slot(),
         Slot(0),
         spawning_slot(),
-        Slot(0, state=State.EXITED, wanted=True),
-        Slot(0, state=State.FATAL, wanted=True),
+        Slot(0, state=State.EXITED, occupied=True),
+        Slot(0, state=State.FATAL, occupied=True),
     ]
     for slot in slots:
         assert step(slot, over(), 5.0, LIMITED) == (slot, []), slot
@@ -628,7 +628,7 @@ def test_limit_restart_is_immediate_and_not_a_crash() -> None:
     assert_fields(
         slot,
         state=State.STARTING,
-        wanted=True,
+        occupied=True,
         pid=None,
         timer_at=None,
         restarts=3,
@@ -664,7 +664,7 @@ def test_limit_restart_after_the_stop_timeout_kill() -> None:
     slot, _ = step(running_slot(started_at=0.0), over(), 50.0, LIMITED)
     assert slot.timer_at == 80.0
     slot, actions = step(slot, TimerExpired(), 80.0, LIMITED)
-    assert_fields(slot, state=State.STOPPING, wanted=True, pid=100, timer_at=None)
+    assert_fields(slot, state=State.STOPPING, occupied=True, pid=100, timer_at=None)
     assert actions == [KillGroup(100)]
     slot, actions = step(slot, crashed(100, description="killed by SIGKILL"), 80.01, LIMITED)
     assert_fields(slot, state=State.STARTING, restarts=1, streak=0, last_limit=MEMORY)
@@ -674,20 +674,20 @@ def test_limit_restart_after_the_stop_timeout_kill() -> None:
 def test_a_stop_during_a_limit_restart_wins() -> None:
     slot, _ = step(running_slot(started_at=0.0), over(), 50.0, LIMITED)
     slot, actions = step(slot, StopRequested(), 50.1, LIMITED)
-    assert_fields(slot, state=State.STOPPING, wanted=False, pid=100)
+    assert_fields(slot, state=State.STOPPING, occupied=False, pid=100)
     assert actions == []
     slot, actions = step(slot, crashed(100, description="killed by SIGTERM"), 50.2, LIMITED)
-    assert_fields(slot, state=State.STOPPED, wanted=False, pid=None, timer_at=None)
+    assert_fields(slot, state=State.STOPPED, occupied=False, pid=None, timer_at=None)
     assert actions == [KillGroup(100)]
 
 
 def test_kill_during_a_limit_restart_wins() -> None:
     slot, _ = step(running_slot(started_at=0.0), over(), 50.0, LIMITED)
     slot, actions = step(slot, KillRequested(), 50.1, LIMITED)
-    assert_fields(slot, state=State.STOPPING, wanted=False, pid=100, reason="killed")
+    assert_fields(slot, state=State.STOPPING, occupied=False, pid=100, reason="killed")
     assert actions == [KillGroup(100)]
     slot, _ = step(slot, crashed(100, description="killed by SIGKILL"), 50.2, LIMITED)
-    assert_fields(slot, state=State.STOPPED, wanted=False)
+    assert_fields(slot, state=State.STOPPED, occupied=False)
 
 
 def test_limit_right_after_start_is_a_crash_first_immediate_then_backoff() -> None:
@@ -695,7 +695,7 @@ def test_limit_right_after_start_is_a_crash_first_immediate_then_backoff() -> No
     at once, then with the backoff delays, not in a tight loop."""
     slot = running_slot(started_at=10.0)
     slot, actions = step(slot, over(), 12.9, LIMITED)  # ran 2.9 s < limit_grace 3 s
-    assert_fields(slot, state=State.STOPPING, wanted=True, last_limit=MEMORY)
+    assert_fields(slot, state=State.STOPPING, occupied=True, last_limit=MEMORY)
     assert actions == [SignalGroup(100, 15)]
     slot, actions = step(slot, crashed(100, description="killed by SIGTERM"), 13.0, LIMITED)
     assert_fields(slot, state=State.STARTING, pid=None, restarts=1, streak=1, last_limit=MEMORY)
@@ -748,7 +748,7 @@ def test_stopping_to_exited_on_exited_after_a_limit_when_restart_is_never() -> N
     assert_fields(
         slot,
         state=State.EXITED,
-        wanted=True,
+        occupied=True,
         pid=None,
         timer_at=None,
         restarts=2,
@@ -763,14 +763,14 @@ def test_stopping_to_exited_after_a_limit_and_the_stop_timeout_kill_when_restart
     slot, _ = step(running_slot(started_at=0.0), over(), 50.0, NEVER)
     slot, _ = step(slot, TimerExpired(), 80.0, NEVER)
     slot, actions = step(slot, crashed(100, description="killed by SIGKILL"), 80.01, NEVER)
-    assert_fields(slot, state=State.EXITED, wanted=True, reason=MEMORY, last_exit="killed by SIGKILL")
+    assert_fields(slot, state=State.EXITED, occupied=True, reason=MEMORY, last_exit="killed by SIGKILL")
     assert actions == [KillGroup(100)]
 
 
 def test_stopping_to_exited_after_a_limit_right_after_start_when_restart_is_never() -> None:
     slot, _ = step(running_slot(started_at=10.0), over(), 11.0, NEVER)  # within limit_grace
     slot, actions = step(slot, crashed(100), 11.1, NEVER)
-    assert_fields(slot, state=State.EXITED, wanted=True, timer_at=None, restarts=0, reason=MEMORY)
+    assert_fields(slot, state=State.EXITED, occupied=True, timer_at=None, restarts=0, reason=MEMORY)
     assert actions == [KillGroup(100)]
 
 
@@ -778,7 +778,7 @@ def test_stopping_to_starting_after_a_limit_when_restart_is_on_failure() -> None
     """A limit stop is a failure, even when the worker exits 0 at its stop_signal."""
     slot, _ = step(running_slot(started_at=0.0), over(), 50.0, ON_FAILURE)
     slot, actions = step(slot, crashed(100, success=True, description="exit status 0"), 50.5, ON_FAILURE)
-    assert_fields(slot, state=State.STARTING, wanted=True, restarts=1, streak=0, last_limit=MEMORY)
+    assert_fields(slot, state=State.STARTING, occupied=True, restarts=1, streak=0, last_limit=MEMORY)
     assert actions == [KillGroup(100), Spawn()]
 
 
@@ -797,7 +797,7 @@ def test_a_stop_and_start_during_a_limit_stop_restarts_even_when_restart_is_neve
     slot, _ = step(slot, stop, 50.1, NEVER)
     slot, _ = step(slot, StartRequested(), 50.2, NEVER)
     slot, actions = step(slot, crashed(100, description="killed by SIGTERM"), 50.3, NEVER)
-    assert_fields(slot, state=State.STARTING, wanted=True, restarts=1)
+    assert_fields(slot, state=State.STARTING, occupied=True, restarts=1)
     assert actions == [KillGroup(100), Spawn()]
 
 
@@ -827,12 +827,12 @@ def test_slot_facts_stay_consistent_with_limits(policy: Policy, history: list[tu
             assert new.timer_at is not None
         if new.state in (State.RUNNING, State.STOPPING):
             assert new.pid is not None
-        if new.wanted:
+        if new.occupied:
             assert new.state is not State.STOPPED
         for action in actions:
             if not isinstance(action, Spawn):
                 assert action.pgid in (old.pid, new.pid)
         if new.last_limit != old.last_limit:
             # last_limit only changes on a limit, and then the slot is stopping with a signal
-            assert new.state is State.STOPPING and new.wanted
+            assert new.state is State.STOPPING and new.occupied
             assert len(actions) == 1 and isinstance(actions[0], SignalGroup)

@@ -17,6 +17,10 @@ from workerd.core.limits import Exceeded, Reading, Watch, check
 MiB = 1024 * 1024
 
 
+def watch_of(memory: int | None = None, cpu_percent: float | None = None, cpu_window: float = 60.0) -> Watch:
+    return Watch(memory, cpu_percent, cpu_window)
+
+
 def feed(watch: Watch, readings: list[Reading]) -> tuple[tuple[Reading, ...], list[Exceeded | None]]:
     """Hand the readings to check() one by one, as the watcher does; returns the last
     history and every verdict."""
@@ -38,27 +42,27 @@ def busy(percent: float, seconds: int, start: float = 0.0, cpu: float = 0.0, eve
 
 
 def test_memory_over_the_limit_fires_with_the_reason() -> None:
-    watch = Watch(memory=64 * MiB)
+    watch = watch_of(memory=64 * MiB)
     history, exceeded = check(watch, (), Reading(5.0, 69 * MiB, 1.0))
     assert exceeded == Exceeded("memory", "memory 69 MiB > 64 MiB")
     assert history == ()
 
 
 def test_memory_one_byte_over_fires() -> None:
-    _, exceeded = check(Watch(memory=512 * MiB), (), Reading(0.0, 512 * MiB + 1, 0.0))
+    _, exceeded = check(watch_of(memory=512 * MiB), (), Reading(0.0, 512 * MiB + 1, 0.0))
     assert exceeded is not None and exceeded.limit == "memory"
     assert exceeded.reason == "memory 512 MiB > 512 MiB"
 
 
 @pytest.mark.parametrize("rss", [0, 1, 64 * MiB - 1, 64 * MiB])
 def test_memory_at_or_under_the_limit_is_fine(rss: int) -> None:
-    history, exceeded = check(Watch(memory=64 * MiB), (), Reading(5.0, rss, 1.0))
+    history, exceeded = check(watch_of(memory=64 * MiB), (), Reading(5.0, rss, 1.0))
     assert exceeded is None
     assert history == ()  # memory needs no history when cpu_percent is unset
 
 
 def test_memory_is_judged_on_every_reading_without_a_window() -> None:
-    watch = Watch(memory=64 * MiB, cpu_percent=50, cpu_window=60)
+    watch = watch_of(memory=64 * MiB, cpu_percent=50, cpu_window=60)
     readings = [Reading(float(t), rss * MiB, 0.0) for t, rss in enumerate([10, 30, 50, 63, 64])]
     history, verdicts = feed(watch, readings)
     assert verdicts == [None] * 5
@@ -67,7 +71,7 @@ def test_memory_is_judged_on_every_reading_without_a_window() -> None:
 
 
 def test_no_limits_never_fire() -> None:
-    _, verdicts = feed(Watch(), [Reading(float(t), 10**12, 10.0 * t) for t in range(100)])
+    _, verdicts = feed(watch_of(), [Reading(float(t), 10**12, 10.0 * t) for t in range(100)])
     assert verdicts == [None] * 100
 
 
@@ -76,7 +80,7 @@ def test_no_limits_never_fire() -> None:
 
 def test_cpu_is_not_judged_before_a_full_window() -> None:
     """100% of a core from the start, limit 50% over 10 s: nothing until 10 s have passed."""
-    watch = Watch(cpu_percent=50, cpu_window=10)
+    watch = watch_of(cpu_percent=50, cpu_window=10)
     _, verdicts = feed(watch, busy(100, 9))
     assert verdicts == [None] * 10
     _, verdicts = feed(watch, busy(100, 10))
@@ -85,7 +89,7 @@ def test_cpu_is_not_judged_before_a_full_window() -> None:
 
 
 def test_sustained_cpu_over_the_window_fires_with_the_reason() -> None:
-    watch = Watch(cpu_percent=50, cpu_window=2)
+    watch = watch_of(cpu_percent=50, cpu_window=2)
     history, exceeded = check(watch, (), Reading(0.0, 0, 3.0))
     assert exceeded is None
     history, exceeded = check(watch, history, Reading(1.0, 0, 3.74))
@@ -96,21 +100,21 @@ def test_sustained_cpu_over_the_window_fires_with_the_reason() -> None:
 
 
 def test_cpu_reason_shows_the_limit_as_given_and_the_real_span() -> None:
-    watch = Watch(cpu_percent=12.5, cpu_window=60)
+    watch = watch_of(cpu_percent=12.5, cpu_window=60)
     history, _ = check(watch, (), Reading(100.0, 0, 0.0))
     _, exceeded = check(watch, history, Reading(175.0, 0, 75.0))  # one late reading: 100% over 75 s
     assert exceeded == Exceeded("cpu_percent", "cpu 100% > 12.5% over 75s")
 
 
 def test_cpu_exactly_at_the_limit_does_not_fire() -> None:
-    _, verdicts = feed(Watch(cpu_percent=50, cpu_window=4), busy(50, 20))
+    _, verdicts = feed(watch_of(cpu_percent=50, cpu_window=4), busy(50, 20))
     assert verdicts == [None] * 21
 
 
 def test_a_spike_shorter_than_the_window_does_not_fire() -> None:
     """10 s window, 50% limit: idle, a 2 s spike at 200% (two cores flat out), idle
     again. 4 CPU seconds in any 10 s is 40%: no restart."""
-    watch = Watch(cpu_percent=50, cpu_window=10)
+    watch = watch_of(cpu_percent=50, cpu_window=10)
     readings, cpu = [], 0.0
     for t in range(40):
         if 12 <= t < 14:
@@ -122,7 +126,7 @@ def test_a_spike_shorter_than_the_window_does_not_fire() -> None:
 
 def test_a_spike_as_long_as_needed_fires() -> None:
     """The same spike held for 3 s: 6 CPU seconds in a 10 s window is 60% > 50%."""
-    watch = Watch(cpu_percent=50, cpu_window=10)
+    watch = watch_of(cpu_percent=50, cpu_window=10)
     readings, cpu = [], 0.0
     for t in range(40):
         if 12 <= t < 15:
@@ -138,7 +142,7 @@ def test_a_spike_as_long_as_needed_fires() -> None:
 
 def test_cpu_under_the_limit_keeps_being_watched() -> None:
     """Long after the first window, a tree that starts spinning is still caught."""
-    watch = Watch(cpu_percent=50, cpu_window=5)
+    watch = watch_of(cpu_percent=50, cpu_window=5)
     idle = busy(10, 100)
     history, verdicts = feed(watch, idle)
     assert verdicts == [None] * 101
@@ -153,14 +157,14 @@ def test_cpu_under_the_limit_keeps_being_watched() -> None:
 def test_negative_cpu_deltas_do_not_fire() -> None:
     """A child reaped by someone outside the tree takes its CPU seconds away: the sum
     goes down. That is 0%, never a negative or wrapped-around percentage."""
-    watch = Watch(cpu_percent=50, cpu_window=2)
+    watch = watch_of(cpu_percent=50, cpu_window=2)
     readings = [Reading(float(t), 0, cpu) for t, cpu in enumerate([100.0, 60.0, 20.0, 10.0, 5.0, 5.0])]
     _, verdicts = feed(watch, readings)
     assert verdicts == [None] * 6
 
 
 def test_memory_fires_before_cpu_and_resets_the_history() -> None:
-    watch = Watch(memory=64 * MiB, cpu_percent=50, cpu_window=2)
+    watch = watch_of(memory=64 * MiB, cpu_percent=50, cpu_window=2)
     history, _ = feed(watch, busy(100, 1))
     assert history
     history, exceeded = check(watch, history, Reading(2.0, 65 * MiB, 2.0))
@@ -172,14 +176,14 @@ def test_memory_fires_before_cpu_and_resets_the_history() -> None:
 
 
 def test_history_is_the_shortest_suffix_covering_the_window() -> None:
-    watch = Watch(cpu_percent=90, cpu_window=3)
+    watch = watch_of(cpu_percent=90, cpu_window=3)
     history, _ = feed(watch, busy(10, 10))
     # Readings at 0..10: the baseline of the window ending at 10 is the reading at 7.
     assert [r.at for r in history] == [7.0, 8.0, 9.0, 10.0]
 
 
 def test_history_with_a_late_reading_keeps_the_last_one_before_the_window() -> None:
-    watch = Watch(cpu_percent=90, cpu_window=3)
+    watch = watch_of(cpu_percent=90, cpu_window=3)
     readings = [Reading(t, 0, 0.0) for t in (0.0, 1.0, 2.0, 2.5, 8.0)]
     history, _ = feed(watch, readings)
     # 2.5 is the latest reading at least 3 s before 8.0.
@@ -203,7 +207,7 @@ def test_history_stays_bounded_and_the_verdict_is_the_window_average(
     """With readings at least 0.1 s apart, the history never holds more than the readings
     of one window plus its baseline; and each verdict is the one computed from every
     reading since the last fire: baseline = the latest reading at least `window` old."""
-    watch = Watch(cpu_percent=limit, cpu_window=window)
+    watch = watch_of(cpu_percent=limit, cpu_window=window)
     bound = math.floor(window / 0.1) + 2
     history: tuple[Reading, ...] = ()
     since_fire: list[Reading] = []

@@ -7,8 +7,8 @@ from workerd.core.outcomes import started, stopped
 from workerd.core.states import State
 
 
-def slot(instance: int, state: State, wanted: bool = True, **fields) -> Slot:
-    return Slot(instance, state=state, wanted=wanted, **fields)
+def slot(instance: int, state: State, occupied: bool = True, **fields) -> Slot:
+    return Slot(instance, state=state, occupied=occupied, **fields)
 
 
 def test_started_waits_for_every_wanted_slot_to_run():
@@ -29,5 +29,5 @@ def test_backoff_or_fatal_fails_the_start_with_the_reason():
 
 
 def test_stopped_once_every_slot_of_every_generation_is_at_rest():
-    assert stopped({"w": [slot(0, State.STOPPED, wanted=False), slot(0, State.STOPPING, wanted=False)]}) is None
-    assert stopped({"w": [slot(0, State.STOPPED, wanted=False), slot(1, State.FATAL)]}) == (True, "stopped: w")
+    assert stopped({"w": [slot(0, State.STOPPED, occupied=False), slot(0, State.STOPPING, occupied=False)]}) is None
+    assert stopped({"w": [slot(0, State.STOPPED, occupied=False), slot(1, State.FATAL)]}) == (True, "stopped: w")

@@ -28,11 +28,11 @@ POLICY = policy_with()
 Slots = dict[int, Slot]
 
 
-def slot(instance: int, state: State, wanted: bool = True, **fields: Any) -> Slot:
+def slot(instance: int, state: State, occupied: bool = True, **fields: Any) -> Slot:
     if state in (State.STARTING, State.RUNNING, State.STOPPING):
         fields.setdefault("pid", 100 + instance)
         fields.setdefault("started_at", float(instance))
-    return Slot(instance, state=state, wanted=wanted, **fields)
+    return Slot(instance, state=state, occupied=occupied, **fields)
 
 
 def slots(*items: Slot) -> Slots:
@@ -43,7 +43,7 @@ def deliver(table: Slots, instance: int, event: Event, now: float = 0.0) -> None
     """Apply one event as the supervisor does, forgetting a slot that was scaled away."""
     new, _ = transition(table.get(instance) or Slot(instance), event, now, POLICY, lambda: 0.5)
     table[instance] = new
-    if new.state is State.STOPPED and not new.wanted:
+    if new.state is State.STOPPED and not new.occupied:
         del table[instance]
 
 
@@ -54,7 +54,7 @@ def settle(wanted: int, table: Slots, now: float = 0.0, drop: int = 0) -> None:
 
 
 def occupied(table: Slots) -> list[int]:
-    return sorted(s.instance for s in table.values() if s.wanted)
+    return sorted(s.instance for s in table.values() if s.occupied)
 
 
 def stopped_by(wanted: int, table: Slots) -> list[int]:
@@ -81,14 +81,14 @@ def test_nothing_to_do_when_the_count_is_right() -> None:
 
 
 def test_a_stopping_slot_restarting_counts() -> None:
-    assert reconcile(1, slots(slot(0, State.STOPPING, wanted=True))) == []
+    assert reconcile(1, slots(slot(0, State.STOPPING, occupied=True))) == []
 
 
 def test_a_stopping_slot_not_wanted_does_not_count() -> None:
-    table = slots(slot(0, State.RUNNING), slot(1, State.STOPPING, wanted=False))
+    table = slots(slot(0, State.RUNNING), slot(1, State.STOPPING, occupied=False))
     assert reconcile(2, table) == [(1, StartRequested())]
     settle(2, table)
-    assert table[1].state is State.STOPPING and table[1].wanted  # it restarts once its process exits
+    assert table[1].state is State.STOPPING and table[1].occupied  # it restarts once its process exits
     assert reconcile(2, table) == []
 
 
@@ -112,7 +112,7 @@ def test_a_doubled_start_does_not_add_a_worker() -> None:
 def test_a_doubled_stop_does_not_remove_a_second_worker() -> None:
     table = slots(*(slot(i, State.RUNNING) for i in range(4)))
     settle(2, table)
-    victims = [i for i in range(4) if not table[i].wanted]
+    victims = [i for i in range(4) if not table[i].occupied]
     deliver(table, victims[0], StopRequested())
     assert reconcile(2, table) == []
     assert len(occupied(table)) == 2
@@ -166,7 +166,7 @@ def test_scale_down_stops_a_worker_still_starting_before_running_ones() -> None:
 
 
 def test_scale_down_ignores_slots_already_stopping() -> None:
-    table = slots(slot(0, State.RUNNING), slot(1, State.RUNNING), slot(2, State.STOPPING, wanted=False))
+    table = slots(slot(0, State.RUNNING), slot(1, State.RUNNING), slot(2, State.STOPPING, occupied=False))
     assert stopped_by(1, table) == [1]
 
 
@@ -221,8 +221,8 @@ def test_after_reconcile_the_wanted_slots_number_the_wanted_count(
 def test_restart_stops_then_starts_every_slot_with_a_process_or_a_place():
     from workerd.core.reconcile import restart
 
-    table = slots(slot(0, State.RUNNING), slot(1, State.BACKOFF), slot(2, State.STOPPING, wanted=False),
-                  slot(3, State.STOPPED, wanted=False), slot(4, State.FATAL))
+    table = slots(slot(0, State.RUNNING), slot(1, State.BACKOFF), slot(2, State.STOPPING, occupied=False),
+                  slot(3, State.STOPPED, occupied=False), slot(4, State.FATAL))
     requests = restart(table)
     assert [(i, type(r).__name__) for i, r in requests] == [
         (0, "StopRequested"), (0, "StartRequested"), (1, "StopRequested"), (1, "StartRequested"),
@@ -231,7 +231,7 @@ def test_restart_stops_then_starts_every_slot_with_a_process_or_a_place():
     # applied through the state machine: the running one is stopping and will come back
     for instance, request in requests:
         deliver(table, instance, request)
-    assert table[0].state is State.STOPPING and table[0].wanted
+    assert table[0].state is State.STOPPING and table[0].occupied
     assert table[1].state is State.STARTING and table[4].state is State.STARTING
 
 
@@ -259,7 +259,7 @@ def test_wanted_count_rules_in_order():
 def test_a_slot_is_forgotten_only_when_scaled_away():
     from workerd.core.reconcile import forgotten
 
-    assert forgotten(slot(0, State.STOPPED, wanted=False), enabled=True)
-    assert not forgotten(slot(0, State.STOPPED, wanted=False), enabled=False)  # `workerctl stop`: listed
-    assert not forgotten(slot(0, State.STOPPED, wanted=True), enabled=True)
-    assert not forgotten(slot(0, State.EXITED, wanted=False), enabled=True)
+    assert forgotten(slot(0, State.STOPPED, occupied=False), enabled=True)
+    assert not forgotten(slot(0, State.STOPPED, occupied=False), enabled=False)  # `workerctl stop`: listed
+    assert not forgotten(slot(0, State.STOPPED, occupied=True), enabled=True)
+    assert not forgotten(slot(0, State.EXITED, occupied=False), enabled=True)

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from workerd.config.model import LimitsConfig
-from workerd.runtime.cgroups import CgroupTree, describe, settings
+from workerd.runtime.cgroups import CgroupTree, enforcement, settings
 
 MiB = 1024 * 1024
 
@@ -19,7 +19,7 @@ def test_without_a_v2_hierarchy_the_fallback_says_why(tmp_path: Path) -> None:
     tree, why = CgroupTree.find(tmp_path)
     assert tree is None
     assert why == "no cgroup v2 hierarchy on this box"
-    assert describe(tree, why) == "rlimits + watcher (no cgroup v2 hierarchy on this box)"
+    assert enforcement(tree, why) == "rlimits + watcher (no cgroup v2 hierarchy on this box)"
 
 
 def test_a_v2_hierarchy_without_delegation_is_not_used(tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ def test_a_v2_hierarchy_without_delegation_is_not_used(tmp_path: Path) -> None:
 
 def test_this_machine_reports_its_enforcement() -> None:
     tree, why = CgroupTree.find()
-    text = describe(tree, why)
+    text = enforcement(tree, why)
     assert text.startswith("cgroup v2 (") if tree else text.startswith("rlimits + watcher (")
 
 

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "check":
         from workerd.config.model import LimitsConfig
         from workerd.config.summary import summarize
-        from workerd.runtime.cgroups import CgroupTree, describe
+        from workerd.runtime.cgroups import CgroupTree, enforcement
 
         if missing:
             for line in missing:
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         for line in summarize(config):
             print(f"  {line}")
         if any(p.limits != LimitsConfig() for p in config.programs.values()):
-            print(f"  limits enforced by: {describe(*CgroupTree.find())}")
+            print(f"  limits enforced by: {enforcement(*CgroupTree.find())}")
         return
     logging.basicConfig(
         stream=sys.stderr,

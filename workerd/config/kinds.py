@@ -45,7 +45,7 @@ class Kind(Generic[T]):
     show: Callable[[T], str]
 
 
-def describe(raw: object) -> str:
+def toml_type(raw: object) -> str:
     """The TOML type of a raw value, with its article: "an array"."""
     if isinstance(raw, bool):
         return "a boolean"
@@ -72,7 +72,7 @@ def toml_repr(raw: object) -> str:
         return json.dumps(raw, ensure_ascii=False)
     if isinstance(raw, (int, float)):
         return repr(raw)
-    return describe(raw)
+    return toml_type(raw)
 
 
 def expected(what: str, raw: object) -> InvalidValue:
@@ -173,7 +173,7 @@ def _environment(raw: object) -> Mapping[str, str]:
         elif isinstance(value, (int, float)):
             value = str(value)
         elif not isinstance(value, str):
-            raise InvalidValue(f"variable {name!r}: expected a string, got {describe(value)}")
+            raise InvalidValue(f"variable {name!r}: expected a string, got {toml_type(value)}")
         if "\0" in value:
             raise InvalidValue(f"variable {name!r}: must not contain a NUL character")
         env[name] = value

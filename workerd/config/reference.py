@@ -23,7 +23,7 @@ def _reference_table(table: Table) -> list[str]:
             doc += f" **{NOT_YET.capitalize()}.**" if spec.future else ""
         else:
             kind, default, doc = f"`{spec.kind.name}`", spec.show_default(), spec.doc
-            doc += f" Range: {spec.bounds.describe(spec.kind.show)}." if spec.bounds is not None else ""
+            doc += f" Range: {spec.bounds.spelled(spec.kind.show)}." if spec.bounds is not None else ""
             doc += " **This version of workerd accepts only the default.**" if spec.future else ""
         lines.append(f"| `{spec.name}` | {_cell(kind)} | {_cell(default)} | {_cell(doc)} |")
     return lines

@@ -45,7 +45,7 @@ class Range:
             return f"must be >= {show(self.low)}, got {got}"
         return f"must be between {show(self.low)} and {show(self.high)}, got {got}"
 
-    def describe(self, show: Callable[[Any], str]) -> str:
+    def spelled(self, show: Callable[[Any], str]) -> str:
         if self.high is None:
             return f"`{show(self.low)}` or more"
         return f"`{show(self.low)}` to `{show(self.high)}`"

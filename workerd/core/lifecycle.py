@@ -58,8 +58,9 @@ class Policy:
 class Slot:
     instance: int
     state: State = State.STOPPED
-    #: Whether the slot should have a process; a stopping slot with wanted=True restarts.
-    wanted: bool = False
+    #: Whether the slot holds one of its program's places (running, on its way up, in
+    #: backoff, or at rest as exited/fatal); a stopping slot that is occupied restarts.
+    occupied: bool = False
     pid: int | None = None
     #: When the current process was spawned (monotonic seconds).
     started_at: float | None = None
@@ -93,7 +94,7 @@ def transition(slot: Slot, event: Event, now: float, policy: Policy, rand: Calla
     if isinstance(event, StopRequested):
         return _stop_requested(slot, now, policy)
     if isinstance(event, KillRequested):
-        slot = replace(slot, wanted=False, limit_stop=False, limit_crash=False)
+        slot = replace(slot, occupied=False, limit_stop=False, limit_crash=False)
         if slot.state in (State.STARTING, State.RUNNING, State.STOPPING) and slot.pid is not None:
             # starting|running|stopping -> stopping (killed)
             return replace(slot, state=State.STOPPING, timer_at=None, reason="killed"), [KillGroup(slot.pid)]
@@ -117,27 +118,27 @@ def transition(slot: Slot, event: Event, now: float, policy: Policy, rand: Calla
 def _start_requested(slot: Slot, now: float) -> Result:
     if slot.state in (State.STOPPED, State.EXITED, State.FATAL):
         # stopped|exited|fatal -> starting: a fresh start forgets the old streak
-        fresh = replace(slot, wanted=True, streak=0, failed_starts=0, reason=None)
+        fresh = replace(slot, occupied=True, streak=0, failed_starts=0, reason=None)
         return _spawn(fresh)
     if slot.state is State.BACKOFF:
         # backoff -> starting: asked to start now, the streak stays
-        return _spawn(replace(slot, wanted=True))
+        return _spawn(replace(slot, occupied=True))
     # starting|running|stopping: already on the way; a stopping slot restarts after its exit
-    return replace(slot, wanted=True), []
+    return replace(slot, occupied=True), []
 
 
 def _stop_requested(slot: Slot, now: float, policy: Policy) -> Result:
     if slot.state in (State.STARTING, State.RUNNING) and slot.pid is not None:
         # starting|running -> stopping
         stopping = replace(
-            slot, state=State.STOPPING, wanted=False, timer_at=now + policy.stop_timeout, reason=None
+            slot, state=State.STOPPING, occupied=False, timer_at=now + policy.stop_timeout, reason=None
         )
         return stopping, [SignalGroup(slot.pid, policy.stop_signal)]
     if slot.state in (State.BACKOFF, State.EXITED, State.FATAL):
         # backoff|exited|fatal -> stopped
-        return replace(slot, state=State.STOPPED, wanted=False, timer_at=None, reason=None), []
+        return replace(slot, state=State.STOPPED, occupied=False, timer_at=None, reason=None), []
     # stopping|stopped: nothing to send; a stop while stopping for a limit makes it the caller's stop
-    return replace(slot, wanted=False, limit_stop=False, limit_crash=False), []
+    return replace(slot, occupied=False, limit_stop=False, limit_crash=False), []
 
 
 def _spawn(slot: Slot) -> Result:
@@ -148,7 +149,7 @@ def _spawn(slot: Slot) -> Result:
 
 
 def _limit_exceeded(slot: Slot, event: LimitExceeded, now: float, policy: Policy) -> Result:
-    if slot.pid != event.pid or slot.state not in (State.STARTING, State.RUNNING) or not slot.wanted:
+    if slot.pid != event.pid or slot.state not in (State.STARTING, State.RUNNING) or not slot.occupied:
         return slot, []
     ran = now - slot.started_at if slot.started_at is not None else 0.0
     # starting|running -> stopping (a graceful restart for a limit)
@@ -168,7 +169,7 @@ def _spawned(slot: Slot, event: Spawned, now: float, policy: Policy) -> Result:
     if slot.state is not State.STARTING or slot.pid is not None:
         return slot, []
     slot = replace(slot, pid=event.pid, started_at=now, reason=None)
-    if not slot.wanted:
+    if not slot.occupied:
         # starting -> stopping: a stop arrived while the process was being made
         stopping = replace(slot, state=State.STOPPING, timer_at=now + policy.stop_timeout)
         return stopping, [SignalGroup(event.pid, policy.stop_signal)]
@@ -212,14 +213,14 @@ def _exited(slot: Slot, event: Exited, now: float, policy: Policy, rand: Callabl
     ran = now - slot.started_at if slot.started_at is not None else 0.0
     slot = replace(slot, pid=None, last_exit=event.description)
     if slot.state is State.STOPPING:
-        if slot.wanted and slot.limit_stop and policy.restart is RestartPolicy.NEVER:
+        if slot.occupied and slot.limit_stop and policy.restart is RestartPolicy.NEVER:
             # stopping -> exited: stopped for a limit, and restart = "never"
             return replace(slot, state=State.EXITED, timer_at=None, reason=slot.last_limit), cleanup
-        if slot.wanted and slot.limit_crash:
+        if slot.occupied and slot.limit_crash:
             # stopping -> backoff|starting: a limit hit right after start is a crash
             slot, actions = _after_exit(slot, now, policy, rand, False, False, slot.reason or event.description)
             return slot, cleanup + actions
-        if slot.wanted:
+        if slot.occupied:
             # stopping -> starting (a restart)
             slot, actions = _spawn(replace(slot, restarts=slot.restarts + 1))
             return slot, cleanup + actions
@@ -246,12 +247,12 @@ def _after_exit(
     """Decide what follows the end of a process that nobody asked to stop."""
     slot = replace(slot, pid=None, timer_at=None, last_exit=description)
     slot = replace(slot, failed_starts=slot.failed_starts + 1 if failed_start else 0)
-    if not slot.wanted:
+    if not slot.occupied:
         # starting|running -> stopped: stopped before its process existed
         return replace(slot, state=State.STOPPED, reason=None), []
     if policy.restart is RestartPolicy.NEVER or (policy.restart is RestartPolicy.ON_FAILURE and success):
         # starting|running -> exited
-        return replace(slot, state=State.EXITED, wanted=True, reason=None), []
+        return replace(slot, state=State.EXITED, occupied=True, reason=None), []
     if failed_start and 0 < policy.max_restarts <= slot.failed_starts:
         # starting -> fatal
         reason = f"gave up after {slot.failed_starts} failed starts in a row ({description})"

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Watch:
-    memory: int | None = None
-    cpu_percent: float | None = None
-    cpu_window: float = 60.0
+    """A worker's watched limits; None: no such limit."""
+
+    memory: int | None
+    cpu_percent: float | None
+    cpu_window: float
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ Outcome = tuple[bool, str]
 
 
 def started(programs: Mapping[str, tuple[Sequence[Slot], int]]) -> Outcome | None:
-    """`programs`: name -> (its slots, how many it wants). Started once every wanted slot
+    """`programs`: name -> (its slots, how many it wants). Started once every occupied slot
     runs (or ended on purpose); a slot in backoff or fatal fails the request, with why."""
     failed = [f"{name}[{s.instance}]: {s.state.value} ({s.reason or s.last_exit})"
               for name, (slots, _) in programs.items() for s in slots if s.state in (State.BACKOFF, State.FATAL)]
@@ -23,7 +23,7 @@ def started(programs: Mapping[str, tuple[Sequence[Slot], int]]) -> Outcome | Non
     for slots, wanted in programs.values():
         if any(s.state in (State.STARTING, State.STOPPING) for s in slots):
             return None
-        if sum(1 for s in slots if s.wanted) < wanted:
+        if sum(1 for s in slots if s.occupied) < wanted:
             return None
     return True, f"started: {', '.join(programs)}"
 

@@ -33,20 +33,20 @@ def wanted_count(*, keep: int | None, enabled: bool, removing: bool, pinned: int
 
 
 def forgotten(slot: Slot, enabled: bool) -> bool:
-    """A slot stopped for good and no longer wanted is scaled away: it stops existing.
+    """A slot stopped for good and no longer occupied is scaled away: it stops existing.
     A program stopped by `workerctl stop` keeps its slots, listed as stopped."""
-    return slot.state is State.STOPPED and not slot.wanted and enabled
+    return slot.state is State.STOPPED and not slot.occupied and enabled
 
 
 def reconcile(wanted: int, slots: Mapping[int, Slot]) -> list[tuple[int, StartRequested | StopRequested]]:
     """Return (instance, request) pairs that make the occupied slots number `wanted`.
 
-    A slot is occupied while `wanted` is set on it: running, on its way up, waiting
+    A slot is occupied (`Slot.occupied`) while it holds a place: running, on its way up, waiting
     in backoff, or at rest as exited/fatal (it keeps its place; SPEC shows it).
     Missing slots take the lowest free instance numbers; surplus ones are stopped,
     the least useful first, then the most recently started.
     """
-    occupied = [s for s in slots.values() if s.wanted]
+    occupied = [s for s in slots.values() if s.occupied]
     requests: list[tuple[int, StartRequested | StopRequested]] = []
     if len(occupied) < wanted:
         taken = {s.instance for s in occupied}
@@ -70,12 +70,12 @@ def restart(slots: Mapping[int, Slot]) -> list[tuple[int, StartRequested | StopR
     """Stop, then start again, every slot that is occupied or still has a process.
 
     Stop first: the new process starts only once the old one has exited (the slot
-    is stopping with `wanted` set, and lifecycle spawns on the exit), so a worker
+    is stopping and still occupied, and lifecycle spawns on the exit), so a worker
     never runs twice in one slot. A slot at rest and unoccupied stays as it is.
     """
     requests: list[tuple[int, StartRequested | StopRequested]] = []
     for s in slots.values():
-        if s.wanted or s.state not in AT_REST:
+        if s.occupied or s.state not in AT_REST:
             requests += [(s.instance, StopRequested()), (s.instance, StartRequested())]
     return requests
 

@@ -12,7 +12,7 @@ of its own, `<program>/<instance>`, where its limits are the kernel's:
     cpu_percent -> cpu.max: a true throttle at that share of a core
 
 Everywhere else (cgroup v1, no delegation, containers) the rlimits and the watcher
-do the job alone; `describe()` says which is in use, for `workerd check` and status.
+do the job alone; `enforcement()` says which is in use, for `workerd check` and status.
 A worker joins its cgroup right after it is made, so it runs outside it for the few
 microseconds before; its children are all made after that.
 """
@@ -44,7 +44,7 @@ def _own_cgroup(root: Path) -> Path | None:
     return None
 
 
-def describe(tree: CgroupTree | None, why: str) -> str:
+def enforcement(tree: CgroupTree | None, why: str) -> str:
     """One line: how limits are enforced here, and why (from CgroupTree.find)."""
     if tree is not None:
         return f"cgroup v2 ({tree.base}) + rlimits + watcher"

@@ -64,7 +64,7 @@ def run(config: Config) -> int:
             cgroup_tree.prepare()
         except OSError as exc:
             cgroup_tree, why = None, f"cannot set up the delegated cgroup: {exc.strerror}"
-    enforcement = cgroups.describe(cgroup_tree, why)
+    enforcement = cgroups.enforcement(cgroup_tree, why)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     clock = LoopClock(loop)

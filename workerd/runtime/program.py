@@ -81,7 +81,7 @@ class Program:
             self.scale = self.scale_policy = None
         else:
             self.scale_policy = scale_policy_of(config.autoscale, daemon)
-            occupied = sum(1 for slot in self.slots.values() if slot.wanted)
+            occupied = sum(1 for slot in self.slots.values() if slot.occupied)
             self.scale = reconfigured(self.scale_policy, self.scale, occupied)
         env = dict(os.environ)
         env.update(config.environment)

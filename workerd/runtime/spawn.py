@@ -88,7 +88,7 @@ def spawn(spec: ProcessSpec) -> Child:
         )
     except OSError as exc:
         os.close(out_r)
-        raise SpawnError(_describe(exc, spec)) from None
+        raise SpawnError(_os_error(exc, spec)) from None
     finally:
         os.close(out_w)
     _disown(proc)
@@ -113,7 +113,7 @@ def spawn_helper(argv: Sequence[str]) -> Helper:
     except OSError as exc:
         for fd in (in_w, out_r, err_r):
             os.close(fd)
-        raise SpawnError(_describe(exc, spec)) from None
+        raise SpawnError(_os_error(exc, spec)) from None
     finally:
         for fd in (in_r, out_w, err_w):
             os.close(fd)
@@ -189,7 +189,7 @@ def _check_executable(spec: ProcessSpec) -> None:
         raise SpawnError(problem)
 
 
-def _describe(exc: OSError, spec: ProcessSpec) -> str:
+def _os_error(exc: OSError, spec: ProcessSpec) -> str:
     if spec.directory is not None and exc.filename == str(spec.directory):
         return f"chdir {spec.directory}: {exc.strerror}"
     return f"exec {exc.filename or spec.argv[0]}: {exc.strerror}"
