@@ -190,8 +190,9 @@ def test_with_restart_never_a_worker_stopped_for_its_limit_ends_exited(daemon):
     assert "SIGTERM" in (proc["last_exit"] or ""), proc
     assert (proc["pid"], proc["restarts"]) == (None, 0)
     d.wait_until(lambda: gone(old), 5, f"old worker {old} gone")
-    time.sleep(1.0)                                          # five samples: nothing restarts it
-    (after,) = d.processes("w", None)
+    sampled = d.status()["daemon"]["limit_samples"]
+    d.wait_status(lambda s: s["daemon"]["limit_samples"] >= sampled + 5, 10, "five more samples")
+    (after,) = d.processes("w", None)  # nothing restarted it meanwhile
     assert (after["state"], after["pid"], after["restarts"]) == ("exited", None, 0), after
 
 
@@ -419,8 +420,9 @@ def test_workers_under_their_limits_are_left_alone(daemon, tmp_path):
     d.start()
     names = ("idle", "steady", "spiky")
     first = {name: d.wait_running(name, 1)[0] for name in names}
-    time.sleep(3.0)
-    status = d.status()
+    sampled = d.status()["daemon"]["limit_samples"]
+    # 15 samples, 3 s: more than a full cpu_window over each worker
+    status = d.wait_status(lambda s: s["daemon"]["limit_samples"] >= sampled + 15 and s, 10, "15 more samples")
     for name in names:
         (proc,) = d.processes(name, None, status)
         assert (proc["pid"], proc["state"], proc["restarts"], proc["last_limit"]) == (

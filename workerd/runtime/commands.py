@@ -74,6 +74,7 @@ class Commands:
             "version": __version__,
             "uptime": round(now - self._started_at, 3),
             "limits": self._enforcement,
+            "limit_samples": self._watcher.samples,
             # pid None: dead and not yet replaced (a crash of the daemon now would leave children)
             "sentinel": {"pid": self._sentinel.pid, "restarts": self._sentinel.restarts},
         }

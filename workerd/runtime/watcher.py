@@ -29,6 +29,8 @@ class LimitWatcher:
         self._timer: asyncio.TimerHandle | None = None
         #: Limits that fired, by (program, limit name), for metrics.
         self.fired: dict[tuple[str, str], int] = {}
+        #: Passes over the workers so far: status shows that the limits are being watched.
+        self.samples = 0
 
     def update(self) -> None:
         """Start or stop sampling after the config changed."""
@@ -50,6 +52,7 @@ class LimitWatcher:
         self.update()
 
     def sample(self) -> None:
+        self.samples += 1
         targets = {
             slot.pid: (program, slot)
             for current in self._supervisor.programs.values()
