@@ -2,7 +2,8 @@
 
 The core holds no defaults (the config schema does), so each test states the values it
 runs with: start_seconds 1, stop_signal 15, stop_timeout 30, backoff 1s * 2**k capped
-at 5s with 0.1 jitter and a reset after a 600s run, limits sampled every second.
+at 5s with 0.1 jitter and a reset after a 600s run, limits sampled every second, no
+notify readiness (start_timeout 60s) and no watchdog.
 """
 
 from __future__ import annotations
@@ -25,5 +26,8 @@ def policy_with(**overrides: Any) -> Policy:
         "max_restarts": 0,
         "backoff": BACKOFF,
         "sample_interval": 1.0,
+        "notify": False,
+        "start_timeout": 60.0,
+        "watchdog": 0.0,
     }
     return Policy(**(values | overrides))

@@ -724,11 +724,11 @@ def test_limit_right_after_start_following_a_recent_crash_backs_off_at_once() ->
 
 
 def test_after_a_limit_crash_the_next_limit_after_a_good_run_is_immediate() -> None:
-    """limit_crash belongs to one process: the next process that runs long enough is
+    """forced_crash belongs to one process: the next process that runs long enough is
     restarted at once for its limit."""
     slot, _ = step(running_slot(started_at=10.0), over(), 11.0, LIMITED)
     slot, _ = step(slot, crashed(100), 11.1, LIMITED)
-    assert slot.limit_crash is False and slot.state is State.STARTING
+    assert slot.forced_crash is False and slot.state is State.STARTING
     slot = run_to_running(slot, 101, 11.1, LIMITED)
     slot, _ = step(slot, over(101), 60.0, LIMITED)
     slot, actions = step(slot, crashed(101), 60.1, LIMITED)

@@ -50,10 +50,27 @@ class LimitExceeded:
 
 
 @dataclass(frozen=True)
+class Notified:
+    """The worker `pid` (or a process of its session) sent an sd_notify datagram; the
+    fields it set, the others None/False."""
+
+    pid: int
+    ready: bool = False
+    watchdog: bool = False
+    #: BUSY=1 (True) or BUSY=0 (False): around each job.
+    busy: bool | None = None
+    #: STATUS=text.
+    status: str | None = None
+    #: STOPPING=1: the worker drains on its own.
+    stopping: bool = False
+
+
+@dataclass(frozen=True)
 class TimerExpired:
     """The slot's one deadline (`Slot.timer_at`) has passed."""
 
 
 Event = (
-    StartRequested | StopRequested | KillRequested | Spawned | SpawnFailed | Exited | LimitExceeded | TimerExpired
+    StartRequested | StopRequested | KillRequested | Spawned | SpawnFailed | Exited | LimitExceeded | Notified
+    | TimerExpired
 )

@@ -9,10 +9,16 @@ Restart delays: a worker that reached `running` and then died is restarted at on
 the first time (like supervisord and systemd); if it keeps dying before a run of
 `backoff.reset` seconds, each further restart waits `backoff.delay(k)`. A failed
 start (an exit before `start_seconds`, or a failed exec) always waits.
+
+With `ready = "notify"` a worker is running once it sends READY=1, and a failed start
+when it does not within `start_timeout`; with a `watchdog`, each WATCHDOG=1 moves the
+running slot's deadline, and a deadline that passes is a hang: a graceful restart, at
+once unless the worker never pinged since READY=1 (then a crash, with backoff).
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -23,6 +29,7 @@ from workerd.core.events import (
     Exited,
     KillRequested,
     LimitExceeded,
+    Notified,
     Spawned,
     SpawnFailed,
     StartRequested,
@@ -30,6 +37,14 @@ from workerd.core.events import (
     TimerExpired,
 )
 from workerd.core.states import RestartPolicy, State
+
+
+class Forced(str, enum.Enum):
+    """Why the daemon itself stopped a worker (status and /metrics count them)."""
+
+    LIMIT = "limit"
+    WATCHDOG = "watchdog"
+    NOT_READY = "not ready"
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,11 @@ class Policy:
     backoff: Backoff
     #: How often the daemon samples the watched limits ([daemon] sample_interval).
     sample_interval: float
+    #: ready = "notify": running only once the worker sends READY=1, within start_timeout.
+    notify: bool
+    start_timeout: float
+    #: With notify: silence (no WATCHDOG=1) longer than this is a hang; 0: off.
+    watchdog: float
 
     @property
     def limit_grace(self) -> float:
@@ -76,12 +96,19 @@ class Slot:
     reason: str | None = None
     #: The last watched limit that restarted the slot, e.g. "memory 612 MiB > 512 MiB".
     last_limit: str | None = None
-    #: The process is being stopped for a watched limit: its exit follows the restart
-    #: policy (with "never" the slot ends exited), unless a stop request takes over.
-    limit_stop: bool = False
-    #: The process is being stopped for a limit hit right after its start: its exit
-    #: is treated as a crash.
-    limit_crash: bool = False
+    #: Why the daemon itself is stopping the process, if it is: its exit follows the
+    #: restart policy (with "never" the slot ends exited), unless a stop request takes over.
+    forced: Forced | None = None
+    #: ... and whether that exit counts as a crash (backoff) rather than a restart at once.
+    forced_crash: bool = False
+    #: With a watchdog: a WATCHDOG=1 arrived since READY=1 (a hang before the first one
+    #: is a worker that cannot even start, handled as a crash).
+    pinged: bool = False
+    #: When the current job started (BUSY=1), None while idle.
+    busy_since: float | None = None
+    #: The worker's own words (STATUS=), and whether it said it drains (STOPPING=1).
+    status_text: str | None = None
+    draining: bool = False
 
 
 Result = tuple[Slot, list[Action]]
@@ -94,7 +121,7 @@ def transition(slot: Slot, event: Event, now: float, policy: Policy, rand: Calla
     if isinstance(event, StopRequested):
         return _stop_requested(slot, now, policy)
     if isinstance(event, KillRequested):
-        slot = replace(slot, occupied=False, limit_stop=False, limit_crash=False)
+        slot = replace(slot, occupied=False, forced=None, forced_crash=False)
         if slot.state in (State.STARTING, State.RUNNING, State.STOPPING) and slot.pid is not None:
             # starting|running|stopping -> stopping (killed)
             return replace(slot, state=State.STOPPING, timer_at=None, reason="killed"), [KillGroup(slot.pid)]
@@ -110,8 +137,10 @@ def transition(slot: Slot, event: Event, now: float, policy: Policy, rand: Calla
         return _exited(slot, event, now, policy, rand)
     if isinstance(event, LimitExceeded):
         return _limit_exceeded(slot, event, now, policy)
+    if isinstance(event, Notified):
+        return _notified(slot, event, now, policy)
     if isinstance(event, TimerExpired):
-        return _timer_expired(slot, now)
+        return _timer_expired(slot, now, policy)
     raise TypeError(f"unknown event {event!r}")
 
 
@@ -138,13 +167,12 @@ def _stop_requested(slot: Slot, now: float, policy: Policy) -> Result:
         # backoff|exited|fatal -> stopped
         return replace(slot, state=State.STOPPED, occupied=False, timer_at=None, reason=None), []
     # stopping|stopped: nothing to send; a stop while stopping for a limit makes it the caller's stop
-    return replace(slot, occupied=False, limit_stop=False, limit_crash=False), []
+    return replace(slot, occupied=False, forced=None, forced_crash=False), []
 
 
 def _spawn(slot: Slot) -> Result:
-    fresh = replace(
-        slot, state=State.STARTING, pid=None, started_at=None, timer_at=None, limit_stop=False, limit_crash=False
-    )
+    fresh = replace(slot, state=State.STARTING, pid=None, started_at=None, timer_at=None, forced=None,
+                    forced_crash=False, pinged=False, busy_since=None, status_text=None, draining=False)
     return fresh, [Spawn()]
 
 
@@ -153,16 +181,35 @@ def _limit_exceeded(slot: Slot, event: LimitExceeded, now: float, policy: Policy
         return slot, []
     ran = now - slot.started_at if slot.started_at is not None else 0.0
     # starting|running -> stopping (a graceful restart for a limit)
-    stopping = replace(
-        slot,
-        state=State.STOPPING,
-        timer_at=now + policy.stop_timeout,
-        reason=event.reason,
-        last_limit=event.reason,
-        limit_stop=True,
-        limit_crash=ran < policy.limit_grace,
-    )
-    return stopping, [SignalGroup(event.pid, policy.stop_signal)]
+    return _force_stop(replace(slot, last_limit=event.reason), Forced.LIMIT, event.reason,
+                       ran < policy.limit_grace, now, policy)
+
+
+def _force_stop(slot: Slot, cause: Forced, reason: str, crash: bool, now: float, policy: Policy) -> Result:
+    """The daemon stops the process itself, gracefully (stop_signal, then stop_timeout)."""
+    assert slot.pid is not None
+    stopping = replace(slot, state=State.STOPPING, timer_at=now + policy.stop_timeout, reason=reason,
+                       forced=cause, forced_crash=crash)
+    return stopping, [SignalGroup(slot.pid, policy.stop_signal)]
+
+
+def _notified(slot: Slot, event: Notified, now: float, policy: Policy) -> Result:
+    if slot.pid != event.pid or slot.state not in (State.STARTING, State.RUNNING, State.STOPPING):
+        return slot, []
+    if event.busy is not None:
+        slot = replace(slot, busy_since=(slot.busy_since or now) if event.busy else None)
+    if event.status is not None:
+        slot = replace(slot, status_text=event.status)
+    if event.stopping:
+        slot = replace(slot, draining=True)
+    if event.ready and slot.state is State.STARTING and policy.notify:
+        # starting -> running: READY=1; the watchdog's first deadline starts now
+        return replace(slot, state=State.RUNNING, failed_starts=0, reason=None,
+                       timer_at=now + policy.watchdog if policy.watchdog else None), []
+    if event.watchdog and slot.state is State.RUNNING and policy.notify and policy.watchdog:
+        # running -> running: WATCHDOG=1 moves the deadline
+        return replace(slot, pinged=True, timer_at=now + policy.watchdog), []
+    return slot, []
 
 
 def _spawned(slot: Slot, event: Spawned, now: float, policy: Policy) -> Result:
@@ -173,6 +220,9 @@ def _spawned(slot: Slot, event: Spawned, now: float, policy: Policy) -> Result:
         # starting -> stopping: a stop arrived while the process was being made
         stopping = replace(slot, state=State.STOPPING, timer_at=now + policy.stop_timeout)
         return stopping, [SignalGroup(event.pid, policy.stop_signal)]
+    if policy.notify:
+        # starting -> starting: running once it sends READY=1, within start_timeout
+        return replace(slot, timer_at=now + policy.start_timeout), []
     if policy.start_seconds <= 0:
         # starting -> running (no start_seconds to wait for); failed_starts is reset
         # when this run ends, as a crash after a run and not a failed start
@@ -188,20 +238,31 @@ def _spawn_failed(slot: Slot, event: SpawnFailed, now: float, policy: Policy, ra
     return _after_exit(slot, now, policy, rand, failed_start=True, success=False, description=event.reason)
 
 
-def _timer_expired(slot: Slot, now: float) -> Result:
+def _timer_expired(slot: Slot, now: float, policy: Policy) -> Result:
     # The shell delivers this only for the slot's current deadline (it cancels
     # superseded timers), possibly a hair early: loop timers round to milliseconds.
     if slot.timer_at is None:
         return slot, []
+    if slot.state is State.STARTING and policy.notify and slot.pid is not None:
+        # starting -> stopping: no READY=1 within start_timeout, a failed start
+        reason = f"no READY=1 within start_timeout ({_seconds(policy.start_timeout)})"
+        return _force_stop(slot, Forced.NOT_READY, reason, True, now, policy)
     if slot.state is State.STARTING:
         # starting -> running: up for start_seconds
         return replace(slot, state=State.RUNNING, failed_starts=0, timer_at=None), []
+    if slot.state is State.RUNNING and slot.pid is not None:
+        # running -> stopping: no WATCHDOG=1 within watchdog, a hang; a crash if there was
+        # never one since READY=1
+        reason = f"watchdog: no WATCHDOG=1 for {_seconds(policy.watchdog)}"
+        return _force_stop(slot, Forced.WATCHDOG, reason, not slot.pinged, now, policy)
     if slot.state is State.BACKOFF:
         # backoff -> starting
         return _spawn(slot)
     if slot.state is State.STOPPING and slot.pid is not None:
-        # stopping -> stopping (stop_timeout passed: SIGKILL the group)
-        return replace(slot, timer_at=None, reason="killed after stop_timeout"), [KillGroup(slot.pid)]
+        # stopping -> stopping (stop_timeout passed: SIGKILL the group); a stop the daemon
+        # forced keeps its cause as the reason (last_exit will say SIGKILL)
+        why = slot.reason if slot.forced is not None else "killed after stop_timeout"
+        return replace(slot, timer_at=None, reason=why), [KillGroup(slot.pid)]
     return replace(slot, timer_at=None), []
 
 
@@ -213,12 +274,14 @@ def _exited(slot: Slot, event: Exited, now: float, policy: Policy, rand: Callabl
     ran = now - slot.started_at if slot.started_at is not None else 0.0
     slot = replace(slot, pid=None, last_exit=event.description)
     if slot.state is State.STOPPING:
-        if slot.occupied and slot.limit_stop and policy.restart is RestartPolicy.NEVER:
-            # stopping -> exited: stopped for a limit, and restart = "never"
-            return replace(slot, state=State.EXITED, timer_at=None, reason=slot.last_limit), cleanup
-        if slot.occupied and slot.limit_crash:
-            # stopping -> backoff|starting: a limit hit right after start is a crash
-            slot, actions = _after_exit(slot, now, policy, rand, False, False, slot.reason or event.description)
+        if slot.occupied and slot.forced is not None and policy.restart is RestartPolicy.NEVER:
+            # stopping -> exited: stopped by the daemon (a limit, the watchdog), and restart = "never"
+            return replace(slot, state=State.EXITED, timer_at=None), cleanup
+        if slot.occupied and slot.forced_crash:
+            # stopping -> backoff|fatal|starting: no READY=1 in time is a failed start; a limit
+            # or a hang right after start is a crash
+            failed_start = slot.forced is Forced.NOT_READY
+            slot, actions = _after_exit(slot, now, policy, rand, failed_start, False, slot.reason or event.description)
             return slot, cleanup + actions
         if slot.occupied:
             # stopping -> starting (a restart)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from workerd.config.model import AutoscaleConfig, DaemonConfig, ProgramConfig
+from workerd.config.model import AutoscaleConfig, DaemonConfig, ProgramConfig, Readiness
 from workerd.core.backoff import Backoff
 from workerd.core.lifecycle import Policy, Slot
 from workerd.core.reconcile import wanted_count
@@ -29,6 +29,9 @@ def policy_of(config: ProgramConfig, daemon: DaemonConfig) -> Policy:
             reset=config.backoff_reset,
         ),
         sample_interval=daemon.sample_interval,
+        notify=config.ready is Readiness.NOTIFY,
+        start_timeout=config.start_timeout,
+        watchdog=config.watchdog,
     )
 
 
