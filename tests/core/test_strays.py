@@ -133,3 +133,15 @@ def test_only_orphans_environments_are_read() -> None:
     found = attribute({**BASE, **procs}, DAEMON, workers, set(workers).__contains__, {}, slot_of)
     assert found == Found(strays={201: 200, 301: 200, 302: 200})
     assert read == [301]
+
+
+def test_an_orphan_started_in_the_same_tick_as_the_new_worker_is_the_old_ones():
+    """Start times tick every 10 ms: a stray made just before its worker died and the
+    replacement started may share the replacement's tick; the lower pid came first."""
+    from workerd.core.strays import Proc, Worker, attribute
+
+    daemon, new_worker, orphan = 1, 501, 500
+    procs = {new_worker: Proc(daemon, new_worker, new_worker, 7000), orphan: Proc(daemon, orphan, orphan, 7000)}
+    found = attribute(procs, daemon, {new_worker: Worker("w", 0, 7000)}, lambda pid: pid == new_worker, {},
+                      lambda pid: ("w", 0))
+    assert found.abandoned == {orphan} and found.strays == {}

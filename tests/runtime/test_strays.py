@@ -102,7 +102,9 @@ def test_workerctl_stop_sends_the_stop_signal_to_strays_then_kills_them(daemon):
         while [ ! -e "$D/go" ]; do sleep 0.02; done
         setsid "$D/polite.sh" &
         setsid "$D/deaf.sh" &
-        trap 'exit 0' TERM
+        # On TERM, wait (bounded by stop_timeout) until the polite stray has written that it
+        # got TERM too: once the worker exits, its strays are SIGKILLed, trap or not.
+        trap 'while [ ! -s "$D/polite.got" ]; do sleep 0.01; done; exit 0' TERM
         while :; do sleep 1000 & wait $!; done
     """)
     (deaf,) = d.wait_until(lambda: read_pids(d.dir / "deaf"), 5, "the deaf stray's pid")

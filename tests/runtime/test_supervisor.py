@@ -230,3 +230,22 @@ def test_a_pin_overrides_the_queue(tmp_path, clock, effects):
     assert effects.spawned() == [] and s.programs["q"].scale.desired == 4
     s.scale(s.programs["q"], None)
     assert effects.spawned() == [("q", 1), ("q", 2), ("q", 3)]
+
+
+def test_starting_many_slots_applies_a_few_events_each(tmp_path, clock, effects, monkeypatch):
+    """Reconcile runs once the queue is empty, not after every event: with it after every
+    event, each of 100 pending starts was asked for again and again (10,000 events)."""
+    import workerd.runtime.supervisor as supervisor_module
+
+    applied = []
+    real = supervisor_module.transition
+
+    def counting(*args, **kwargs):
+        applied.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(supervisor_module, "transition", counting)
+    s = supervisor(tmp_path, clock, effects, ONE.replace("processes = 2", "processes = 100"))
+    assert len(effects.spawned()) == 100
+    assert len(applied) <= 3 * 100, f"{len(applied)} events to start 100 slots"
+    assert states(s) == {i: "starting" for i in range(100)}

@@ -9,7 +9,8 @@ worker's process group and session, a *stray*. Its worker is still found:
 - once they are gone, it is an *orphan*: a child of the daemon (the subreaper) that the
   daemon did not make. Its session may be known from an earlier look; if not, its
   environment names the slot it came from (WORKERD_PROGRAM, WORKERD_INSTANCE), and its
-  start time tells the slot's current worker from an earlier one that is gone.
+  start time (and pid, within one clock tick) tells the slot's current worker from an
+  earlier one that is gone.
 
 An orphan that names no slot, or whose worker is gone, is *abandoned*: the caller kills
 its session. Sessions are the unit: every member of a session descends from its leader,
@@ -76,8 +77,10 @@ def attribute(
         if known.get(proc.sid) in workers:
             return known[proc.sid]
         slot = slot_of(pid)
+        # Made after the orphan: (start, pid) orders two processes started in the same
+        # clock tick (10 ms) too, since pids are handed out in increasing order.
         candidates = [w for w, info in workers.items()
-                      if (info.program, info.instance) == slot and info.start <= proc.start]
+                      if (info.program, info.instance) == slot and (info.start, w) <= (proc.start, pid)]
         return max(candidates, key=lambda w: workers[w].start) if candidates else _GONE
 
     for pid in procs:

@@ -100,7 +100,7 @@ class Effects:
     def _signal_group(self, action: SignalGroup, ctx: SlotContext) -> None:
         """The core signals a group only to stop its worker. Its strays are looked for
         first, while their ancestry is intact, and get the same signal."""
-        procs = self.processes()
+        procs = self.processes(fresh=False)
         self._sweep_soon(self._strays.find(procs))
         self._strays.signal(action.pgid, action.signal, procs)
         self.signal_group(action.pgid, action.signal, ctx)
@@ -132,10 +132,12 @@ class Effects:
         watcher hand theirs over."""
         self._sweep_soon(self._strays.find(procs))
 
-    def processes(self) -> dict[int, ProcStat]:
-        """One read of /proc serves every action of the same loop iteration (a shutdown
-        stops every worker at once)."""
-        if self._procs is None:
+    def processes(self, fresh: bool = True) -> dict[int, ProcStat]:
+        """A read of /proc. A batch of stops in one step of the loop (a shutdown stops
+        every worker at once) shares one with `fresh=False`; every other reader (status,
+        the watcher, the sweep: each a step of its own, which a timer may run before the
+        cache is dropped) reads anew."""
+        if fresh or self._procs is None:
             self._procs = processes()
             self._loop.call_soon(self._forget_processes)
         return self._procs

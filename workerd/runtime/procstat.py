@@ -82,12 +82,6 @@ def tree_usage(table: Mapping[int, ProcStat], sessions: set[int]) -> dict[int, T
     return usage
 
 
-def start_time(pid: int) -> int | None:
-    """When the process started, in clock ticks since boot (None if it is gone)."""
-    fields = _fields(pid)
-    return None if fields is None else int(fields[19])
-
-
 def environment(pid: int) -> dict[bytes, bytes]:
     """The environment the process was started with (empty if it is gone or not ours to read)."""
     try:

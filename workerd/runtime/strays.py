@@ -15,9 +15,10 @@ import logging
 import os
 import signal
 from collections.abc import Mapping
+from dataclasses import replace
 
 from workerd.core.strays import Proc, Worker, attribute
-from workerd.runtime.procstat import environment, start_time
+from workerd.runtime.procstat import environment
 from workerd.runtime.reaper import Reaper
 from workerd.runtime.sentinel import Sentinel
 
@@ -32,20 +33,30 @@ class Strays:
         self._workers: dict[int, Worker] = {}
         #: Stray sessions found, by the worker (pid) they came from.
         self._sessions: dict[int, int] = {}
+        #: Workers whose start time is not read yet.
+        self._unstarted: set[int] = set()
 
     def started(self, pid: int, program: str, instance: int) -> None:
-        self._workers[pid] = Worker(program, instance, start_time(pid) or 0)
+        """A new worker. Its start time is read from the next look at /proc (`find`), not
+        now: this is on the path of every restart."""
+        self._workers[pid] = Worker(program, instance, 0)
+        self._unstarted.add(pid)
 
     def exited(self, pid: int) -> set[int]:
         """The worker is gone; returns the sessions of its strays still listed, SIGKILLed
         (normally none: they went when its group was killed)."""
         sessions = self.kill(pid)
         del self._workers[pid]
+        self._unstarted.discard(pid)
         return sessions
 
     def find(self, procs: Mapping[int, Proc]) -> set[int]:
         """Record the strays of live workers in `procs`; returns the sessions of orphans
         whose worker is gone, for the caller to kill."""
+        seen = self._unstarted & procs.keys()
+        for pid in seen:
+            self._workers[pid] = replace(self._workers[pid], start=procs[pid].start)
+        self._unstarted -= seen
         found = attribute(procs, self._daemon, self._workers, self._reaper.watches, self._sessions, _slot_of)
         for sid, worker in found.strays.items():
             if sid not in self._sessions:

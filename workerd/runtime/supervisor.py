@@ -83,17 +83,24 @@ class Supervisor:
         self._drain()
 
     def _drain(self) -> None:
+        """Apply the queued events; each time the queue runs dry, reconcile the programs
+        they touched (which may queue more). Reconciling after every event instead would
+        ask again for every start still queued: O(n²) events for n slots."""
         if self._draining:
             return
         self._draining = True
+        touched: dict[str, Program] = {}
         try:
             while self._queue:
                 generation, instance, event = self._queue.popleft()
                 program = self.programs.get(generation.name)
-                if program is None or generation not in program.generations():
-                    continue
-                self._apply(generation, instance, event)
-                self._reconcile(program)
+                if program is not None and generation in program.generations():
+                    self._apply(generation, instance, event)
+                    touched[program.name] = program
+                if not self._queue:
+                    for program in touched.values():
+                        self._reconcile(program)
+                    touched.clear()
         finally:
             self._draining = False
         self._waiters.check()
