@@ -11,7 +11,6 @@ import pytest
 from workerd.config.load import ConfigError, load
 
 Error = Callable[[str], str]
-NOT_YET = "not supported yet by this version of workerd"
 EMAIL = '[programs.email]\ncommand = "python -m app.worker"\n'
 DURATION_HINT = '(use e.g. "250ms", "30s", "5m", "1h" or seconds)'
 SIZE_HINT = '(use e.g. "512MiB", "1GB", "100KB" or a number of bytes)'
@@ -145,7 +144,7 @@ def test_bad_values(error: Error, line: str, message: str) -> None:
         ("socket_group = 'nogroupp'", "socket_group: no such group 'nogroupp'"),
         (
             "socket = '/" + "s" * 100 + "/workerd.sock'",
-            "socket: too long for a Unix socket (114 bytes, at most 107)",
+            "socket: too long for a Unix socket (114 bytes, at most 100)",
         ),
     ],
 )
@@ -154,9 +153,10 @@ def test_bad_daemon_values(error: Error, line: str, message: str) -> None:
 
 
 def test_relative_socket_too_long_once_resolved(error: Error, workdir: Path) -> None:
-    name = "s" * (107 - len(str(workdir)))
+    """At most 100 bytes: the notify socket's path adds ".notify" to it, and sun_path holds 107."""
+    name = "s" * (100 - len(str(workdir)))
     assert error(f"[daemon]\nsocket = '{name}'\n") == (
-        "workers.toml: daemon.socket: too long for a Unix socket (108 bytes, at most 107)"
+        "workers.toml: daemon.socket: too long for a Unix socket (101 bytes, at most 100)"
     )
 
 
@@ -280,10 +280,10 @@ def test_environment_errors_never_show_values(error: Error, table: str, message:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (EMAIL + "ready = 'notify'\n", f'programs.email.ready: "notify" is {NOT_YET}'),
-        (EMAIL + "watchdog = '5s'\n", f'programs.email.watchdog: "5s" is {NOT_YET}'),
-        (EMAIL + "rolling = true\n", f"programs.email.rolling: true is {NOT_YET}"),
-        ("[defaults]\nready = 'notify'\n", f'defaults.ready: "notify" is {NOT_YET}'),
+        (EMAIL + "watchdog = '5s'\n", 'programs.email.watchdog: needs ready = "notify" (the worker says it is '
+                                        "alive on the notify socket)"),
+        ("[defaults]\nwatchdog = '5s'\n" + EMAIL, 'defaults.watchdog: needs ready = "notify" (the worker says it is '
+                                                 "alive on the notify socket)"),
         (
             "[daemon]\nmetrics = 'nohost'\n",
             'daemon.metrics: invalid address "nohost" (use "host:port")',
@@ -294,10 +294,11 @@ def test_environment_errors_never_show_values(error: Error, table: str, message:
         ),
     ],
 )
-def test_not_yet_supported(error: Error, text: str, message: str) -> None:
+def test_cross_key_and_address_errors(error: Error, text: str, message: str) -> None:
     assert error(text) == f"workers.toml: {message}"
 
 
-def test_not_yet_supported_keys_accept_their_defaults(write: Callable[[str], Path]) -> None:
-    write(EMAIL + "ready = 'uptime'\nwatchdog = 0\nrolling = false\nstart_timeout = '5s'\n")
-    assert load("workers.toml").programs["email"].start_timeout == 5.0
+def test_talking_to_workers_keys_load(write: Callable[[str], Path]) -> None:
+    write(EMAIL + "ready = 'notify'\nwatchdog = '10s'\nrolling = true\nstart_timeout = '5s'\n")
+    program = load("workers.toml").programs["email"]
+    assert (program.ready.value, program.watchdog, program.rolling, program.start_timeout) == ("notify", 10.0, True, 5.0)

@@ -35,7 +35,7 @@ def test_every_daemon_key_is_a_model_field() -> None:
     assert keys <= field_names(DaemonConfig)
 
 
-def test_every_program_key_is_a_model_field_except_future_tables() -> None:
+def test_every_program_key_is_a_model_field() -> None:
     keys = {f.name for f in PROGRAM.fields if isinstance(f, Key)}
     tables = {f.name for f in PROGRAM.fields if isinstance(f, Table)}
     assert tables == {"limits", "autoscale"}

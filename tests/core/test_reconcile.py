@@ -3,6 +3,7 @@ so doubled, dropped and reordered events are checked against the real state mach
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given, settings
@@ -263,3 +264,12 @@ def test_a_slot_is_forgotten_only_when_scaled_away():
     assert not forgotten(slot(0, State.STOPPED, occupied=False), enabled=False)  # `workerctl stop`: listed
     assert not forgotten(slot(0, State.STOPPED, occupied=True), enabled=True)
     assert not forgotten(slot(0, State.EXITED, occupied=False), enabled=True)
+
+
+def test_scale_down_stops_idle_workers_before_busy_ones():
+    """3 busy and 2 idle running: scaling 5 -> 3 stops the 2 idle ones, even the oldest."""
+    table = slots(*(slot(i, State.RUNNING, started_at=float(i)) for i in range(5)))
+    for busy in (2, 3, 4):
+        table[busy] = replace(table[busy], busy_since=50.0)
+    assert sorted(stopped_by(3, table)) == [0, 1]
+    assert stopped_by(1, table) == [1, 0, 4, 3], "idle ones first, then busy, the newest first"

@@ -239,7 +239,7 @@ def test_old_processes_stop_only_once_new_ones_run(daemon):
     starting = [p for p in d.processes("w", "starting", status) if not p.get("outgoing")]
     assert len(starting) == 2, d.describe()
     assert _kept(d, "w", status) == sorted(old) and all(alive(p) for p in old)
-    assert "2 old process(es) of the previous config kept" in d.ctl("status").stdout
+    assert "new config; 2 old process(es) kept until new ones run" in d.ctl("status").stdout
     # Once they run, the old ones are stopped and the program is back to 2.
     new = d.wait_running("w", 2, timeout=10)
     assert not set(new) & set(old)

@@ -205,7 +205,7 @@ def test_queue_readings_scale_up_at_once_and_down_after_the_delay(tmp_path, cloc
     assert effects.spawned() == []
     s.on_queue("q", Depth(QueueReading(35)))
     assert effects.spawned() == [("q", 0), ("q", 1), ("q", 2), ("q", 3)]
-    assert s.decisions == {("q", "up"): 1}
+    assert s.tally.decisions == {("q", "up"): 1}
     # the source fails for a while, then answers with an empty queue: nothing stops yet
     for _ in range(5):
         clock.advance(2)
@@ -217,7 +217,7 @@ def test_queue_readings_scale_up_at_once_and_down_after_the_delay(tmp_path, cloc
     clock.advance(29)
     s.on_queue("q", Depth(QueueReading(0)))
     assert len(signalled(effects.take())) == 4
-    assert s.decisions == {("q", "up"): 1, ("q", "down"): 1}
+    assert s.tally.decisions == {("q", "up"): 1, ("q", "down"): 1}
 
 
 def test_a_pin_overrides_the_queue(tmp_path, clock, effects):
@@ -249,3 +249,119 @@ def test_starting_many_slots_applies_a_few_events_each(tmp_path, clock, effects,
     assert len(effects.spawned()) == 100
     assert len(applied) <= 3 * 100, f"{len(applied)} events to start 100 slots"
     assert states(s) == {i: "starting" for i in range(100)}
+
+
+NOTIFY = """
+[programs.w]
+command = "sleep 1"
+processes = 4
+ready = "notify"
+start_timeout = "10s"
+stop_timeout = "5s"
+watchdog = "3s"
+"""
+
+
+def ready_all(s: Supervisor, clock: FakeClock, name: str = "w") -> list[int]:
+    from workerd.core.events import Notified
+
+    for slot in list(s.programs[name].slots.values()):
+        if slot.pid is not None and slot.state is State.STARTING:
+            s.notified(Notified(slot.pid, ready=True))
+    return pids(s, name)
+
+
+def test_a_worker_is_running_only_once_it_says_ready(tmp_path, clock, effects):
+    from workerd.core.events import Notified
+
+    s = supervisor(tmp_path, clock, effects, NOTIFY)
+    clock.advance(5)
+    assert set(states(s).values()) == {"starting"}
+    first = s.programs["w"].slots[0].pid
+    s.notified(Notified(first, ready=True))
+    assert states(s)[0] == "running"
+    s.notified(Notified(999_999, ready=True))  # nobody's: ignored
+
+
+def test_a_hung_worker_is_restarted_and_counted(tmp_path, clock, effects):
+    from workerd.core.events import Notified
+
+    s = supervisor(tmp_path, clock, effects, NOTIFY)
+    ready_all(s, clock)
+    for pid in pids(s):
+        s.notified(Notified(pid, watchdog=True))
+    effects.take()
+    clock.advance(2.0)
+    for pid in pids(s)[1:]:  # instance 0 goes silent
+        s.notified(Notified(pid, watchdog=True))
+    clock.advance(1.5)
+    hung = s.programs["w"].slots[0]
+    assert signalled(effects.take()) == [hung.pid]
+    assert hung.reason == "watchdog: no WATCHDOG=1 for 3.0s"
+    assert s.tally.forced == {("w", "watchdog"): 1}
+
+
+def test_job_durations_are_counted_when_a_job_ends(tmp_path, clock, effects):
+    from workerd.core.events import Notified
+
+    s = supervisor(tmp_path, clock, effects, NOTIFY.replace('watchdog = "3s"', ""))
+    pid = ready_all(s, clock)[0]
+    s.notified(Notified(pid, busy=True))
+    clock.advance(0.7)
+    s.notified(Notified(pid, busy=False))
+    jobs = s.tally.jobs["w"]
+    assert jobs.done == 1 and jobs.total == pytest.approx(0.7)
+
+
+def test_scale_down_stops_idle_workers_first(tmp_path, clock, effects):
+    from workerd.core.events import Notified
+
+    s = supervisor(tmp_path, clock, effects, NOTIFY.replace('watchdog = "3s"', "").replace("processes = 4",
+                                                                                           "processes = 5"))
+    all_pids = ready_all(s, clock)
+    busy = all_pids[2:]
+    for pid in busy:
+        s.notified(Notified(pid, busy=True))
+    effects.take()
+    s.scale(s.programs["w"], 3)
+    assert sorted(signalled(effects.take())) == sorted(all_pids[:2])
+
+
+def test_a_rolling_restart_replaces_one_process_at_a_time(tmp_path, clock, effects):
+    from workerd.core.events import Notified
+
+    s = supervisor(tmp_path, clock, effects, NOTIFY.replace('watchdog = "3s"', ""))
+    old = ready_all(s, clock)
+    effects.take()
+    s.restart_programs([s.programs["w"]], rolling=True)
+    actions = effects.take()
+    for step in range(4):
+        spawned = [a for _, _, a in actions if type(a).__name__ == "Spawn"]
+        assert len(spawned) == 1, f"step {step}: one new process at a time, got {actions}"
+        program = s.programs["w"]
+        running = program.running + sum(g.running for g in program.outgoing)
+        assert running >= 4, "never fewer running than the count"
+        (new,) = [slot.pid for slot in program.slots.values() if slot.state is State.STARTING]
+        s.notified(Notified(new, ready=True))  # an old one is stopped, the next new one starts
+        actions = effects.take()
+        (stopped,) = signalled(actions)
+        assert stopped in old
+        effects.exit(stopped, success=True, description="exit status 0")
+        actions += effects.take()
+    assert [a for _, _, a in actions if type(a).__name__ == "Spawn"] == [] and s.programs["w"].outgoing == []
+    assert not set(pids(s)) & set(old)
+
+
+def test_a_rolling_restart_holds_when_a_new_process_fails_to_get_ready(tmp_path, clock, effects):
+    s = supervisor(tmp_path, clock, effects, NOTIFY.replace('watchdog = "3s"', ""))
+    old = ready_all(s, clock)
+    effects.take()
+    s.restart_programs([s.programs["w"]], rolling=True)
+    assert len(effects.spawned()) == 1
+    clock.advance(10.1)  # no READY=1 within start_timeout: stopped, a failed start
+    (failed,) = signalled(effects.take())
+    effects.exit(failed, description="killed by SIGTERM")
+    assert s.programs["w"].slots[0].state is State.BACKOFF
+    (outgoing,) = s.programs["w"].outgoing
+    assert sorted(slot.pid for slot in outgoing.slots.values() if slot.state is State.RUNNING) == sorted(old)
+    assert effects.spawned() == [], "the roll holds: no second new process"

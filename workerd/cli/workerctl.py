@@ -55,6 +55,8 @@ def status(args: argparse.Namespace) -> None:
 
 def act(args: argparse.Namespace) -> None:
     message = {"cmd": args.command, "programs": args.programs, "wait": not args.no_wait}
+    if getattr(args, "rolling", False):
+        message["rolling"] = True
     print(_ask(args, message, timeout=None).get("message", "ok"))
 
 
@@ -111,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text)
         sub.add_argument("programs", nargs="+", metavar="PROGRAM")
         sub.add_argument("--no-wait", action="store_true", help="return at once")
+        if name == "restart":
+            sub.add_argument("--rolling", action="store_true",
+                             help="one at a time: a new process running, then an old one stopped")
         sub.set_defaults(run=act)
     sub = commands.add_parser("scale", help="pin PROGRAM to COUNT processes, or `auto` to hand it back")
     sub.add_argument("program", metavar="PROGRAM")
@@ -151,9 +156,13 @@ def render_status(data: dict[str, Any]) -> str:
         auto = program.get("autoscale")
         if auto:
             notes.append(_autoscale_note(auto))
-        kept = sum(1 for p in program["processes"] if p.get("outgoing") and p["pid"] is not None)
-        if kept:
-            notes.append(f"{kept} old process(es) of the previous config kept until new ones run")
+        handover = program.get("handover")
+        if handover:
+            how = "rolling restart: one at a time" if handover["rolling"] else "new config"
+            notes.append(f"{how}; {handover['old']} old process(es) kept until new ones run")
+            if handover["held"]:
+                notes.append(f"held: {handover['held']}")
+        notes += [_worker_note(p) for p in program["processes"] if _worker_note(p)]
         notes += [f"{p['instance']}: {p['state']}: {p['reason']}" for p in program["processes"] if p["reason"]]
         notes += [f"{p['instance']}: last limit: {p['last_limit']}" for p in program["processes"]
                   if p.get("last_limit") and p["last_limit"] != p["reason"]]
@@ -161,6 +170,18 @@ def render_status(data: dict[str, Any]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     return "\n".join(table + [""] + summary) if summary else "no programs"
+
+
+def _worker_note(p: dict[str, Any]) -> str:
+    """What a worker said on the notify socket: busy for how long, its STATUS= text."""
+    said = []
+    if p.get("busy"):
+        said.append(f"busy {_duration(p['job_age'])}")
+    if p.get("draining"):
+        said.append("draining")
+    if p.get("status_text"):
+        said.append(json.dumps(p["status_text"], ensure_ascii=False))
+    return f"{p['instance']}: {', '.join(said)}" if said else ""
 
 
 def _autoscale_note(auto: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from workerd.config.model import (
     AutoscaleConfig,
     Config,
     DaemonConfig,
+    NOTIFY_SUFFIX,
     LimitsConfig,
     ProgramConfig,
 )
@@ -158,12 +159,11 @@ def _values(settings: Mapping[str, Setting], base: Path, model: type) -> dict[st
 def _daemon(raw: Mapping[str, object], base: Path) -> DaemonConfig:
     settings = complete(DAEMON, parse_table(DAEMON, raw, "daemon"), "daemon")
     values = _values(settings, base, DaemonConfig)
+    # The notify socket's path is this one's plus a suffix: both must fit.
     length = len(os.fsencode(values["socket"]))
-    if length > _SOCKET_PATH_MAX:
-        raise Invalid(
-            settings["socket"].path,
-            f"too long for a Unix socket ({length} bytes, at most {_SOCKET_PATH_MAX})",
-        )
+    most = _SOCKET_PATH_MAX - len(NOTIFY_SUFFIX)
+    if length > most:
+        raise Invalid(settings["socket"].path, f"too long for a Unix socket ({length} bytes, at most {most})")
     values["socket_gid"] = _gid(settings["socket_group"])
     return DaemonConfig(**values)
 

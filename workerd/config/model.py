@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 _DAEMON: Mapping[str, Any] = DAEMON.defaults()
+#: The notify socket's path is the control socket's with this added.
+NOTIFY_SUFFIX = ".notify"
 _PROGRAM: Mapping[str, Any] = PROGRAM.defaults()
 _LIMITS: Mapping[str, Any] = LIMITS.defaults()
 _AUTOSCALE: Mapping[str, Any] = AUTOSCALE.defaults()
@@ -57,6 +59,11 @@ class DaemonConfig:
     max_load: float = _DAEMON["max_load"]
     sample_interval: float = _DAEMON["sample_interval"]
 
+
+    @property
+    def notify_socket(self) -> Path:
+        """Where the workers' sd_notify datagrams go (NOTIFY_SOCKET): next to the control socket."""
+        return self.socket.with_name(self.socket.name + NOTIFY_SUFFIX)
 
 @dataclass(frozen=True)
 class LimitsConfig:

@@ -7,7 +7,7 @@ fails when the committed file differs.
 from __future__ import annotations
 
 from workerd.config.schema import DAEMON, PROGRAM
-from workerd.config.tables import NOT_YET, Table
+from workerd.config.tables import Table
 
 
 def _cell(text: str) -> str:
@@ -20,11 +20,9 @@ def _reference_table(table: Table) -> list[str]:
         if isinstance(spec, Table):
             kind, default = "`table`", "none"
             doc = f"`[{table.name}.{spec.name}]`: {spec.doc}"
-            doc += f" **{NOT_YET.capitalize()}.**" if spec.future else ""
         else:
             kind, default, doc = f"`{spec.kind.name}`", spec.show_default(), spec.doc
             doc += f" Range: {spec.bounds.spelled(spec.kind.show)}." if spec.bounds is not None else ""
-            doc += " **This version of workerd accepts only the default.**" if spec.future else ""
         lines.append(f"| `{spec.name}` | {_cell(kind)} | {_cell(default)} | {_cell(doc)} |")
     return lines
 
@@ -48,7 +46,7 @@ def render_reference() -> str:
     for table, heading in ((DAEMON, "`[daemon]`"), (PROGRAM, "`[programs.NAME]` and `[defaults]`")):
         lines += ["", f"## {heading}", "", table.doc, "", *_reference_table(table)]
     for nested in PROGRAM.fields:
-        if isinstance(nested, Table) and not nested.future:
+        if isinstance(nested, Table):
             heading = f"`[programs.NAME.{nested.name}]`"
             lines += ["", f"### {heading}", "", nested.doc, "", *_reference_table(nested)]
     return "\n".join(lines) + "\n"

@@ -2,9 +2,7 @@
 
 Parsing, unknown-key errors with "did you mean", the model's defaults, `workerd
 check` and docs/config-reference.md all come from these declarations, so a key
-cannot be documented one way and parsed another. Keys this version does not
-implement yet are declared with `future=True` (only the default is accepted) or
-as a `future` table (any use is an error), never silently ignored.
+cannot be documented one way and parsed another.
 
 The rules an autoscale source adds are in `source_rules`, derived from the keys'
 `optional_for` and `required_for`; `reference` renders docs/config-reference.md.
@@ -76,6 +74,12 @@ def _backoff_max(values: Mapping[str, Any]) -> tuple[str, str] | None:
     if values["backoff_max"] >= initial:
         return None
     return "backoff_max", f"must be >= backoff_initial ({DURATION.show(initial)})"
+
+
+def _watchdog_needs_notify(values: Mapping[str, Any]) -> tuple[str, str] | None:
+    if values["watchdog"] and values["ready"] is not Readiness.NOTIFY:
+        return "watchdog", 'needs ready = "notify" (the worker says it is alive on the notify socket)'
+    return None
 
 
 MiB = 1024 * 1024
@@ -275,16 +279,17 @@ PROGRAM = Table(
         Key("nice", INT, 0, "Scheduling priority; -20 is the highest.",
             bounds=Range(-20, 19)),
         Key("ready", choice(Readiness), Readiness.UPTIME, "uptime: running after "
-            "`start_seconds`; notify: running when the worker sends READY=1.", future=True),
+            "`start_seconds`; notify: running when the worker sends READY=1 on `NOTIFY_SOCKET`."),
         Key("start_timeout", DURATION, 60.0, 'With ready = "notify": no READY=1 by then -> '
-            "failed start.", bounds=Range(0, DAY)),
+            "failed start.", bounds=Range(0.1, DAY)),
         Key("watchdog", DURATION, 0.0, 'With ready = "notify": no WATCHDOG=1 for this long '
-            "-> hung, graceful restart; 0 = off.", future=True),
+            "-> hung, graceful restart; 0 = off. The worker gets it as `WATCHDOG_USEC`.",
+            bounds=Range(0, DAY)),
         Key("rolling", BOOL, False, "Replace processes one at a time on restart and reload "
-            "(new one running, then old one stopped).", future=True),
+            "(a new one running, then an old one stopped)."),
         LIMITS,
         AUTOSCALE,
     ),
-    checks=(_backoff_max,),
+    checks=(_backoff_max, _watchdog_needs_notify),
 )  # fmt: skip
 

@@ -22,7 +22,6 @@ from workerd.config.units import InvalidValue
 
 T = TypeVar("T")
 
-NOT_YET = "not supported yet by this version of workerd"
 
 
 @dataclass(frozen=True)
@@ -65,8 +64,6 @@ class Key(Generic[T]):
     #: Returns why a parsed value is wrong, or None.
     check: Callable[[T], str | None] | None = None
     required: bool = False
-    #: Only the default is accepted by this version; anything else is an error.
-    future: bool = False
     #: For a default that depends on the system; `shown` then documents it.
     default_factory: Callable[[], T] | None = None
     shown: str | None = None
@@ -83,8 +80,6 @@ class Key(Generic[T]):
             problem = self.check(value)
         if problem is not None:
             raise InvalidValue(problem)
-        if self.future and value != self.default:
-            raise InvalidValue(f"{toml_repr(raw)} is {NOT_YET}")
         return value
 
     def initial(self) -> T | None:
@@ -109,8 +104,6 @@ class Table:
     name: str
     doc: str
     fields: tuple[Key[Any] | Table, ...] = ()
-    #: Any use of the table is an error in this version.
-    future: bool = False
     checks: tuple[CrossCheck, ...] = ()
 
     def field(self, name: str) -> Key[Any] | Table | None:
@@ -161,8 +154,6 @@ def parse_table(table: Table, raw: Mapping[str, object], path: str) -> dict[str,
         if spec is None:
             raise Invalid(where, unknown_key(name, [f.name for f in table.fields]))
         if isinstance(spec, Table):
-            if spec.future:
-                raise Invalid(where, NOT_YET)
             if not isinstance(value, dict):
                 raise Invalid(where, f"expected a table, got {toml_repr(value)}")
             settings[name] = Setting(parse_table(spec, value, where), where)

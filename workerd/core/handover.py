@@ -26,6 +26,20 @@ class Outgoing:
     running: int
 
 
+def restart_rolls(asked: bool, configured: bool, running: int, enabled: bool) -> bool:
+    """Whether a restart hands over one process at a time (`--rolling`, or `rolling =
+    true`) rather than stopping and starting each slot: only when something runs to
+    hand over from."""
+    return (asked or configured) and running > 0 and enabled
+
+
+def new_count(target: int, running_new: int, rolling: bool) -> int:
+    """How many processes the new generation may have while old ones remain: all of
+    them at once, or, rolling, one more than already run (one new process at a time),
+    so the program never has fewer running processes than its count."""
+    return min(target, running_new + 1) if rolling else target
+
+
 def keep_counts(target: int, running_new: int, outgoing: list[Outgoing]) -> list[int]:
     """How many processes each outgoing generation (newest first) keeps.
 

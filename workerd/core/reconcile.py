@@ -44,7 +44,9 @@ def reconcile(wanted: int, slots: Mapping[int, Slot]) -> list[tuple[int, StartRe
     A slot is occupied (`Slot.occupied`) while it holds a place: running, on its way up, waiting
     in backoff, or at rest as exited/fatal (it keeps its place; SPEC shows it).
     Missing slots take the lowest free instance numbers; surplus ones are stopped,
-    the least useful first, then the most recently started.
+    the least useful first: those with no process, then those on their way up, then
+    running ones that are idle (a worker that never says BUSY=1 counts as idle), busy
+    ones last; the most recently started first among equals.
     """
     occupied = [s for s in slots.values() if s.occupied]
     requests: list[tuple[int, StartRequested | StopRequested]] = []
@@ -57,9 +59,9 @@ def reconcile(wanted: int, slots: Mapping[int, Slot]) -> list[tuple[int, StartRe
             requests.append((instance, StartRequested()))
             taken.add(instance)
     elif len(occupied) > wanted:
-        def usefulness(s: Slot) -> tuple[int, float, int]:
+        def usefulness(s: Slot) -> tuple[int, bool, float, int]:
             started = s.started_at if s.started_at is not None else float("inf")
-            return (_STOP_ORDER.get(s.state, 4), -started, -s.instance)
+            return (_STOP_ORDER.get(s.state, 4), s.busy_since is not None, -started, -s.instance)
 
         for victim in sorted(occupied, key=usefulness)[: len(occupied) - wanted]:
             requests.append((victim.instance, StopRequested()))

@@ -79,7 +79,7 @@ class Commands:
             "sentinel": {"pid": self._sentinel.pid, "restarts": self._sentinel.restarts},
         }
         return take(programs, now, self._supervisor.processes(), daemon, self._watcher.fired,
-                    self._supervisor.decisions)
+                    self._supervisor.tally)
 
     def status(self, request: dict[str, Any]) -> Reply:
         return {"ok": True, "status": document(self.snapshot(request.get("programs") or []), self._meter)}
@@ -89,7 +89,7 @@ class Commands:
         if self._supervisor.shutting_down:
             raise CommandError("the daemon is shutting down")
 
-    async def _act(self, request: dict[str, Any], act: Callable[[list[Any]], None], target: str) -> Reply:
+    async def _act(self, request: dict[str, Any], act: Callable[[list[Any]], object], target: str) -> Reply:
         self._refuse_during_shutdown()
         programs = self._programs(request)
         act(programs)
@@ -105,7 +105,8 @@ class Commands:
         return await self._act(request, self._supervisor.stop_programs, "stopped")
 
     async def restart(self, request: dict[str, Any]) -> Reply:
-        return await self._act(request, self._supervisor.restart_programs, "started")
+        rolling = bool(request.get("rolling"))
+        return await self._act(request, lambda ps: self._supervisor.restart_programs(ps, rolling), "started")
 
     def scale(self, request: dict[str, Any]) -> Reply:
         self._refuse_during_shutdown()
@@ -114,7 +115,7 @@ class Commands:
         if count == "auto":
             self._supervisor.scale(program, None)
             control = "the autoscaler" if program.scale is not None else "the config"
-            return {"ok": True, "message": f"{program.name}: back to {control} ({program.wanted})"}
+            return {"ok": True, "message": f"{program.name}: back to {control} ({program.target})"}
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise ValueError(f"invalid count: {count!r} (a number >= 0, or 'auto')")
         self._supervisor.scale(program, count)

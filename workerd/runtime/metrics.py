@@ -8,13 +8,15 @@ only when `[daemon] metrics` is set: a daemon without metrics does not pay for i
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from workerd.runtime.status import CpuMeter, Snapshot
+from workerd.runtime.tally import JOB_BUCKETS
 
 log = logging.getLogger("workerd")
 
@@ -51,6 +53,8 @@ class StatusCollector:
                                  labels=["program"])
         failing = GaugeMetricFamily("workerd_autoscale_source_error_seconds",
                                     "How long the source has been failing (0: it answers).", labels=["program"])
+        busy = GaugeMetricFamily("workerd_process_busy", "1 while the worker reports a job (BUSY=1).",
+                                 labels=["program", "instance"])
         for program in snapshot.programs:
             name = program.name
             desired.add_metric([name], program.desired)
@@ -60,6 +64,7 @@ class StatusCollector:
                     continue  # its instance number is taken by the process replacing it
                 instance = str(p.instance)
                 state.add_metric([name, instance, p.state], 1)
+                busy.add_metric([name, instance], int(p.busy))
                 restarts.add_metric([name, instance], p.restarts)
                 if p.rss is not None:
                     rss.add_metric([name, instance], p.rss)
@@ -75,7 +80,7 @@ class StatusCollector:
                 failing.add_metric([name], auto["error_for"] or 0)
                 if auto["dead_letters"] is not None:
                     dead.add_metric([name], auto["dead_letters"])
-        yield from (desired, running, state, restarts, rss, cpu, depth, age, wanted, failing, dead)
+        yield from (desired, running, state, restarts, rss, cpu, busy, depth, age, wanted, failing, dead)
         sentinel = snapshot.daemon["sentinel"]
         yield GaugeMetricFamily("workerd_sentinel_up", "1 while the sentinel runs (it kills the workers' "
                                 "children if the daemon dies).", value=int(sentinel["pid"] is not None))
@@ -91,6 +96,19 @@ class StatusCollector:
             decisions.add_metric([name, direction], count)
         yield limits
         yield decisions
+        forced = CounterMetricFamily("workerd_forced_stops", "Workers the daemon stopped itself, by cause: "
+                                     "limit, watchdog (a hang), not ready (no READY=1 by start_timeout).",
+                                     labels=["program", "cause"])
+        for (name, cause), count in snapshot.forced.items():
+            forced.add_metric([name, cause], count)
+        yield forced
+        jobs = HistogramMetricFamily("workerd_job_duration_seconds", "Jobs reported by BUSY=1 ... BUSY=0, by "
+                                     "duration (_count: the jobs done).", labels=["program"])
+        for name, (counts, total) in snapshot.jobs.items():
+            cumulative = list(itertools.accumulate(counts))
+            bounds = [f"{b:g}" for b in JOB_BUCKETS] + ["+Inf"]
+            jobs.add_metric([name], list(zip(bounds, cumulative)), total)
+        yield jobs
 
 
 class MetricsServer:

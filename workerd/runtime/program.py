@@ -7,6 +7,7 @@ import os
 from workerd.config.model import AutoscaleConfig, DaemonConfig, ProgramConfig, Readiness
 from workerd.core.backoff import Backoff
 from workerd.core.lifecycle import Policy, Slot
+from workerd.core.handover import new_count
 from workerd.core.reconcile import wanted_count
 from workerd.core.scaling import ScalePolicy, ScaleState, reconfigured
 from workerd.core.states import AT_REST, State
@@ -63,13 +64,17 @@ class Program:
         self.outgoing: list[Program] = []
         #: Set on an outgoing generation: how many of its processes it still keeps.
         self.keep: int | None = None
+        #: While it has outgoing generations, new processes start one at a time.
+        self.rolling = False
         self.configure(config, daemon)
 
-    def successor(self, config: ProgramConfig, daemon: DaemonConfig) -> Program:
-        """The next generation for a changed config, with the same log, pin and autoscaler
-        state. This one becomes its newest outgoing generation and keeps its running
-        processes until new ones run in their place."""
+    def successor(self, config: ProgramConfig, daemon: DaemonConfig, rolling: bool) -> Program:
+        """The next generation for a changed config (or a rolling restart), with the same
+        log, pin and autoscaler state. This one becomes its newest outgoing generation and
+        keeps its running processes until new ones run in their place: all new ones start
+        at once, or, `rolling`, one at a time."""
         new = Program(config, daemon, self.sink)
+        new.rolling = rolling
         new.pinned, new.scale = self.pinned, self.scale
         new.configure(config, daemon)  # the autoscaler's count, within the new bounds
         new.outgoing = [self, *self.outgoing]
@@ -90,6 +95,11 @@ class Program:
         env.update(config.environment)
         env["WORKERD_PROGRAM"] = config.name
         env["WORKERD_SOCKET"] = str(daemon.socket)
+        env["NOTIFY_SOCKET"] = str(daemon.notify_socket)
+        if config.watchdog:
+            env["WATCHDOG_USEC"] = str(int(config.watchdog * 1_000_000))
+        else:
+            env.pop("WATCHDOG_USEC", None)
         self._env = env
 
     @property
@@ -105,10 +115,17 @@ class Program:
         return sum(1 for slot in self.slots.values() if slot.state is State.RUNNING)
 
     @property
-    def wanted(self) -> int:
+    def target(self) -> int:
+        """The count the program is after (see core.reconcile.wanted_count)."""
         return wanted_count(keep=self.keep, enabled=self.enabled, removing=self.removing, pinned=self.pinned,
                             scaled=self.scale.desired if self.scale is not None else None,
                             configured=self.config.processes)
+
+    @property
+    def wanted(self) -> int:
+        """The count it may have now: its target, but during a rolling handover only one
+        new process at a time (core.handover)."""
+        return new_count(self.target, self.running, self.rolling and bool(self.outgoing))
 
     @property
     def at_rest(self) -> bool:

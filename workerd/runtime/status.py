@@ -16,6 +16,7 @@ from typing import Any
 from workerd.core.states import HAS_PROCESS, State
 from workerd.runtime.procstat import ProcStat, TreeUsage, open_files, tree_usage
 from workerd.runtime.program import Program
+from workerd.runtime.tally import Tally
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,12 @@ class ProcessStatus:
     last_exit: str | None
     reason: str | None
     last_limit: str | None
+    #: What the worker said on the notify socket: working on a job (BUSY=1) since
+    #: `job_age` seconds, its STATUS= text, and whether it drains (STOPPING=1).
+    busy: bool
+    job_age: float | None
+    status_text: str | None
+    draining: bool
     rss: int | None
     threads: int | None
     tree_processes: int | None
@@ -49,6 +56,10 @@ class ProgramStatus:
     pinned: int | None
     limits: Mapping[str, Any]
     autoscale: Mapping[str, Any] | None
+    #: While old processes (of the config before a reload, or before a rolling restart)
+    #: are being replaced: {"rolling": bool, "old": how many still run, "held": why new
+    #: ones do not take over, or None}.
+    handover: Mapping[str, Any] | None
     processes: tuple[ProcessStatus, ...]
 
 
@@ -57,20 +68,24 @@ class Snapshot:
     at: float
     daemon: Mapping[str, Any]
     programs: tuple[ProgramStatus, ...]
-    #: Restarts for a watched limit by (program, limit); scaling decisions by
-    #: (program, "up" | "down").
+    #: Restarts for a watched limit by (program, limit).
     limit_restarts: Mapping[tuple[str, str], int]
+    #: Scaling decisions by (program, "up" | "down"); stops the daemon forced by
+    #: (program, cause); job durations by program (buckets as in tally.JOB_BUCKETS, sum).
     decisions: Mapping[tuple[str, str], int]
+    forced: Mapping[tuple[str, str], int]
+    jobs: Mapping[str, tuple[tuple[int, ...], float]]
 
 
 def take(programs: list[Program], now: float, table: Mapping[int, ProcStat], daemon: Mapping[str, Any],
-         limit_restarts: Mapping[tuple[str, str], int], decisions: Mapping[tuple[str, str], int]) -> Snapshot:
+         limit_restarts: Mapping[tuple[str, str], int], tally: Tally) -> Snapshot:
     """The snapshot of `programs` at `now`, with usage from one read of /proc (`table`)."""
     leaders = {s.pid for p in programs for g in p.generations() for s in g.slots.values()
                if s.pid is not None and s.state in HAS_PROCESS}
     usage = {pid: tree for pid, tree in tree_usage(table, leaders).items() if tree.processes}
+    jobs = {name: (tuple(j.buckets), j.total) for name, j in tally.jobs.items()}
     return Snapshot(now, dict(daemon), tuple(_program(p, now, usage) for p in programs),
-                    dict(limit_restarts), dict(decisions))
+                    dict(limit_restarts), dict(tally.decisions), dict(tally.forced), jobs)
 
 
 def _program(program: Program, now: float, usage: Mapping[int, TreeUsage]) -> ProgramStatus:
@@ -88,6 +103,10 @@ def _program(program: Program, now: float, usage: Mapping[int, TreeUsage]) -> Pr
             last_exit=s.last_exit,
             reason=s.reason,
             last_limit=s.last_limit,
+            busy=s.busy_since is not None,
+            job_age=round(now - s.busy_since, 3) if s.busy_since is not None else None,
+            status_text=s.status_text,
+            draining=s.draining,
             rss=tree.rss if tree else None,
             threads=tree.threads if tree else None,
             tree_processes=tree.processes if tree else None,
@@ -97,14 +116,24 @@ def _program(program: Program, now: float, usage: Mapping[int, TreeUsage]) -> Pr
         ))
     return ProgramStatus(
         name=program.name,
-        desired=program.wanted,
+        desired=program.target,
         running=sum(1 for _, s in slots if s.state is State.RUNNING),
         enabled=program.enabled,
         pinned=program.pinned,
         limits=program.config.limits.given(),
         autoscale=_autoscale(program, now),
+        handover=_handover(program),
         processes=tuple(processes),
     )
+
+
+def _handover(program: Program) -> dict[str, Any] | None:
+    if not program.outgoing:
+        return None
+    failing = [f"{program.name}[{s.instance}]: {s.state.value} ({s.reason or s.last_exit})"
+               for s in program.slots.values() if s.state in (State.BACKOFF, State.FATAL)]
+    return {"rolling": program.rolling, "old": sum(g.running for g in program.outgoing),
+            "held": "; ".join(failing) or None}
 
 
 def _autoscale(program: Program, now: float) -> dict[str, Any] | None:
@@ -169,6 +198,7 @@ def document(snapshot: Snapshot, meter: CpuMeter) -> dict[str, Any]:
             {**{f.name: getattr(program, f.name) for f in dataclasses.fields(program) if f.name != "processes"},
              "limits": dict(program.limits),
              "autoscale": dict(program.autoscale) if program.autoscale is not None else None,
+             "handover": dict(program.handover) if program.handover is not None else None,
              "processes": [process(p) for p in program.processes]}
             for program in snapshot.programs
         ],

@@ -20,9 +20,10 @@ from workerd.core import scaling
 from workerd.core.events import (
     Event,
     KillRequested,
+    Notified,
     TimerExpired,
 )
-from workerd.core.handover import Outgoing, keep_counts
+from workerd.core.handover import Outgoing, keep_counts, restart_rolls
 from workerd.core.lifecycle import Slot, transition
 from workerd.core.reconcile import forgotten, reconcile, restart, start
 from workerd.core.reload import Facts, Step, plan
@@ -33,6 +34,7 @@ from workerd.runtime.effects import Effects, SlotContext
 from workerd.runtime.output import LogError, ProgramLog, open_logs, reopen_logs
 from workerd.runtime.procstat import ProcStat
 from workerd.runtime.program import Program, most_processes
+from workerd.runtime.tally import Tally
 from workerd.runtime.waiters import Waiters
 
 log = logging.getLogger("workerd")
@@ -63,8 +65,10 @@ class Supervisor:
         self._draining = False
         self._waiters = Waiters(self.programs)
         self.shutting_down = False
-        #: Scaling decisions by (program, "up" | "down"), for metrics.
-        self.decisions: dict[tuple[str, str], int] = {}
+        #: Counts for status and /metrics.
+        self.tally = Tally()
+        #: Each worker's pid -> its slot (program generation, instance), for the notify socket.
+        self._by_pid: dict[int, SlotKey] = {}
         sinks = _open_logs(config, config.programs)
         for program_config in config.programs.values():
             self._add(program_config, sinks[program_config.name])
@@ -107,10 +111,17 @@ class Supervisor:
 
     def _apply(self, program: Program, instance: int, event: Event) -> None:
         old = program.slots.get(instance) or Slot(instance)
-        new, actions = transition(old, event, self._clock.now(), program.policy, self._rand)
+        now = self._clock.now()
+        new, actions = transition(old, event, now, program.policy, self._rand)
         program.slots[instance] = new
         if new.state is not old.state:
             journal.slot_changed(program.name, old, new)
+        if new.pid != old.pid:
+            if old.pid is not None:
+                self._by_pid.pop(old.pid, None)
+            if new.pid is not None:
+                self._by_pid[new.pid] = (program, instance)
+        self.tally.slot_changed(program.name, old, new, event, now)
         if new.timer_at != old.timer_at:
             self._arm(program, new)
         if actions:
@@ -152,7 +163,8 @@ class Supervisor:
         those that have handed over all their work."""
         if not program.outgoing:
             return
-        counts = keep_counts(program.wanted, program.running, [Outgoing(g.keep or 0, g.running) for g in program.outgoing])
+        outgoing = [Outgoing(g.keep or 0, g.running) for g in program.outgoing]
+        counts = keep_counts(program.target, program.running, outgoing)
         for generation, count in zip(program.outgoing, counts):
             generation.keep = count
         program.outgoing = [g for g in program.outgoing if g.keep or not g.at_rest]
@@ -206,13 +218,36 @@ class Supervisor:
             self._reconcile(program)
         self._drain()
 
-    def restart_programs(self, programs: list[Program]) -> None:
+    def restart_programs(self, programs: list[Program], rolling: bool = False) -> list[Program]:
+        """Restart each program: a rolling handover to a new generation where it rolls
+        (core.handover.restart_rolls), else stop then start each slot. Returns the
+        programs as they are now (a rolled one is a new generation)."""
+        restarted = []
         for program in programs:
-            program.enabled = True
-            for instance, request in restart(program.slots):
-                self._queue.append((program, instance, request))
+            if restart_rolls(rolling, program.config.rolling, program.running, program.enabled):
+                program = self.programs[program.name] = program.successor(program.config, self.config.daemon,
+                                                                          rolling=True)
+            else:
+                program.enabled = True
+                for instance, request in restart(program.slots):
+                    self._queue.append((program, instance, request))
             self._reconcile(program)
+            restarted.append(program)
         self._drain()
+        return restarted
+
+    def worker_of(self, pid: int, session: int | None) -> int | None:
+        """The worker a process belongs to (for the notify socket): the worker itself, or a
+        process of the session it leads."""
+        if pid in self._by_pid:
+            return pid
+        return session if session in self._by_pid else None
+
+    def notified(self, event: Notified) -> None:
+        """A worker's sd_notify datagram (`event.pid`: the worker it was attributed to)."""
+        key = self._by_pid.get(event.pid)
+        if key is not None:
+            self.deliver(key[0], key[1], event)
 
     def on_queue(self, name: str, event: QueueEvent) -> None:
         """A reading of an autoscaled program's queue: the scaling policy decides, the
@@ -224,8 +259,7 @@ class Supervisor:
                                                self._clock.now())
         journal.queue_read(name, outcome, program.scale.desired, program.scale.error)
         if outcome.decision is not None:
-            key = (name, "up" if outcome.decision.after > outcome.decision.before else "down")
-            self.decisions[key] = self.decisions.get(key, 0) + 1
+            self.tally.decided(name, outcome.decision)
             self._reconcile(program)
             self._drain()
 
@@ -323,7 +357,7 @@ class Supervisor:
             self._reconcile(program)
             return f"scaled: {name} {_count(old_config)} -> {_count(config)}"
         if step is Step.REPLACE:
-            self.programs[name] = program.successor(config, new.daemon)
+            self.programs[name] = program.successor(config, new.daemon, rolling=config.rolling)
             self._reconcile(self.programs[name])
             return f"changed: {name} (new processes start; each old one stops once a new one runs)"
         program.configure(config, new.daemon)
