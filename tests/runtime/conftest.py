@@ -237,6 +237,11 @@ class Daemon:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
                               env=env if env is not None else self.env(), stdin=subprocess.DEVNULL)
 
+    def ctl_async(self, *args: str) -> subprocess.Popen[str]:
+        """Start `workerctl -s SOCKET ARGS...` without waiting; the caller polls and waits."""
+        return subprocess.Popen([WORKERCTL, "-s", str(self.socket), *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=self.env(), stdin=subprocess.DEVNULL)
+
     def request(self, message: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
         """One request over the control protocol (JSON lines), one reply."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -24,10 +24,10 @@ from workerd.config.capacity import over_max_processes
 from workerd.config.envfile import EnvFileError, read_env_file
 from workerd.config.kinds import toml_repr
 from workerd.config.model import (
+    NOTIFY_SUFFIX,
     AutoscaleConfig,
     Config,
     DaemonConfig,
-    NOTIFY_SUFFIX,
     LimitsConfig,
     ProgramConfig,
 )

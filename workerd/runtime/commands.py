@@ -15,6 +15,7 @@ from workerd.config.units import parse_signal
 from workerd.control.protocol import encode
 from workerd.control.server import Handler
 from workerd.runtime.autoscaler import Autoscaler
+from workerd.runtime.notify import NotifySocket
 from workerd.runtime.output import ProgramLog
 from workerd.runtime.sentinel import Sentinel
 from workerd.runtime.status import CpuMeter, Snapshot, document, take
@@ -30,7 +31,7 @@ FOLLOW_BACKLOG = 1024
 class Commands:
     def __init__(self, supervisor: Supervisor, watcher: LimitWatcher, autoscaler: Autoscaler,
                  now: Callable[[], float], request_shutdown: Callable[[], None], enforcement: str,
-                 sentinel: Sentinel) -> None:
+                 sentinel: Sentinel, notify: NotifySocket) -> None:
         self._supervisor = supervisor
         self._watcher = watcher
         self._autoscaler = autoscaler
@@ -39,6 +40,7 @@ class Commands:
         self._request_shutdown = request_shutdown
         self._enforcement = enforcement
         self._sentinel = sentinel
+        self._notify = notify
         self._meter = CpuMeter()
 
     def handlers(self) -> dict[str, Handler]:
@@ -77,6 +79,7 @@ class Commands:
             "limit_samples": self._watcher.samples,
             # pid None: dead and not yet replaced (a crash of the daemon now would leave children)
             "sentinel": {"pid": self._sentinel.pid, "restarts": self._sentinel.restarts},
+            "notify": {"received": self._notify.received, "dropped": dict(self._notify.dropped)},
         }
         return take(programs, now, self._supervisor.processes(), daemon, self._watcher.fired,
                     self._supervisor.tally)

@@ -26,7 +26,9 @@ from workerd.runtime.children import ReapedLauncher
 from workerd.runtime.clock import Clock, LoopClock
 from workerd.runtime.commands import Commands
 from workerd.runtime.effects import Effects
+from workerd.runtime.notify import NotifySocket
 from workerd.runtime.prctl import become_subreaper
+from workerd.runtime.procstat import session_of
 from workerd.runtime.reaper import Reaper
 from workerd.runtime.sentinel import Sentinel
 from workerd.runtime.supervisor import CommandError, Supervisor
@@ -109,11 +111,21 @@ class Daemon:
             self._config.daemon.socket.unlink(missing_ok=True)
             self._close_sentinel()
             return EXIT_FAILED
+        supervisor = self._supervisor
+        self._notify = NotifySocket(self._config.daemon.notify_socket,
+                                    lambda pid: supervisor.worker_of(pid, session_of), supervisor.notified)
+        try:
+            self._notify.open(loop)
+        except OSError as exc:
+            print(f"workerd: cannot create the notify socket {self._notify.path}: {exc.strerror}", file=sys.stderr)
+            self._config.daemon.socket.unlink(missing_ok=True)
+            self._close_sentinel()
+            return EXIT_FAILED
         watcher = LimitWatcher(self._supervisor, self._clock)
         self._autoscaler = Autoscaler(self._supervisor, ReapedLauncher(loop, reaper, self._sentinel))
         self._commands = Commands(
             self._supervisor, watcher, self._autoscaler, self._clock.now, self.request_shutdown, self._enforcement,
-            self._sentinel,
+            self._sentinel, self._notify,
         )
         for signo in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signo, self.request_shutdown)
@@ -128,6 +140,7 @@ class Daemon:
                 print(f"workerd: cannot serve metrics on {self._config.daemon.metrics}: {exc.strerror}",
                       file=sys.stderr)
                 await self._server.close()
+                self._notify.close()
                 self._config.daemon.socket.unlink(missing_ok=True)
                 self._close_sentinel()
                 return EXIT_FAILED
@@ -193,6 +206,7 @@ class Daemon:
         await self._server.close()
         if self._metrics is not None:
             await self._metrics.close()
+        self._notify.close()
         self._config.daemon.socket.unlink(missing_ok=True)
         for program in supervisor.programs.values():
             program.sink.close()

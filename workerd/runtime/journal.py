@@ -27,6 +27,8 @@ def slot_changed(name: str, old: Slot, new: Slot) -> None:
         log.info("%s: stopped (%s)", label, new.last_exit or "not running")
     elif new.state is State.STARTING and old.pid is not None and old.state is not State.STOPPING:
         log.warning("%s: %s; restarting", label, new.last_exit)
+    elif new.state is State.STOPPING and new.forced is not None and old.forced is None:
+        log.warning("%s: %s: stopping it", label, new.reason)
 
 
 def queue_read(name: str, outcome: Outcome, desired: int, error: str | None) -> None:

@@ -86,6 +86,14 @@ class StatusCollector:
                                 "children if the daemon dies).", value=int(sentinel["pid"] is not None))
         yield CounterMetricFamily("workerd_sentinel_restarts", "New sentinels started after one died.",
                                   value=sentinel["restarts"])
+        notify = snapshot.daemon["notify"]
+        yield CounterMetricFamily("workerd_notify_datagrams", "Datagrams read on the notify socket.",
+                                  value=notify["received"])
+        dropped = CounterMetricFamily("workerd_notify_dropped", "Notify datagrams dropped, by why.",
+                                      labels=["reason"])
+        for reason, count in notify["dropped"].items():
+            dropped.add_metric([reason], count)
+        yield dropped
         limits = CounterMetricFamily("workerd_limit_restarts", "Restarts for a watched limit.",
                                      labels=["program", "limit"])
         for (name, limit), count in snapshot.limit_restarts.items():

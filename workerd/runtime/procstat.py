@@ -82,6 +82,12 @@ def tree_usage(table: Mapping[int, ProcStat], sessions: set[int]) -> dict[int, T
     return usage
 
 
+def session_of(pid: int) -> int | None:
+    """The session a process is in (None if it is gone)."""
+    fields = _fields(pid)
+    return None if fields is None else int(fields[3])
+
+
 def environment(pid: int) -> dict[bytes, bytes]:
     """The environment the process was started with (empty if it is gone or not ours to read)."""
     try:

@@ -6,8 +6,8 @@ import os
 
 from workerd.config.model import AutoscaleConfig, DaemonConfig, ProgramConfig, Readiness
 from workerd.core.backoff import Backoff
-from workerd.core.lifecycle import Policy, Slot
 from workerd.core.handover import new_count
+from workerd.core.lifecycle import Policy, Slot
 from workerd.core.reconcile import wanted_count
 from workerd.core.scaling import ScalePolicy, ScaleState, reconfigured
 from workerd.core.states import AT_REST, State

@@ -236,11 +236,12 @@ class Supervisor:
         self._drain()
         return restarted
 
-    def worker_of(self, pid: int, session: int | None) -> int | None:
+    def worker_of(self, pid: int, session_of: Callable[[int], int | None]) -> int | None:
         """The worker a process belongs to (for the notify socket): the worker itself, or a
-        process of the session it leads."""
+        process of the session it leads (`session_of` is asked only then)."""
         if pid in self._by_pid:
             return pid
+        session = session_of(pid)
         return session if session in self._by_pid else None
 
     def notified(self, event: Notified) -> None:

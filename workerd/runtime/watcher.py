@@ -9,7 +9,6 @@ fires becomes a LimitExceeded event for the slot.
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from workerd.core.events import LimitExceeded
 from workerd.core.limits import Reading, Watch, check
@@ -17,9 +16,6 @@ from workerd.core.states import State
 from workerd.runtime.clock import Clock
 from workerd.runtime.procstat import tree_usage
 from workerd.runtime.supervisor import Supervisor
-
-log = logging.getLogger("workerd")
-
 
 class LimitWatcher:
     def __init__(self, supervisor: Supervisor, clock: Clock) -> None:
@@ -72,7 +68,6 @@ class LimitWatcher:
                 continue  # exited since: the reaper has the news
             history[pid], exceeded = check(watch, self._history.get(pid, ()), Reading(now, tree.rss, tree.cpu))
             if exceeded is not None:
-                log.warning("%s[%d]: %s: restarting", program.name, slot.instance, exceeded.reason)
                 key = (program.name, exceeded.limit)
                 self.fired[key] = self.fired.get(key, 0) + 1
                 self._supervisor.deliver(program, slot.instance, LimitExceeded(pid, exceeded.reason))
