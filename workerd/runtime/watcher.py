@@ -17,6 +17,7 @@ from workerd.runtime.clock import Clock
 from workerd.runtime.procstat import tree_usage
 from workerd.runtime.supervisor import Supervisor
 
+
 class LimitWatcher:
     def __init__(self, supervisor: Supervisor, clock: Clock) -> None:
         self._supervisor = supervisor
