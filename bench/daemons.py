@@ -38,6 +38,8 @@ class Program:
     # workerd only: [programs.NAME.autoscale] as (key, TOML value) pairs, e.g. ("min", "0");
     # `processes` is then left out (workerd ignores it); supervisord refuses them
     autoscale: tuple[tuple[str, str], ...] = ()
+    # workerd only: more [programs.NAME] keys as (key, TOML value) pairs, e.g. ("ready", '"notify"')
+    keys: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -88,6 +90,7 @@ class Daemon:
                 lines.append(f"restart = {q(p.restart)}")
             if p.start_seconds is not None:
                 lines.append(f"start_seconds = {q(f'{p.start_seconds:g}s')}")
+            lines += [f"{k} = {v}" for k, v in p.keys]
             if p.limits:
                 lines += ["", f"[programs.{p.name}.limits]"] + [f"{k} = {v}" for k, v in p.limits]
             if p.autoscale:
@@ -111,6 +114,8 @@ class Daemon:
                 raise BenchError(f"program {p.name}: supervisord has no [limits] equivalent")
             if p.autoscale:
                 raise BenchError(f"program {p.name}: supervisord has no [autoscale] equivalent")
+            if p.keys:
+                raise BenchError(f"program {p.name}: workerd-only keys {p.keys}")
             out += [f"[program:{p.name}]", f"command={p.command.replace('%', '%%')}",
                     f"numprocs={p.processes}"]
             if p.processes > 1:

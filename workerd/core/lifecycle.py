@@ -116,6 +116,8 @@ Result = tuple[Slot, list[Action]]
 
 def transition(slot: Slot, event: Event, now: float, policy: Policy, rand: Callable[[], float]) -> Result:
     """Apply one event to a slot. Events that do not apply to the state are ignored."""
+    if isinstance(event, Notified):  # first: the most frequent (BUSY= around every job)
+        return _notified(slot, event, now, policy)
     if isinstance(event, StartRequested):
         return _start_requested(slot, now)
     if isinstance(event, StopRequested):
@@ -137,8 +139,6 @@ def transition(slot: Slot, event: Event, now: float, policy: Policy, rand: Calla
         return _exited(slot, event, now, policy, rand)
     if isinstance(event, LimitExceeded):
         return _limit_exceeded(slot, event, now, policy)
-    if isinstance(event, Notified):
-        return _notified(slot, event, now, policy)
     if isinstance(event, TimerExpired):
         return _timer_expired(slot, now, policy)
     raise TypeError(f"unknown event {event!r}")
@@ -196,12 +196,15 @@ def _force_stop(slot: Slot, cause: Forced, reason: str, crash: bool, now: float,
 def _notified(slot: Slot, event: Notified, now: float, policy: Policy) -> Result:
     if slot.pid != event.pid or slot.state not in (State.STARTING, State.RUNNING, State.STOPPING):
         return slot, []
+    said: dict[str, object] = {}  # one replace: a busy worker may say BUSY= 100 times a second
     if event.busy is not None:
-        slot = replace(slot, busy_since=(slot.busy_since or now) if event.busy else None)
+        said["busy_since"] = (slot.busy_since or now) if event.busy else None
     if event.status is not None:
-        slot = replace(slot, status_text=event.status)
+        said["status_text"] = event.status
     if event.stopping:
-        slot = replace(slot, draining=True)
+        said["draining"] = True
+    if said:
+        slot = replace(slot, **said)  # type: ignore[arg-type]
     if event.ready and slot.state is State.STARTING and policy.notify:
         # starting -> running: READY=1; the watchdog's first deadline starts now
         return replace(slot, state=State.RUNNING, failed_starts=0, reason=None,

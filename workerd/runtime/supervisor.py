@@ -99,8 +99,8 @@ class Supervisor:
                 generation, instance, event = self._queue.popleft()
                 program = self.programs.get(generation.name)
                 if program is not None and generation in program.generations():
-                    self._apply(generation, instance, event)
-                    touched[program.name] = program
+                    if self._apply(generation, instance, event):
+                        touched[program.name] = program
                 if not self._queue:
                     for program in touched.values():
                         self._reconcile(program)
@@ -109,7 +109,9 @@ class Supervisor:
             self._draining = False
         self._waiters.check()
 
-    def _apply(self, program: Program, instance: int, event: Event) -> None:
+    def _apply(self, program: Program, instance: int, event: Event) -> bool:
+        """Apply one event to a slot; True if the slot's state or place changed (only then
+        can the program's count need reconciling: a worker's BUSY= alone never does)."""
         old = program.slots.get(instance) or Slot(instance)
         now = self._clock.now()
         new, actions = transition(old, event, now, program.policy, self._rand)
@@ -132,6 +134,7 @@ class Supervisor:
                     self._queue.append((program, instance, outcome))
         if forgotten(new, program.enabled):
             del program.slots[instance]
+        return new.state is not old.state or new.occupied != old.occupied
 
     def _arm(self, program: Program, slot: Slot) -> None:
         key = (program, slot.instance)
