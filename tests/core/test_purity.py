@@ -88,3 +88,11 @@ def test_core_passes_mypy_strict() -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_module_of_the_package_is_over_400_lines() -> None:
+    """A module past 400 lines holds two responsibilities: split it along the data flow."""
+    package = ROOT / "workerd"
+    long = {str(p.relative_to(package)): n for p in package.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 400}
+    assert long == {}

@@ -16,8 +16,13 @@ A fact that cannot be read (no /proc, no limit) does not bind; the result is at 
 from __future__ import annotations
 
 import resource
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the model imports the schema, which imports this module
+    from workerd.config.model import Config
 
 __all__ = ["Box", "default_max_processes", "max_processes_for", "over_max_processes", "read_box"]
 
@@ -73,6 +78,20 @@ def over_max_processes(count: int, total: int, limit: int) -> str | None:
     if total > limit:
         return f"{count} makes {total} processes in all, over [daemon] max_processes ({limit})"
     return None
+
+
+def pins_problem(config: Config, pins: Mapping[str, int]) -> str | None:
+    """Why the counts pinned by `workerctl scale` (they survive a reload) would take the
+    new config past its max_processes, or None; the config's own counts were checked
+    when it was loaded."""
+    pins = {name: count for name, count in pins.items() if name in config.programs}
+    total = sum(pins.get(name, c.most_processes) for name, c in config.programs.items())
+    limit = config.daemon.max_processes
+    if not pins or total <= limit:
+        return None
+    pinned = ", ".join(f"{name} is pinned to {count}" for name, count in pins.items())
+    return (f"{pinned}: with the new config that makes {total} processes in all, over "
+            f"[daemon] max_processes ({limit}); `workerctl scale NAME auto` first")
 
 
 def _mem_total(path: Path) -> int | None:

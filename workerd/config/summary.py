@@ -42,6 +42,12 @@ def _line(program: ProgramConfig) -> str:
     return f"{program.name}: {count} × {command} ({', '.join(notes)})"
 
 
+def count_of(program: ProgramConfig) -> str:
+    """How many processes the config asks for: "3", or "1..8 (redis)" when autoscaled."""
+    auto = program.autoscale
+    return str(program.processes) if auto is None else f"{auto.min}..{auto.max} ({auto.source.value})"
+
+
 def _limits(limits: LimitsConfig) -> list[str]:
     """`memory=512MiB`, `cpu_percent=95 over 30s`, ...: each limit set, in the schema's order."""
     notes = []

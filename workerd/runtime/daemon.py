@@ -113,7 +113,7 @@ class Daemon:
             return EXIT_FAILED
         supervisor = self._supervisor
         self._notify = NotifySocket(self._config.daemon.notify_socket,
-                                    lambda pid: supervisor.worker_of(pid, session_of), supervisor.notified)
+                                    lambda pid: supervisor.workers.owner(pid, session_of), supervisor.notified)
         try:
             self._notify.open(loop)
         except OSError as exc:

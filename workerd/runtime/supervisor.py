@@ -14,8 +14,9 @@ import logging
 import random
 from typing import Callable, Iterable
 
-from workerd.config.capacity import over_max_processes
+from workerd.config.capacity import over_max_processes, pins_problem
 from workerd.config.model import Config, ProgramConfig
+from workerd.config.summary import count_of
 from workerd.core import scaling
 from workerd.core.events import (
     Event,
@@ -36,6 +37,7 @@ from workerd.runtime.procstat import ProcStat
 from workerd.runtime.program import Program, most_processes
 from workerd.runtime.tally import Tally
 from workerd.runtime.waiters import Waiters
+from workerd.runtime.workers import WorkerIndex
 
 log = logging.getLogger("workerd")
 
@@ -48,13 +50,8 @@ class CommandError(Exception):
 
 
 class Supervisor:
-    def __init__(
-        self,
-        config: Config,
-        clock: Clock,
-        effects: Effects,
-        rand: Callable[[], float] = random.random,
-    ) -> None:
+    def __init__(self, config: Config, clock: Clock, effects: Effects,
+                 rand: Callable[[], float] = random.random) -> None:
         self.config = config
         self._clock = clock
         self._effects = effects
@@ -67,8 +64,8 @@ class Supervisor:
         self.shutting_down = False
         #: Counts for status and /metrics.
         self.tally = Tally()
-        #: Each worker's pid -> its slot (program generation, instance), for the notify socket.
-        self._by_pid: dict[int, SlotKey] = {}
+        #: Which slot each live worker is in, for the notify socket.
+        self.workers: WorkerIndex[SlotKey] = WorkerIndex()
         sinks = _open_logs(config, config.programs)
         for program_config in config.programs.values():
             self._add(program_config, sinks[program_config.name])
@@ -119,10 +116,7 @@ class Supervisor:
         if new.state is not old.state:
             journal.slot_changed(program.name, old, new)
         if new.pid != old.pid:
-            if old.pid is not None:
-                self._by_pid.pop(old.pid, None)
-            if new.pid is not None:
-                self._by_pid[new.pid] = (program, instance)
+            self.workers.moved((program, instance), old.pid, new.pid)
         self.tally.slot_changed(program.name, old, new, event, now)
         if new.timer_at != old.timer_at:
             self._arm(program, new)
@@ -239,17 +233,9 @@ class Supervisor:
         self._drain()
         return restarted
 
-    def worker_of(self, pid: int, session_of: Callable[[int], int | None]) -> int | None:
-        """The worker a process belongs to (for the notify socket): the worker itself, or a
-        process of the session it leads (`session_of` is asked only then)."""
-        if pid in self._by_pid:
-            return pid
-        session = session_of(pid)
-        return session if session in self._by_pid else None
-
     def notified(self, event: Notified) -> None:
         """A worker's sd_notify datagram (`event.pid`: the worker it was attributed to)."""
-        key = self._by_pid.get(event.pid)
+        key = self.workers.slot_of(event.pid)
         if key is not None:
             self.deliver(key[0], key[1], event)
 
@@ -309,7 +295,9 @@ class Supervisor:
         """Apply only what changed; returns one line per change. Raises CommandError,
         having changed nothing, when the new config's log files cannot be opened or the
         pinned counts would take it past its max_processes."""
-        _check_pins(new, {name: p.pinned for name, p in self.programs.items() if p.pinned is not None})
+        problem = pins_problem(new, {name: p.pinned for name, p in self.programs.items() if p.pinned is not None})
+        if problem is not None:
+            raise CommandError(problem)
         old_daemon = self.config.daemon
         logs_moved = (old_daemon.log_dir, old_daemon.log_max_bytes, old_daemon.log_backups) != (
             new.daemon.log_dir,
@@ -359,7 +347,7 @@ class Supervisor:
         if step is Step.RESCALE:
             program.configure(config, new.daemon)
             self._reconcile(program)
-            return f"scaled: {name} {_count(old_config)} -> {_count(config)}"
+            return f"scaled: {name} {count_of(old_config)} -> {count_of(config)}"
         if step is Step.REPLACE:
             self.programs[name] = program.successor(config, new.daemon, rolling=config.rolling)
             self._reconcile(self.programs[name])
@@ -395,17 +383,6 @@ class Supervisor:
         return self._waiters.add(tuple(p.name for p in programs), target)
 
 
-def _check_pins(config: Config, pins: dict[str, int]) -> None:
-    """Pins survive a reload; the new config's own counts were checked by the loader."""
-    pins = {name: count for name, count in pins.items() if name in config.programs}
-    total = sum(most_processes(c, pins.get(name)) for name, c in config.programs.items())
-    limit = config.daemon.max_processes
-    if pins and total > limit:
-        pinned = ", ".join(f"{name} is pinned to {count}" for name, count in pins.items())
-        raise CommandError(f"{pinned}: with the new config that makes {total} processes in all, over "
-                           f"[daemon] max_processes ({limit}); `workerctl scale NAME auto` first")
-
-
 def _open_logs(config: Config, names: Iterable[str]) -> dict[str, ProgramLog]:
     d = config.daemon
     try:
@@ -414,6 +391,4 @@ def _open_logs(config: Config, names: Iterable[str]) -> dict[str, ProgramLog]:
         raise CommandError(str(exc)) from None
 
 
-def _count(config: ProgramConfig) -> str:
-    auto = config.autoscale
-    return str(config.processes) if auto is None else f"{auto.min}..{auto.max} ({auto.source.value})"
+
