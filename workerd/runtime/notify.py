@@ -35,8 +35,9 @@ MAX_DATAGRAM = 4096
 BATCH = 256
 #: STATUS= text kept (status shows one line).
 MAX_STATUS = 200
-#: The receive buffer asked for: a burst of 100 workers' messages fits in it.
-RECEIVE_BUFFER = 4 << 20
+#: The receive buffer asked for: a burst of 100 workers' messages fits in it while the
+#: daemon waits for a core (kernel memory, used only while datagrams wait).
+RECEIVE_BUFFER = 16 << 20
 
 _UCRED = struct.Struct("3i")
 #: SO_RCVBUFFORCE (Linux), which the socket module does not name.
