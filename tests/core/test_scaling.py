@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workerd.core.scaling import (
-    Box,
     Decision,
+    Headroom,
     QueueReading,
     ScalePolicy,
     ScaleState,
@@ -515,21 +515,21 @@ def test_apply_a_depth_reading_decides_with_the_gate_it_carries():
     p = ScalePolicy(0, 8, 10, 60.0, reserve_memory=256 << 20, max_load=0.9)
     state, outcome = apply(p, initial(p), Depth(QueueReading(30)), running=0, now=0.0)
     assert state.desired == 3 and outcome.decision == Decision(0, 3, "depth 30 / per_worker 10")
-    short = Box(available_memory=100 << 20, load_per_core=0.1)
+    short = Headroom(available_memory=100 << 20, load_per_core=0.1)
     state, outcome = apply(p, state, Depth(QueueReading(80), short), running=3, now=1.0)
     assert state.desired == 3 and outcome.decision is None and MEMORY in (state.held or "")
-    loaded = Box(available_memory=1 << 30, load_per_core=1.5)
+    loaded = Headroom(available_memory=1 << 30, load_per_core=1.5)
     state, outcome = apply(p, state, Depth(QueueReading(80), loaded), running=3, now=2.0)
     assert state.held == "holding at 3 (queue wants 8): load 1.50 per core > max_load 0.9"
-    state, outcome = apply(p, state, Depth(QueueReading(80), Box(1 << 30, 0.1)), running=3, now=3.0)
+    state, outcome = apply(p, state, Depth(QueueReading(80), Headroom(1 << 30, 0.1)), running=3, now=3.0)
     assert state.desired == 8 and state.held is None
 
 
 def test_the_gate_is_off_where_the_daemon_turns_it_off():
     from workerd.core.scaling import gate
 
-    assert gate(policy(), Box(available_memory=1, load_per_core=99.0)) is None
-    assert gate(ScalePolicy(0, 8, 10, 60.0, reserve_memory=256 << 20), Box(None, 0.0)) is None
+    assert gate(policy(), Headroom(available_memory=1, load_per_core=99.0)) is None
+    assert gate(ScalePolicy(0, 8, 10, 60.0, reserve_memory=256 << 20), Headroom(None, 0.0)) is None
 
 
 def test_apply_a_failure_holds_and_reports_the_outage_once_and_its_end():

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the model imports the schema, which imports this module
     from workerd.config.model import Config
 
-__all__ = ["Box", "default_max_processes", "max_processes_for", "over_max_processes", "read_box"]
+__all__ = ["Box", "default_max_processes", "max_processes_for", "over_max_processes", "pins_problem", "read_box"]
 
 HARD_CEILING = 1024
 MEMORY_PER_PROCESS = 8 << 20

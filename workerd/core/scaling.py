@@ -70,8 +70,8 @@ class ScaleState:
 
 
 @dataclass(frozen=True)
-class Box:
-    """The box as the shell read it with a queue reading."""
+class Headroom:
+    """What the box has to spare, as the shell read it with a queue reading."""
 
     #: MemAvailable, in bytes; None where it is unknown (or not asked for).
     available_memory: int | None = None
@@ -84,7 +84,7 @@ class Depth:
     """The queue was read, and the box with it."""
 
     reading: QueueReading
-    box: Box = Box()
+    headroom: Headroom = Headroom()
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def apply(policy: ScalePolicy, state: ScaleState, event: QueueEvent, running: in
           now: float) -> tuple[ScaleState, Outcome]:
     """Apply one event about the program's queue; `running`: its processes running now."""
     if isinstance(event, Depth):
-        state, decision, recovered_after = on_reading(policy, state, event.reading, running, gate(policy, event.box),
+        state, decision, recovered_after = on_reading(policy, state, event.reading, running, gate(policy, event.headroom),
                                                       now)
         return state, Outcome(decision=decision, recovered_after=recovered_after)
     if isinstance(event, ReadFailed):
@@ -143,13 +143,13 @@ def apply(policy: ScalePolicy, state: ScaleState, event: QueueEvent, running: in
     return replace(state, dead_letters=event.count, dead_letter_error=event.error), Outcome()
 
 
-def gate(policy: ScalePolicy, box: Box) -> str | None:
+def gate(policy: ScalePolicy, headroom: Headroom) -> str | None:
     """Why scaling up is not allowed now (memory short or box loaded), or None."""
-    available, reserve = box.available_memory, policy.reserve_memory
+    available, reserve = headroom.available_memory, policy.reserve_memory
     if reserve and available is not None and available < reserve:
         return f"memory available {available >> 20} MiB < reserve_memory {reserve >> 20} MiB"
-    if policy.max_load and box.load_per_core > policy.max_load:
-        return f"load {box.load_per_core:.2f} per core > max_load {policy.max_load:g}"
+    if policy.max_load and headroom.load_per_core > policy.max_load:
+        return f"load {headroom.load_per_core:.2f} per core > max_load {policy.max_load:g}"
     return None
 
 

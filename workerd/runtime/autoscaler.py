@@ -13,7 +13,7 @@ import logging
 import os
 
 from workerd.config.model import AutoscaleConfig, DaemonConfig
-from workerd.core.scaling import Box, DeadLettersRead, Depth, QueueEvent, ReadFailed
+from workerd.core.scaling import DeadLettersRead, Depth, Headroom, QueueEvent, ReadFailed
 from workerd.runtime.supervisor import Supervisor
 from workerd.sources.base import PushSource, Source, SourceError
 from workerd.sources.child import Launcher
@@ -103,7 +103,7 @@ class Autoscaler:
             return ReadFailed(f"no answer in {timeout:g}s")
         except SourceError as exc:
             return ReadFailed(str(exc))
-        return Depth(reading, read_box(self._supervisor.config.daemon))
+        return Depth(reading, read_headroom(self._supervisor.config.daemon))
 
 
 async def _read_dead_letters(source: Source, timeout: float) -> DeadLettersRead:
@@ -117,10 +117,10 @@ async def _read_dead_letters(source: Source, timeout: float) -> DeadLettersRead:
     return DeadLettersRead(reading.depth)
 
 
-def read_box(daemon: DaemonConfig) -> Box:
+def read_headroom(daemon: DaemonConfig) -> Headroom:
     """What the box gate needs (core.scaling.gate), read only where it is on."""
     load = os.getloadavg()[0] / (os.cpu_count() or 1) if daemon.max_load else 0.0
-    return Box(_mem_available() if daemon.reserve_memory else None, load)
+    return Headroom(_mem_available() if daemon.reserve_memory else None, load)
 
 
 def _mem_available() -> int | None:
