@@ -120,6 +120,18 @@ def test_overlay_merges_tables_one_level_down() -> None:
     assert merged["scale"].value == {"min": Setting(2, "d.min"), "max": Setting(9, "p.max")}
 
 
+@pytest.fixture(autouse=True)
+def no_socket_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORKERD_SOCKET", raising=False)
+
+
+def test_default_socket_is_workerd_socket_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """How systemd's workerd@APP units give each instance its own socket."""
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setenv("WORKERD_SOCKET", "/run/workerd/app.sock")
+    assert default_socket_path() == "/run/workerd/app.sock"
+
+
 def test_default_socket_for_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 0)
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/0")

@@ -151,6 +151,8 @@ class Daemon:
         self.seen: set[int] = set()
         self.last_status: dict[str, Any] | None = None
         self.returncode: int | None = None
+        #: Variables added to the daemon's environment (systemd's, in the service tests).
+        self.extra_env: dict[str, str] = {}
 
     # -- files ----------------------------------------------------------------
 
@@ -183,7 +185,7 @@ class Daemon:
             self.proc = subprocess.Popen(
                 [PYTHON, "-m", "workerd", "start", "-c", str(self.config_path)],
                 stdin=subprocess.DEVNULL, stdout=err, stderr=err, cwd=self.dir,
-                env=self.env(), start_new_session=True,
+                env={**self.env(), **self.extra_env}, start_new_session=True,
             )
         if wait:
             self.wait_ready()
@@ -192,7 +194,8 @@ class Daemon:
     @staticmethod
     def env() -> dict[str, str]:
         env = dict(os.environ)
-        for key in ("WORKERD_SOCKET", "WORKERD_CONFIG", "WORKERD_PROGRAM", "WORKERD_INSTANCE", "NOTIFY_SOCKET"):
+        for key in ("WORKERD_SOCKET", "WORKERD_CONFIG", "WORKERD_PROGRAM", "WORKERD_INSTANCE", "NOTIFY_SOCKET",
+                    "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"):
             env.pop(key, None)
         return env
 

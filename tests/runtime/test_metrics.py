@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -39,6 +40,21 @@ def test_metrics_show_programs_processes_and_restarts(daemon):
     os.kill(pids[0], signal.SIGKILL)
     d.wait_until(lambda: 'workerd_process_restarts_total{instance="0",program="w"} 1.0' in scrape(port),
                  10, "the restart to be counted")
+    assert 'workerd_restarts_total{program="w",reason="crash"} 1.0' in scrape(port)
+
+
+def test_metrics_show_the_daemon_s_own_process(daemon):
+    port = free_port()
+    daemon("""
+        [programs.w]
+        command = "sleep 1000"
+    """, metrics=f"127.0.0.1:{port}")
+    text = scrape(port)
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds"):
+        value = next((line.split()[1] for line in text.splitlines() if line.startswith(name + " ")), None)
+        assert value is not None and float(value) > 0, f"{name} missing or 0 in:\n{text}"
+    start = next(line for line in text.splitlines() if line.startswith("process_start_time_seconds "))
+    assert 0 <= time.time() - float(start.split()[1]) < 120  # this daemon's, started by this test
 
 
 def test_an_unknown_path_is_404_and_the_daemon_keeps_serving(daemon):
@@ -60,7 +76,8 @@ def test_an_unknown_path_is_404_and_the_daemon_keeps_serving(daemon):
     assert d.status()["programs"][0]["running"] == 1
 
 
-def test_a_taken_metrics_port_is_one_error_line_and_exit_1(daemon):
+def test_a_taken_metrics_port_is_one_error_line_and_exit_2(daemon):
+    """A config that names a busy address is the user's to fix, like any bad value."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -70,7 +87,7 @@ def test_a_taken_metrics_port_is_one_error_line_and_exit_1(daemon):
             command = "sleep 1000"
         """, start=False, metrics=f"127.0.0.1:{port}")
         d.start(wait=False)
-        assert d.wait_exit(10) == 1
+        assert d.wait_exit(10) == 2
         err = d.stderr_text().strip().splitlines()
         assert any("cannot serve metrics on" in line for line in err), err
         assert "Traceback" not in d.stderr_text()

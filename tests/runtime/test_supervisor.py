@@ -365,3 +365,23 @@ def test_a_rolling_restart_holds_when_a_new_process_fails_to_get_ready(tmp_path,
     (outgoing,) = s.programs["w"].outgoing
     assert sorted(slot.pid for slot in outgoing.slots.values() if slot.state is State.RUNNING) == sorted(old)
     assert effects.spawned() == [], "the roll holds: no second new process"
+
+
+def test_restarts_are_counted_by_reason(tmp_path, clock, effects):
+    s = supervisor(tmp_path, clock, effects, ONE + 'restart = "always"\n')
+    program = s.programs["w"]
+    clock.advance(1.5)
+    effects.exit(program.slots[0].pid)  # a crash after a good run
+    effects.exit(program.slots[0].pid)  # dead before start_seconds: a failed start
+    clock.advance(10)
+    effects.exit(program.slots[1].pid, success=True, description="exit status 0")
+    clock.advance(10)
+    pid = program.slots[1].pid
+    s.deliver(program, 1, LimitExceeded(pid, "memory 70 MiB > 64 MiB"))
+    effects.exit(pid, description="killed by SIGTERM")
+    clock.advance(10)
+    s.restart_programs([program])
+    for slot in program.slots.values():
+        effects.exit(slot.pid, description="killed by SIGTERM")
+    assert s.tally.restarts == {("w", "crash"): 1, ("w", "failed start"): 1, ("w", "exit"): 1, ("w", "limit"): 1,
+                                ("w", "manual"): 2}

@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("start", "run the daemon in the foreground until SIGTERM/SIGINT or `workerctl shutdown`"),
         ("check", "validate the config file and print one line per program"),
+        ("install-unit", "write a systemd unit that runs this workerd with this config at boot"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument(
@@ -31,7 +32,32 @@ def _parser() -> argparse.ArgumentParser:
         )
         if name == "start":
             sub.add_argument("-v", "--verbose", action="store_true", help="also log debug messages")
+        if name == "install-unit":
+            sub.add_argument("--name", default="workerd", type=_unit_name,
+                             help="the unit's name, NAME.service (default: workerd)")
+            sub.add_argument("--user", type=_user, help="run the daemon as this user (default: root, which can run "
+                             "each program as its own `user`)")
+            sub.add_argument("--unit-dir", default="/etc/systemd/system",
+                             help="where to write the unit (default: /etc/systemd/system)")
+            sub.add_argument("--dry-run", action="store_true", help="print the unit instead of writing it")
+            sub.add_argument("--force", action="store_true", help="replace an existing unit")
     return parser
+
+
+def _unit_name(value: str) -> str:
+    if not value or not all(c.isalnum() or c in "-_.@:" for c in value) or value.endswith(".service"):
+        raise argparse.ArgumentTypeError(f"not a unit name: {value!r} (letters, digits and -_.@:, no .service)")
+    return value
+
+
+def _user(value: str) -> str:
+    import pwd
+
+    try:
+        pwd.getpwnam(value)
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"no such user: {value!r}") from None
+    return value
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,6 +72,13 @@ def main(argv: list[str] | None = None) -> None:
     from workerd.config.preflight import problems
 
     missing = problems(config)
+    if args.command == "install-unit":
+        if missing:
+            print(f"workerd: {missing[0]}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
+        from workerd.cli.install_unit import install_unit
+
+        sys.exit(install_unit(config, args.name, args.user, args.unit_dir, args.dry_run, args.force))
     if args.command == "check":
         from workerd.config.model import LimitsConfig
         from workerd.config.summary import summarize
@@ -63,11 +96,9 @@ def main(argv: list[str] | None = None) -> None:
         if any(p.limits != LimitsConfig() for p in config.programs.values()):
             print(f"  limits enforced by: {enforcement(*CgroupTree.find())}")
         return
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s workerd %(levelname)s %(message)s",
-    )
+    from workerd.runtime.daemon_log import configure
+
+    configure(sys.stderr, args.verbose)
     for line in missing:  # the worker's start fails with the OS error and is retried
         logging.getLogger("workerd").warning("%s", line)
     from workerd.runtime.daemon import run

@@ -142,7 +142,8 @@ DAEMON = Table(
     (
         Key("socket", PATH, None, "Control socket that `workerctl` talks to.",
             default_factory=lambda: Path(default_socket()),
-            shown="`/run/workerd/workerd.sock` as root, else `$XDG_RUNTIME_DIR/workerd.sock` "
+            shown="`$WORKERD_SOCKET` if set; else `/run/workerd/workerd.sock` as root, else "
+                  "`$XDG_RUNTIME_DIR/workerd.sock` "
                   "(`/tmp/workerd-<uid>/workerd.sock` when XDG_RUNTIME_DIR is unset)"),
         Key("socket_mode", MODE, 0o600, 'Permissions of the socket; "0660" with '
             "`socket_group` lets a group use workerctl.", check=_permissions),

@@ -33,9 +33,6 @@ def find_socket(socket_opt: str | None, config_opt: str | None) -> str:
         return socket_opt
     if config_opt:
         return socket_from_config(config_opt)
-    env = os.environ.get("WORKERD_SOCKET")
-    if env:
-        return env
     return default_socket()
 
 

@@ -29,11 +29,16 @@ MAX_REQUEST = 64 * 1024
 
 
 def default_socket() -> str:
-    """/run/workerd/workerd.sock for root; else $XDG_RUNTIME_DIR/workerd.sock.
+    """$WORKERD_SOCKET; else /run/workerd/workerd.sock for root; else $XDG_RUNTIME_DIR/workerd.sock.
 
+    $WORKERD_SOCKET lets one config-less setting name the socket for both the daemon
+    and workerctl (systemd's workerd@APP units set it to /run/workerd/APP.sock).
     Without an absolute XDG_RUNTIME_DIR (cron, su, some containers) it is
     /tmp/workerd-<uid>/workerd.sock (the daemon refuses that directory if another user owns it).
     """
+    named = os.environ.get("WORKERD_SOCKET")
+    if named:
+        return named
     uid = os.geteuid()
     if uid == 0:
         return "/run/workerd/workerd.sock"

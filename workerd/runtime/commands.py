@@ -18,6 +18,7 @@ from workerd.runtime.autoscaler import Autoscaler
 from workerd.runtime.notify import NotifySocket
 from workerd.runtime.output import ProgramLog
 from workerd.runtime.sentinel import Sentinel
+from workerd.runtime.service import ServiceManager, status_line
 from workerd.runtime.status import CpuMeter, Snapshot, document, take
 from workerd.runtime.supervisor import CommandError, Supervisor
 from workerd.runtime.watcher import LimitWatcher
@@ -31,7 +32,7 @@ FOLLOW_BACKLOG = 1024
 class Commands:
     def __init__(self, supervisor: Supervisor, watcher: LimitWatcher, autoscaler: Autoscaler,
                  now: Callable[[], float], request_shutdown: Callable[[], None], enforcement: str,
-                 sentinel: Sentinel, notify: NotifySocket) -> None:
+                 sentinel: Sentinel, notify: NotifySocket, service: ServiceManager) -> None:
         self._supervisor = supervisor
         self._watcher = watcher
         self._autoscaler = autoscaler
@@ -41,6 +42,7 @@ class Commands:
         self._enforcement = enforcement
         self._sentinel = sentinel
         self._notify = notify
+        self._service = service
         self._meter = CpuMeter()
 
     def handlers(self) -> dict[str, Handler]:
@@ -131,7 +133,16 @@ class Commands:
         return {"ok": True, "message": f"signal {signo} sent to {sent} process group(s)"}
 
     def reload(self, request: dict[str, Any]) -> Reply:
+        """systemd hears RELOADING=1, then READY=1 whatever the outcome (a refused reload
+        leaves the old config running, which is ready)."""
         self._refuse_during_shutdown()
+        self._service.reloading()
+        try:
+            return self._reload()
+        finally:
+            self._service.ready(status_line(self._supervisor.programs.values()))
+
+    def _reload(self) -> Reply:
         try:
             config = load(self._supervisor.config.path)
             missing = problems(config)

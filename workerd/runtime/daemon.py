@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -31,6 +32,7 @@ from workerd.runtime.prctl import become_subreaper
 from workerd.runtime.procstat import session_of
 from workerd.runtime.reaper import Reaper
 from workerd.runtime.sentinel import Sentinel
+from workerd.runtime.service import ServiceManager, status_line
 from workerd.runtime.supervisor import CommandError, Supervisor
 from workerd.runtime.watcher import LimitWatcher
 
@@ -45,11 +47,14 @@ KILL_GRACE = 5.0
 DRAIN_GRACE = 2.0
 #: How long the autoscaler's loops get to close their queue sources' connections.
 SOURCE_CLOSE_GRACE = 2.0
+#: STATUS= to systemd at most this often: a burst of changes is one update.
+SERVICE_STATUS_DELAY = 1.0
 
 
 def run(config: Config) -> int:
     """Run the daemon in the foreground; returns the process exit code."""
     d = config.daemon
+    service = ServiceManager.from_environ(os.environ)
     try:
         sock = bind_socket(d.socket, d.socket_mode, d.socket_gid)
     except SocketInUse as exc:
@@ -73,7 +78,8 @@ def run(config: Config) -> int:
     sentinel = Sentinel(clock)
     become_subreaper()
     try:
-        return loop.run_until_complete(Daemon(config, clock, sock, sentinel, cgroup_tree, enforcement).serve())
+        return loop.run_until_complete(Daemon(config, clock, sock, sentinel, cgroup_tree, enforcement,
+                                                   service).serve())
     finally:
         # No more SIGCHLD callbacks into a loop that is going away (the sentinel and
         # the last orphans may still exit now).
@@ -83,8 +89,10 @@ def run(config: Config) -> int:
 
 class Daemon:
     def __init__(self, config: Config, clock: Clock, sock: socket.socket, sentinel: Sentinel,
-                 cgroup_tree: cgroups.CgroupTree | None, enforcement: str) -> None:
+                 cgroup_tree: cgroups.CgroupTree | None, enforcement: str, service: ServiceManager) -> None:
         self._config = config
+        self._service = service
+        self._service_status: asyncio.TimerHandle | None = None
         self._clock = clock
         self._cgroup_tree = cgroup_tree
         self._enforcement = enforcement
@@ -125,7 +133,7 @@ class Daemon:
         self._autoscaler = Autoscaler(self._supervisor, ReapedLauncher(loop, reaper, self._sentinel))
         self._commands = Commands(
             self._supervisor, watcher, self._autoscaler, self._clock.now, self.request_shutdown, self._enforcement,
-            self._sentinel, self._notify,
+            self._sentinel, self._notify, self._service,
         )
         for signo in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signo, self.request_shutdown)
@@ -143,15 +151,33 @@ class Daemon:
                 self._notify.close()
                 self._config.daemon.socket.unlink(missing_ok=True)
                 self._close_sentinel()
-                return EXIT_FAILED
+                return EXIT_USAGE
         self._supervisor.start()
         watcher.update()
         self._autoscaler.update()
         log.info(
             "started %d program(s); control socket %s", len(self._supervisor.programs), self._config.daemon.socket
         )
+        self._tell_systemd(loop)
         await self._done
         return self._exit_code
+
+    def _tell_systemd(self, loop: asyncio.AbstractEventLoop) -> None:
+        """READY=1 now that every slot is spawned or failed; then STATUS= as things change."""
+        if not self._service.active:
+            return
+        self._service.ready(status_line(self._supervisor.programs.values()))
+        self._service.start_watchdog(loop)
+        self._supervisor.changed = lambda: self._schedule_service_status(loop)
+
+    def _schedule_service_status(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._service_status is None:
+            self._service_status = loop.call_later(SERVICE_STATUS_DELAY, self._send_service_status)
+
+    def _send_service_status(self) -> None:
+        self._service_status = None
+        if self._shutdown is None:
+            self._service.status(status_line(self._supervisor.programs.values()))
 
     async def _serve_metrics(self, address: tuple[str, int]) -> MetricsServer:
         from workerd.runtime.metrics import MetricsServer, StatusCollector
@@ -166,6 +192,7 @@ class Daemon:
         """First request: graceful stop of everything; a second one kills at once."""
         if self._shutdown is None:
             log.info("shutting down")
+            self._service.stopping()
             self._shutdown = asyncio.ensure_future(self._stop_everything())
         else:
             log.warning("second shutdown request: killing every worker now")
@@ -208,6 +235,9 @@ class Daemon:
             await self._metrics.close()
         self._notify.close()
         self._config.daemon.socket.unlink(missing_ok=True)
+        if self._service_status is not None:
+            self._service_status.cancel()
+        self._service.close()
         for program in supervisor.programs.values():
             program.sink.close()
         self._effects.sweep()  # what the last exits left, now: the loop ends before a timer would

@@ -12,7 +12,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from workerd.runtime.status import CpuMeter, Snapshot
@@ -110,6 +110,12 @@ class StatusCollector:
         for (name, cause), count in snapshot.forced.items():
             forced.add_metric([name, cause], count)
         yield forced
+        by_reason = CounterMetricFamily("workerd_restarts", "Restarts of workers, by reason: crash, failed start, "
+                                        "exit (status 0 under restart = always), limit, watchdog, not ready, "
+                                        "manual (workerctl restart).", labels=["program", "reason"])
+        for (name, reason), count in snapshot.restarts.items():
+            by_reason.add_metric([name, reason], count)
+        yield by_reason
         jobs = HistogramMetricFamily("workerd_job_duration_seconds", "Jobs reported by BUSY=1 ... BUSY=0, by "
                                      "duration (_count: the jobs done).", labels=["program"])
         for name, (counts, total) in snapshot.jobs.items():
@@ -125,6 +131,7 @@ class MetricsServer:
     def __init__(self, collector: StatusCollector) -> None:
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(collector)
+        ProcessCollector(registry=self._registry)  # the daemon's own CPU, memory, open files
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self, host: str, port: int) -> None:

@@ -74,6 +74,8 @@ class Snapshot:
     #: (program, cause); job durations by program (buckets as in tally.JOB_BUCKETS, sum).
     decisions: Mapping[tuple[str, str], int]
     forced: Mapping[tuple[str, str], int]
+    #: Restarts by (program, reason): see tally.Tally.restarts.
+    restarts: Mapping[tuple[str, str], int]
     jobs: Mapping[str, tuple[tuple[int, ...], float]]
 
 
@@ -85,7 +87,8 @@ def take(programs: list[Program], now: float, table: Mapping[int, ProcStat], dae
     usage = {pid: tree for pid, tree in tree_usage(table, leaders).items() if tree.processes}
     jobs = {name: (tuple(j.buckets), j.total) for name, j in tally.jobs.items()}
     return Snapshot(now, dict(daemon), tuple(_program(p, now, usage) for p in programs),
-                    dict(limit_restarts), dict(tally.decisions), dict(tally.forced), jobs)
+                    dict(limit_restarts), dict(tally.decisions), dict(tally.forced),
+                    dict(tally.restarts), jobs)
 
 
 def _program(program: Program, now: float, usage: Mapping[int, TreeUsage]) -> ProgramStatus:

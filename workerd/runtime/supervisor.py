@@ -66,6 +66,8 @@ class Supervisor:
         self.tally = Tally()
         #: Which slot each live worker is in, for the notify socket.
         self.workers: WorkerIndex[SlotKey] = WorkerIndex()
+        #: Called after each batch of events and each queue reading (the service's STATUS=).
+        self.changed: Callable[[], None] = lambda: None
         sinks = _open_logs(config, config.programs)
         for program_config in config.programs.values():
             self._add(program_config, sinks[program_config.name])
@@ -105,6 +107,7 @@ class Supervisor:
         finally:
             self._draining = False
         self._waiters.check()
+        self.changed()
 
     def _apply(self, program: Program, instance: int, event: Event) -> bool:
         """Apply one event to a slot; True if the slot's state or place changed (only then
@@ -221,6 +224,7 @@ class Supervisor:
         programs as they are now (a rolled one is a new generation)."""
         restarted = []
         for program in programs:
+            self.tally.restarted_by_hand(program.name, program.running)
             if restart_rolls(rolling, program.config.rolling, program.running, program.enabled):
                 program = self.programs[program.name] = program.successor(program.config, self.config.daemon,
                                                                           rolling=True)
@@ -248,6 +252,7 @@ class Supervisor:
         program.scale, outcome = scaling.apply(program.scale_policy, program.scale, event, program.running,
                                                self._clock.now())
         journal.queue_read(name, outcome, program.scale.desired, program.scale.error)
+        self.changed()
         if outcome.decision is not None:
             self.tally.decided(name, outcome.decision)
             self._reconcile(program)
