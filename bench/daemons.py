@@ -51,6 +51,8 @@ class Daemon:
     bin: Path
     programs: list[Program]
     extra: dict[str, str] = field(default_factory=dict)
+    #: Variables added to the daemon's environment (systemd's, in the service metric).
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     started_at: float = 0.0            # perf_counter just before Popen
     starttime: int | None = None       # /proc starttime of the daemon, guards kill by pid
@@ -146,7 +148,7 @@ class Daemon:
             self.started_at = time.perf_counter()
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True,
-                                         cwd=self.dir)
+                                         cwd=self.dir, env={**os.environ, **self.env})
         st = read_stat(self.proc.pid)
         self.starttime = st.starttime if st else None
         return self.started_at
