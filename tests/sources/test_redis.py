@@ -38,7 +38,8 @@ from tests.sources.services import eventually, left_after_close, run
 from workerd.config.model import RedisFormat
 from workerd.core.scaling import QueueReading
 from workerd.sources.base import SourceError
-from workerd.sources.redis import RedisSource, library_keys
+from workerd.sources.layouts import library_keys
+from workerd.sources.redis import RedisSource
 
 READ_LIMIT = 5.0
 

@@ -24,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
         ("start", "run the daemon in the foreground until SIGTERM/SIGINT or `workerctl shutdown`"),
         ("check", "validate the config file and print one line per program"),
         ("install-unit", "write a systemd unit that runs this workerd with this config at boot"),
+        ("export", "turn the config into other systems' manifests: Kubernetes Deployments and KEDA ScaledObjects"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument(
@@ -32,6 +33,17 @@ def _parser() -> argparse.ArgumentParser:
         )
         if name == "start":
             sub.add_argument("-v", "--verbose", action="store_true", help="also log debug messages")
+        if name == "export":
+            sub.add_argument("target", choices=["kubernetes"], help="what to export to")
+            sub.add_argument("--image", required=True, help="the container image that holds the app")
+            sub.add_argument("--namespace", help="the namespace of every manifest")
+            sub.add_argument("--name-prefix", default="", help="put before every name (e.g. shop-)")
+            sub.add_argument("-o", "--output", help="write one file per program into this directory "
+                             "(default: one YAML stream on stdout)")
+            sub.add_argument("--strict", action="store_true",
+                             help="refuse to export when anything would be dropped")
+            sub.add_argument("--probe", action="store_true",
+                             help="ask Redis for the type of each key (streams and their groups)")
         if name == "install-unit":
             sub.add_argument("--name", default="workerd", type=_unit_name,
                              help="the unit's name, NAME.service (default: workerd)")
@@ -72,6 +84,11 @@ def main(argv: list[str] | None = None) -> None:
     from workerd.config.preflight import problems
 
     missing = problems(config)
+    if args.command == "export":  # the commands run in the image: this box need not have them
+        from workerd.cli.export import export_kubernetes
+
+        sys.exit(export_kubernetes(config, args.image, args.namespace, args.name_prefix, args.output, args.strict,
+                                   args.probe))
     if args.command == "install-unit":
         if missing:
             print(f"workerd: {missing[0]}", file=sys.stderr)

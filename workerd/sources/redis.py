@@ -1,16 +1,8 @@
 """Depth from Redis keys: lists (LLEN), streams (consumer-group lag), sorted sets.
 
 `keys` are summed; `format` + `queue` derive the keys from the layout of a job
-library. The key names below are the libraries' own (default prefixes/namespaces):
-
-- celery (kombu's Redis transport): the list named after the queue, plus its
-  priority lists `<queue>\\x06\\x16<n>` for n in 3, 6, 9;
-- rq: the list `rq:queue:<queue>`;
-- bullmq: `bull:<queue>:wait` (list) and `bull:<queue>:prioritized` (sorted set);
-- dramatiq (RedisBroker): the list `dramatiq:<queue>` (messages live in `<queue>.msgs`);
-- arq: the sorted set named after the queue (`arq:queue` by default), counting only
-  jobs due now (score <= now in ms); the oldest score gives the age;
-- sidekiq: the list `queue:<queue>`.
+library (sources/layouts.py); with arq only jobs due now count (score <= now in ms)
+and the oldest score gives the age.
 """
 
 from __future__ import annotations
@@ -25,23 +17,9 @@ from redis.exceptions import RedisError
 from workerd.config.model import RedisFormat
 from workerd.core.scaling import QueueReading
 from workerd.sources.base import SourceError, redact
+from workerd.sources.layouts import library_keys
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
-
-
-def library_keys(library: RedisFormat, queue: str) -> list[str]:
-    """The keys whose sizes make up the backlog of `queue` in that library."""
-    if library is RedisFormat.CELERY:
-        return [queue, *(f"{queue}\x06\x16{n}" for n in (3, 6, 9))]
-    if library is RedisFormat.RQ:
-        return [f"rq:queue:{queue}"]
-    if library is RedisFormat.BULLMQ:
-        return [f"bull:{queue}:wait", f"bull:{queue}:prioritized"]
-    if library is RedisFormat.DRAMATIQ:
-        return [f"dramatiq:{queue}"]
-    if library is RedisFormat.ARQ:
-        return [queue]
-    return [f"queue:{queue}"]  # sidekiq
 
 
 class RedisSource:

@@ -1,0 +1,1 @@
+"""workers.toml to other systems' manifests (`workerd export`)."""

@@ -1,0 +1,179 @@
+"""workers.toml as Kubernetes manifests: a Deployment per program (with a Secret for
+its env_file's values), and a KEDA ScaledObject per autoscaled program (keda.py).
+
+What a manifest cannot say is never dropped silently: it is a comment above the
+Deployment and one line per program in `Export.dropped`, which the command prints
+on stderr (and `--strict` turns into a refusal).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from workerd.config.envfile import read_env_file
+from workerd.config.model import Config, LimitsConfig, ProgramConfig
+from workerd.config.schema import PROGRAM, Readiness
+from workerd.core.states import RestartPolicy
+from workerd.export.keda import KeyTypes, scaled_object
+from workerd.export.yaml import Document
+
+#: Requests are this fraction of the limits: the scheduler reserves half, the
+#: container may burst to the whole.
+REQUEST_FRACTION = 0.5
+#: Added to stop_timeout for terminationGracePeriodSeconds: the preStop hook's start
+#: and the kubelet's own SIGKILL take a moment.
+GRACE_MARGIN = 5
+#: The limits a container has no setting for (rlimits of its processes).
+RLIMITS = ("open_files", "tasks", "address_space", "core", "cpu_time", "file_size")
+_INVALID = re.compile(r"[^a-z0-9-]+")
+
+
+@dataclass
+class Export:
+    #: The manifests of each program, in the order `kubectl apply` needs them.
+    documents: dict[str, list[Document]] = field(default_factory=dict)
+    #: One line per program (and one for [daemon]) saying what was dropped and why.
+    dropped: list[str] = field(default_factory=list)
+
+
+def export(config: Config, image: str, namespace: str | None = None, prefix: str = "",
+           key_types: KeyTypes | None = None) -> Export:
+    result = Export()
+    for program in config.programs.values():
+        name = kubernetes_name(prefix + program.name)
+        documents, dropped = _program(program, name, image, namespace, key_types)
+        if name != prefix + program.name:
+            dropped.insert(0, f"the name (Kubernetes names are lowercase letters, digits and '-': {name})")
+        result.documents[program.name] = documents
+        if dropped:
+            result.dropped.append(f"{program.name}: dropped " + "; ".join(dropped))
+    if any(p.autoscale for p in config.programs.values()):
+        result.dropped.append("[daemon]: dropped the host guard (reserve_memory, max_load: Kubernetes places "
+                              "pods by their requests)")
+    return result
+
+
+def kubernetes_name(name: str) -> str:
+    """A DNS label: lowercase letters, digits and '-', at most 63, no '-' at the ends."""
+    return _INVALID.sub("-", name.lower()).strip("-")[:63].rstrip("-") or "worker"
+
+
+def _program(program: ProgramConfig, name: str, image: str, namespace: str | None,
+             key_types: KeyTypes | None) -> tuple[list[Document], list[str]]:
+    dropped: list[str] = []
+    comments: list[str] = [f"workerd program {program.name!r}"]
+    keda: list[dict[str, Any]] = []
+    replicas = program.processes
+    if program.autoscale is not None:
+        keda, lost = scaled_object(name, namespace, program.autoscale, key_types)
+        dropped += lost
+        # KEDA may scale from zero; a program it does not scale keeps at least one pod.
+        replicas = program.autoscale.min if keda else max(program.autoscale.min, 1)
+    env, secret = _environment(program, name, namespace)
+    container: dict[str, Any] = {"name": name, "image": image, "command": list(program.command)}
+    if program.directory is not None:
+        container["workingDir"] = str(program.directory)
+    if env:
+        container["env"] = env
+    resources = _resources(program.limits, dropped)
+    if resources:
+        container["resources"] = resources
+    if program.stop_signal != signal.SIGTERM:
+        sig = signal.Signals(program.stop_signal).name.removeprefix("SIG")
+        container["lifecycle"] = {"preStop": {"exec": {"command": [
+            "/bin/sh", "-c", f"kill -{sig} 1; sleep {math.ceil(program.stop_timeout)}"]}}}
+        comments.append(f"stop_signal SIG{sig}: sent to PID 1 by the preStop hook (the image needs /bin/sh); "
+                        f"or set STOPSIGNAL SIG{sig} in the image and drop the hook")
+    dropped += _process_settings(program, comments)
+    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "workerd-export"}
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {**_metadata(name, namespace), "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"terminationGracePeriodSeconds": math.ceil(program.stop_timeout) + GRACE_MARGIN,
+                         "containers": [container]},
+            },
+        },
+    }
+    documents = [Document(secret)] if secret else []
+    documents.append(Document(deployment, comments))
+    documents += [Document(doc) for doc in keda]
+    return documents, dropped
+
+
+def _metadata(name: str, namespace: str | None) -> dict[str, Any]:
+    return {"name": name, **({"namespace": namespace} if namespace else {})}
+
+
+def _environment(program: ProgramConfig, name: str,
+                 namespace: str | None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The container's env: the config's own values inline, the env_file's from a
+    Secret (a file of secrets must not end up in a manifest in the clear)."""
+    from_file = read_env_file(program.env_file) if program.env_file is not None else {}
+    secret_name = f"{name}-env"
+    env: list[dict[str, Any]] = []
+    hidden: dict[str, str] = {}
+    for key, value in program.environment.items():
+        if key in from_file and from_file[key] == value:
+            hidden[key] = value
+            env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}})
+        else:
+            env.append({"name": key, "value": value})
+    if not hidden:
+        return env, None
+    return env, {"apiVersion": "v1", "kind": "Secret", "metadata": _metadata(secret_name, namespace),
+                 "type": "Opaque", "stringData": hidden}
+
+
+def _resources(limits: LimitsConfig, dropped: list[str]) -> dict[str, Any]:
+    given: dict[str, int] = {}
+    if limits.memory is not None:
+        given["memory"] = limits.memory
+    if limits.cpu_percent is not None:
+        given["cpu"] = math.ceil(limits.cpu_percent * 10)  # millicores: 100 % of a core is 1000m
+    rlimits = [key for key in RLIMITS if getattr(limits, key) is not None]
+    if rlimits:
+        dropped.append(f"limits {', '.join(rlimits)} (a container has no per-process rlimits)")
+    if not given:
+        return {}
+    return {"limits": {k: _quantity(k, v) for k, v in given.items()},
+            "requests": {k: _quantity(k, math.ceil(v * REQUEST_FRACTION)) for k, v in given.items()}}
+
+
+def _quantity(resource: str, value: int) -> str:
+    if resource == "cpu":
+        return f"{value}m"
+    mib = 1024 * 1024
+    return f"{value // mib}Mi" if value % mib == 0 else str(value)
+
+
+def _process_settings(program: ProgramConfig, comments: list[str]) -> list[str]:
+    """The per-process settings a pod spec does not carry, as dropped lines."""
+    dropped = []
+    if program.user is not None:
+        comments.append(f"user {program.user!r}: the image decides the user (securityContext.runAsUser "
+                        f"{program.uid} if the image has it)")
+        dropped.append(f"user {program.user!r} (the image decides)")
+    if program.ready is Readiness.NOTIFY:
+        comments.append('ready = "notify": add a readinessProbe; Kubernetes has no notify socket')
+        dropped.append('ready = "notify" (readiness needs a probe)')
+    if program.watchdog:
+        dropped.append("watchdog (add a livenessProbe)")
+    if program.restart is not RestartPolicy.ALWAYS:
+        dropped.append(f"restart = {program.restart.value!r} (a Deployment always restarts)")
+    if program.nice:
+        dropped.append(f"nice {program.nice}")
+    if program.umask is not None:
+        dropped.append("umask")
+    backoff = {key: value for key, value in PROGRAM.defaults().items() if key.startswith("backoff_")}
+    if any(getattr(program, key) != value for key, value in backoff.items()):
+        dropped.append("the backoff settings (Kubernetes' own crash-loop backoff applies)")
+    return dropped
