@@ -279,7 +279,9 @@ def test_workerd_check_shows_a_redis_program(write: Callable[[str], Path],
                                              capsys: pytest.CaptureFixture[str]) -> None:
     """In this process, where the redis client counts as installed (see conftest)."""
     path = write(AUTO + 'source = "redis"\nformat = "rq"\nqueue = "default"\nmax = 4\n')
-    workerd_main(["check", "-c", str(path)])
+    with pytest.raises(SystemExit) as exited:
+        workerd_main(["check", "-c", str(path)])
+    assert exited.value.code == 0
     (w,) = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("w:")]
     assert w.strip().startswith("w: 1..4 × sleep 1 (") and "autoscale on redis" in w, w
 

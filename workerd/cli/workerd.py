@@ -1,123 +1,166 @@
-"""`workerd start|check -c FILE`: the daemon's command line.
+"""`workerd`: run the daemon, check a config, install it as a service, export it.
 
-argparse rather than click: the daemon's resident memory is a product goal (it
-sits next to the app on a small box) and click costs ~1 MiB more for two commands.
+Every subcommand takes the config with -c FILE (or $WORKERD_CONFIG); a config that
+does not load is its one-line error and exit 2. The daemon's own code is imported
+only by `start`.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
 import sys
 
+import click
+
 from workerd import __version__
-from workerd.cli.args import Parser
+from workerd.cli.clicking import CONTEXT, examples, run
 from workerd.control.protocol import EXIT_USAGE
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
-def _parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="workerd", description="Supervise and autoscale an application's background workers.")
-    parser.add_argument("--version", action="version", version=f"workerd {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    for name, text in (
-        ("start", "run the daemon in the foreground until SIGTERM/SIGINT or `workerctl shutdown`"),
-        ("check", "validate the config file and print one line per program"),
-        ("install-unit", "write a systemd unit that runs this workerd with this config at boot"),
-        ("export", "turn the config into other systems' manifests: Kubernetes Deployments and KEDA ScaledObjects"),
-    ):
-        sub = commands.add_parser(name, help=text, description=text)
-        sub.add_argument(
-            "-c", "--config", default=os.environ.get("WORKERD_CONFIG"), required="WORKERD_CONFIG" not in os.environ,
-            help="the TOML config file (default: $WORKERD_CONFIG)",
-        )
-        if name == "start":
-            sub.add_argument("-v", "--verbose", action="store_true", help="also log debug messages")
-        if name == "export":
-            sub.add_argument("target", choices=["kubernetes"], help="what to export to")
-            sub.add_argument("--image", required=True, help="the container image that holds the app")
-            sub.add_argument("--namespace", help="the namespace of every manifest")
-            sub.add_argument("--name-prefix", default="", help="put before every name (e.g. shop-)")
-            sub.add_argument("-o", "--output", help="write one file per program into this directory "
-                             "(default: one YAML stream on stdout)")
-            sub.add_argument("--strict", action="store_true",
-                             help="refuse to export when anything would be dropped")
-            sub.add_argument("--probe", action="store_true",
-                             help="ask Redis for the type of each key (streams and their groups)")
-        if name == "install-unit":
-            sub.add_argument("--name", default="workerd", type=_unit_name,
-                             help="the unit's name, NAME.service (default: workerd)")
-            sub.add_argument("--user", type=_user, help="run the daemon as this user (default: root, which can run "
-                             "each program as its own `user`)")
-            sub.add_argument("--unit-dir", default="/etc/systemd/system",
-                             help="where to write the unit (default: /etc/systemd/system)")
-            sub.add_argument("--dry-run", action="store_true", help="print the unit instead of writing it")
-            sub.add_argument("--force", action="store_true", help="replace an existing unit")
-    return parser
+    from workerd.config.model import Config
 
 
-def _unit_name(value: str) -> str:
-    if not value or not all(c.isalnum() or c in "-_.@:" for c in value) or value.endswith(".service"):
-        raise argparse.ArgumentTypeError(f"not a unit name: {value!r} (letters, digits and -_.@:, no .service)")
-    return value
+def _config_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("-c", "--config", "config_path", envvar="WORKERD_CONFIG", required=True, metavar="FILE",
+                        help="The TOML config file (default: $WORKERD_CONFIG).")(command)
 
 
-def _user(value: str) -> str:
-    import pwd
-
-    try:
-        pwd.getpwnam(value)
-    except KeyError:
-        raise argparse.ArgumentTypeError(f"no such user: {value!r}") from None
-    return value
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+def _load(path: str) -> Config:
     from workerd.config.load import ConfigError, load
 
     try:
-        config = load(args.config)
+        return load(path)
     except ConfigError as exc:
         print(f"workerd: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+
+
+def _preflight(config: Config) -> list[str]:
+    """What this box lacks for the workers (a directory, a command)."""
     from workerd.config.preflight import problems
 
-    missing = problems(config)
-    if args.command == "export":  # the commands run in the image: this box need not have them
-        from workerd.cli.export import export_kubernetes
+    return problems(config)
 
-        sys.exit(export_kubernetes(config, args.image, args.namespace, args.name_prefix, args.output, args.strict,
-                                   args.probe))
-    if args.command == "install-unit":
-        if missing:
-            print(f"workerd: {missing[0]}", file=sys.stderr)
-            sys.exit(EXIT_USAGE)
-        from workerd.cli.install_unit import install_unit
 
-        sys.exit(install_unit(config, args.name, args.user, args.unit_dir, args.dry_run, args.force))
-    if args.command == "check":
-        from workerd.config.model import LimitsConfig
-        from workerd.config.summary import summarize
-        from workerd.runtime.cgroups import CgroupTree, enforcement
+@click.group(context_settings=CONTEXT, epilog=examples(
+    "workerd check -c workers.toml", "workerd start -c workers.toml",
+    "sudo workerd install-unit -c /etc/workerd/workers.toml",
+    "workerd export kubernetes -c workers.toml --image registry.example/app:1"))
+@click.version_option(__version__, "--version", prog_name="workerd", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Supervise and autoscale an application's background workers."""
 
-        if missing:
-            for line in missing:
-                print(f"workerd: {line}", file=sys.stderr)
-            sys.exit(EXIT_USAGE)
-        most = sum(p.most_processes for p in config.programs.values())
-        print(f"{config.path}: ok, {len(config.programs)} program(s), "
-              f"at most {most} processes (max_processes {config.daemon.max_processes})")
-        for line in summarize(config):
-            print(f"  {line}")
-        if any(p.limits != LimitsConfig() for p in config.programs.values()):
-            print(f"  limits enforced by: {enforcement(*CgroupTree.find())}")
-        return
+
+@cli.command(epilog=examples("workerd start -c workers.toml", "WORKERD_CONFIG=workers.toml workerd start -v"))
+@_config_option
+@click.option("-v", "--verbose", is_flag=True, help="Also log debug messages.")
+def start(config_path: str, verbose: bool) -> None:
+    """Run the daemon in the foreground until SIGTERM/SIGINT or `workerctl shutdown`."""
+    import logging
+
     from workerd.runtime.daemon_log import configure
 
-    configure(sys.stderr, args.verbose)
-    for line in missing:  # the worker's start fails with the OS error and is retried
+    config = _load(config_path)
+    configure(sys.stderr, verbose)
+    for line in _preflight(config):  # the worker's start fails with the OS error and is retried
         logging.getLogger("workerd").warning("%s", line)
-    from workerd.runtime.daemon import run
+    from workerd.runtime.daemon import run as run_daemon
 
-    sys.exit(run(config))
+    sys.exit(run_daemon(config))
+
+
+@cli.command(epilog=examples("workerd check -c workers.toml"))
+@_config_option
+def check(config_path: str) -> None:
+    """Validate the config file and print one line per program."""
+    from workerd.config.model import LimitsConfig
+    from workerd.config.summary import summarize
+    from workerd.runtime.cgroups import CgroupTree, enforcement
+
+    config = _load(config_path)
+    missing = _preflight(config)
+    if missing:
+        for line in missing:
+            print(f"workerd: {line}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    most = sum(p.most_processes for p in config.programs.values())
+    print(f"{config.path}: ok, {len(config.programs)} program(s), "
+          f"at most {most} processes (max_processes {config.daemon.max_processes})")
+    for line in summarize(config):
+        print(f"  {line}")
+    if any(p.limits != LimitsConfig() for p in config.programs.values()):
+        print(f"  limits enforced by: {enforcement(*CgroupTree.find())}")
+
+
+def _unit_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value or not all(c.isalnum() or c in "-_.@:" for c in value) or value.endswith(".service"):
+        raise click.BadParameter(f"not a unit name: {value!r} (letters, digits and -_.@:, no .service)")
+    return value
+
+
+def _user(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    import pwd
+
+    if value is not None:
+        try:
+            pwd.getpwnam(value)
+        except KeyError:
+            raise click.BadParameter(f"no such user: {value!r}") from None
+    return value
+
+
+@cli.command(name="install-unit", epilog=examples(
+    "sudo workerd install-unit -c /etc/workerd/workers.toml",
+    "sudo workerd install-unit -c /srv/shop/workers.toml --name shop-workers --user shop",
+    "workerd install-unit -c workers.toml --dry-run"))
+@_config_option
+@click.option("--name", default="workerd", show_default=True, callback=_unit_name,
+              help="The unit's name: NAME.service.")
+@click.option("--user", callback=_user, help="Run the daemon as this user (default: root, which can run each "
+              "program as its own `user`).")
+@click.option("--unit-dir", default="/etc/systemd/system", show_default=True, help="Where to write the unit.")
+@click.option("--dry-run", is_flag=True, help="Print the unit instead of writing it.")
+@click.option("--force", is_flag=True, help="Replace an existing unit.")
+def install_unit(config_path: str, name: str, user: str | None, unit_dir: str, dry_run: bool, force: bool) -> None:
+    """Write a systemd unit that runs this workerd with this config at boot."""
+    from workerd.cli.install_unit import install_unit as install
+
+    config = _load(config_path)
+    missing = _preflight(config)
+    if missing:
+        print(f"workerd: {missing[0]}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    sys.exit(install(config, name, user, unit_dir, dry_run, force))
+
+
+@cli.group()
+def export() -> None:
+    """Turn the config into another system's manifests."""
+
+
+@export.command(epilog=examples(
+    "workerd export kubernetes -c workers.toml --image registry.example/app:1 > workers.yaml",
+    "workerd export kubernetes -c workers.toml --image app:1 --namespace shop -o k8s/ --strict"))
+@_config_option
+@click.option("--image", required=True, help="The container image that holds the app.")
+@click.option("--namespace", help="The namespace of every manifest.")
+@click.option("--name-prefix", default="", help="Put before every name (e.g. shop-).")
+@click.option("-o", "--output", metavar="DIR", help="Write one file per program into DIR (default: one YAML "
+              "stream on stdout).")
+@click.option("--strict", is_flag=True, help="Refuse to export when anything would be dropped.")
+@click.option("--probe", is_flag=True, help="Ask Redis for the type of each key (streams and their groups).")
+def kubernetes(config_path: str, image: str, namespace: str | None, name_prefix: str, output: str | None,
+               strict: bool, probe: bool) -> None:
+    """Deployments, and KEDA ScaledObjects for the autoscaled programs.
+
+    The commands run in the image, so this box need not have them.
+    """
+    from workerd.cli.export import export_kubernetes
+
+    sys.exit(export_kubernetes(_load(config_path), image, namespace, name_prefix, output, strict, probe))
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(cli, "workerd", argv)

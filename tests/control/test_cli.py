@@ -1,0 +1,131 @@
+"""Both command lines on click: parsing through click's own test runner, the one-line
+errors and shell completion through the real commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from tests.runtime.conftest import WORKERCTL, Daemon
+from workerd.cli import workerctl, workerd
+
+
+def every_command(group: click.Group) -> list[tuple[str, click.Command]]:
+    found = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += [(f"{name} {sub}", c) for sub, c in every_command(command)]
+        else:
+            found.append((name, command))
+    return found
+
+
+@pytest.mark.parametrize("group", [workerctl.cli, workerd.cli], ids=["workerctl", "workerd"])
+def test_every_command_has_help_with_examples(group: click.Group) -> None:
+    runner = CliRunner()
+    for name, _ in every_command(group):
+        result = runner.invoke(group, [*name.split(), "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert "Examples:" in result.output, name
+
+
+@pytest.mark.parametrize("args, message", [
+    (["scale", "w", "many"], "'many': a number >= 0 or 'auto'"),
+    (["scale", "w", "-1"], "No such option '-1'"),
+    (["scale", "w"], "Missing argument 'COUNT|auto'"),
+    (["signal", "w"], "Missing argument 'SIGNAL'"),
+    (["logs", "w", "-n", "x"], "'x' is not a valid integer"),
+    (["start"], "Missing argument"),
+    (["frobnicate"], "No such command 'frobnicate'"),
+    (["completion", "tcsh"], "'tcsh' is not one of"),
+])
+def test_workerctl_usage_errors_are_refused_before_any_request(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(workerctl.cli, args, standalone_mode=False)
+    assert isinstance(result.exception, click.UsageError), result
+    assert message in result.exception.format_message()
+
+
+def test_a_usage_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        workerctl.main(["scale", "w"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == "workerctl: Missing argument 'COUNT|auto'. (see workerctl scale --help)\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["check"], "Missing option '-c' / '--config'"),
+    (["install-unit", "-c", "w.toml", "--name", "a b"], "not a unit name"),
+    (["export", "kubernetes", "-c", "w.toml"], "Missing option '--image'"),
+    (["export", "helm"], "No such command 'helm'"),
+])
+def test_workerd_usage_errors(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(workerd.cli, args, standalone_mode=False, env={"WORKERD_CONFIG": None})
+    assert isinstance(result.exception, click.UsageError), result
+    assert message in result.exception.format_message()
+
+
+def test_workerd_config_comes_from_the_environment_too(tmp_path) -> None:
+    config = tmp_path / "w.toml"
+    config.write_text('[programs.w]\ncommand = "sleep 1"\n')
+    result = CliRunner().invoke(workerd.cli, ["check"], env={"WORKERD_CONFIG": str(config)})
+    assert result.exit_code == 0, result.output
+    assert f"{config}: ok, 1 program(s)" in result.output
+
+
+@pytest.mark.parametrize("shell, marker", [("bash", "complete -o nosort -F"), ("zsh", "#compdef workerctl"),
+                                           ("fish", "complete --no-files --command workerctl")])
+def test_completion_prints_the_shell_s_script(shell: str, marker: str) -> None:
+    result = CliRunner().invoke(workerctl.cli, ["completion", shell])
+    assert result.exit_code == 0
+    assert marker in result.output and "_WORKERCTL_COMPLETE" in result.output
+
+
+def complete(words: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """What bash's completion function asks workerctl for `words` (the last one being typed)."""
+    parts = words.split(" ")
+    return subprocess.run([WORKERCTL], capture_output=True, text=True, timeout=20, env={
+        **(env or Daemon.env()), "COMP_WORDS": words, "COMP_CWORD": str(len(parts) - 1),
+        "_WORKERCTL_COMPLETE": "bash_complete"})
+
+
+def test_program_names_complete_from_the_running_daemon(daemon) -> None:
+    d = daemon("""
+        [programs.email]
+        command = "sleep 1000"
+        [programs.emails-bulk]
+        command = "sleep 1000"
+        [programs.reports]
+        command = "sleep 1000"
+    """)
+    result = complete(f"workerctl -s {d.socket} restart em")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["plain,email", "plain,emails-bulk"]
+    assert complete(f"workerctl -s {d.socket} stop a").stdout.splitlines() == ["plain,all"]
+    assert complete(f"workerctl -s {d.socket} scale r").stdout.splitlines() == ["plain,reports"]
+    assert complete(f"workerctl -s {d.socket} signal email U").stdout.splitlines() == ["plain,USR1", "plain,USR2"]
+
+
+def test_completion_without_a_daemon_is_silent_and_quick(tmp_path) -> None:
+    started = time.monotonic()
+    result = complete(f"workerctl -s {tmp_path / 'none.sock'} restart em")
+    assert (result.returncode, result.stdout.strip(), result.stderr) == (0, "", "")
+    assert time.monotonic() - started < 10  # generous: a Python start-up, no waiting on a daemon
+
+
+def test_workerctl_status_imports_no_daemon_code() -> None:
+    """What keeps `workerctl status` fast: click and workerd.control, no asyncio, no runtime."""
+    probe = ("import json, sys\n"
+             "sys.argv = ['workerctl', '-s', '/nonexistent/x.sock', 'status']\n"
+             "from workerd.cli.workerctl import main\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('workerd', 'asyncio', 'uvloop')))))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=20)
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded == ["workerd", "workerd.cli", "workerd.cli.clicking", "workerd.cli.workerctl", "workerd.control",
+                      "workerd.control.client", "workerd.control.protocol"], loaded

@@ -1,0 +1,98 @@
+"""`workerctl status` as a table and one summary line per program: what the daemon's
+status document says, laid out for a person. Standard library only."""
+
+from __future__ import annotations
+
+import json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def render_status(data: dict[str, Any]) -> str:
+    header = ("PROGRAM", "INST", "PID", "STATE", "UPTIME", "RESTARTS", "LAST EXIT", "RSS", "CPU%")
+    rows = [header]
+    summary = []
+    for program in data["programs"]:
+        for p in program["processes"]:
+            rows.append((
+                program["name"], str(p["instance"]) + (" old" if p.get("outgoing") else ""), _dash(p["pid"]),
+                p["state"], _duration(p["uptime"]),
+                str(p["restarts"]), p["last_exit"] or "-", _size(p["rss"]), _dash(p["cpu_percent"]),
+            ))
+        line = f"{program['name']}: {program['running']}/{program['desired']} running"
+        notes = []
+        if not program.get("enabled", True):
+            notes.append("stopped by workerctl")
+        if program.get("pinned") is not None:
+            notes.append(f"pinned to {program['pinned']}")
+        auto = program.get("autoscale")
+        if auto:
+            notes.append(_autoscale_note(auto))
+        handover = program.get("handover")
+        if handover:
+            how = "rolling restart: one at a time" if handover["rolling"] else "new config"
+            notes.append(f"{how}; {handover['old']} old process(es) kept until new ones run")
+            if handover["held"]:
+                notes.append(f"held: {handover['held']}")
+        notes += [_worker_note(p) for p in program["processes"] if _worker_note(p)]
+        notes += [f"{p['instance']}: {p['state']}: {p['reason']}" for p in program["processes"] if p["reason"]]
+        notes += [f"{p['instance']}: last limit: {p['last_limit']}" for p in program["processes"]
+                  if p.get("last_limit") and p["last_limit"] != p["reason"]]
+        summary.append(line + (f" ({'; '.join(notes)})" if notes else ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(table + [""] + summary) if summary else "no programs"
+
+
+def _worker_note(p: dict[str, Any]) -> str:
+    """What a worker said on the notify socket: busy for how long, its STATUS= text."""
+    said = []
+    if p.get("busy"):
+        said.append(f"busy {_duration(p['job_age'])}")
+    if p.get("draining"):
+        said.append("draining")
+    if p.get("status_text"):
+        said.append(json.dumps(p["status_text"], ensure_ascii=False))
+    return f"{p['instance']}: {', '.join(said)}" if said else ""
+
+
+def _autoscale_note(auto: dict[str, Any]) -> str:
+    depth = "?" if auto["depth"] is None else auto["depth"]
+    note = f"autoscale {auto['source']}: depth {depth}, desired {auto['desired']} in [{auto['min']}, {auto['max']}]"
+    if auto.get("dead_letters"):
+        note += f"; {auto['dead_letters']} dead letters"
+    if auto.get("held"):
+        note += f"; {auto['held']}"
+    if auto.get("error"):
+        note += f"; source error for {auto['error_for']:g}s: {auto['error']}"
+    return note
+
+
+def _dash(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return str(value)
