@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from tests.runtime.conftest import WORKERCTL, Daemon
-from workerd.cli import workerctl, workerd
+from workerd.cli import ctl_commands, workerd
+from workerd.cli.workerctl import plain_status
 
 
 def every_command(group: click.Group) -> list[tuple[str, click.Command]]:
@@ -26,7 +27,7 @@ def every_command(group: click.Group) -> list[tuple[str, click.Command]]:
     return found
 
 
-@pytest.mark.parametrize("group", [workerctl.cli, workerd.cli], ids=["workerctl", "workerd"])
+@pytest.mark.parametrize("group", [ctl_commands.cli, workerd.cli], ids=["workerctl", "workerd"])
 def test_every_command_has_help_with_examples(group: click.Group) -> None:
     runner = CliRunner()
     for name, _ in every_command(group):
@@ -46,14 +47,16 @@ def test_every_command_has_help_with_examples(group: click.Group) -> None:
     (["completion", "tcsh"], "'tcsh' is not one of"),
 ])
 def test_workerctl_usage_errors_are_refused_before_any_request(args: list[str], message: str) -> None:
-    result = CliRunner().invoke(workerctl.cli, args, standalone_mode=False)
+    result = CliRunner().invoke(ctl_commands.cli, args, standalone_mode=False)
     assert isinstance(result.exception, click.UsageError), result
     assert message in result.exception.format_message()
 
 
 def test_a_usage_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from workerd.cli.workerctl import main
+
     with pytest.raises(SystemExit) as exited:
-        workerctl.main(["scale", "w"])
+        main(["scale", "w"])
     assert exited.value.code == 2
     assert capsys.readouterr().err == "workerctl: Missing argument 'COUNT|auto'. (see workerctl scale --help)\n"
 
@@ -81,7 +84,7 @@ def test_workerd_config_comes_from_the_environment_too(tmp_path) -> None:
 @pytest.mark.parametrize("shell, marker", [("bash", "complete -o nosort -F"), ("zsh", "#compdef workerctl"),
                                            ("fish", "complete --no-files --command workerctl")])
 def test_completion_prints_the_shell_s_script(shell: str, marker: str) -> None:
-    result = CliRunner().invoke(workerctl.cli, ["completion", shell])
+    result = CliRunner().invoke(ctl_commands.cli, ["completion", shell])
     assert result.exit_code == 0
     assert marker in result.output and "_WORKERCTL_COMPLETE" in result.output
 
@@ -118,14 +121,58 @@ def test_completion_without_a_daemon_is_silent_and_quick(tmp_path) -> None:
     assert time.monotonic() - started < 10  # generous: a Python start-up, no waiting on a daemon
 
 
-def test_workerctl_status_imports_no_daemon_code() -> None:
-    """What keeps `workerctl status` fast: click and workerd.control, no asyncio, no runtime."""
+def test_workerctl_status_imports_neither_click_nor_daemon_code() -> None:
+    """What keeps `workerctl status` fast: its plain forms skip click's import."""
     probe = ("import json, sys\n"
              "sys.argv = ['workerctl', '-s', '/nonexistent/x.sock', 'status']\n"
              "from workerd.cli.workerctl import main\n"
              "try:\n    main()\nexcept SystemExit:\n    pass\n"
-             "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('workerd', 'asyncio', 'uvloop')))))")
+             "watched = ('workerd', 'asyncio', 'uvloop', 'click')\n"
+             "print(json.dumps(sorted(m for m in sys.modules if m.startswith(watched))))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=20)
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert loaded == ["workerd", "workerd.cli", "workerd.cli.clicking", "workerd.cli.workerctl", "workerd.control",
+    assert loaded == ["workerd", "workerd.cli", "workerd.cli.talk", "workerd.cli.workerctl", "workerd.control",
                       "workerd.control.client", "workerd.control.protocol"], loaded
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["status"], {"socket": None, "config": None, "programs": [], "as_json": False}),
+    (["-s", "/x.sock", "status", "a", "b", "--json"],
+     {"socket": "/x.sock", "config": None, "programs": ["a", "b"], "as_json": True}),
+    (["--config=w.toml", "status"], {"socket": None, "config": "w.toml", "programs": [], "as_json": False}),
+    (["--config", "w.toml", "-s", "y", "status"],
+     {"socket": "y", "config": "w.toml", "programs": [], "as_json": False}),
+])
+def test_plain_status_forms(argv: list[str], expected: dict) -> None:
+    assert plain_status(argv) == expected
+
+
+@pytest.mark.parametrize("argv", [[], ["start", "a"], ["status", "--help"], ["status", "-x"], ["-s"], ["-s", "status"],
+                                  ["--socket=", "status"], ["-v", "status"], ["-sX", "status"]])
+def test_everything_else_goes_to_click(argv: list[str]) -> None:
+    assert plain_status(argv) is None
+
+
+def test_both_paths_answer_status_alike(daemon) -> None:
+    d = daemon("""
+        [programs.w]
+        command = "sleep 1000"
+        processes = 2
+    """)
+    d.wait_running("w", 2)
+    for args in (["status"], ["status", "--json"], ["status", "w"], ["status", "nope"]):
+        fast = subprocess.run([WORKERCTL, "-s", str(d.socket), *args], capture_output=True, text=True, timeout=20,
+                              env=Daemon.env())
+        # `-s` attached to its value is not a plain form: click answers this one
+        clicked = subprocess.run([WORKERCTL, f"-s{d.socket}", *args], capture_output=True, text=True, timeout=20,
+                                 env=Daemon.env())
+        assert fast.returncode == clicked.returncode, args
+        assert fast.stderr == clicked.stderr, args
+        if "--json" in args:  # uptimes move between the two calls
+            assert json.loads(fast.stdout).keys() == json.loads(clicked.stdout).keys()
+        else:
+            assert [line.split()[:4] for line in fast.stdout.splitlines()] == \
+                [line.split()[:4] for line in clicked.stdout.splitlines()], args
+    missing = subprocess.run([WORKERCTL, "-s", "/nonexistent/w.sock", "status"], capture_output=True, text=True,
+                             timeout=20)
+    assert (missing.returncode, missing.stderr) == (3, "workerctl: no daemon answers at /nonexistent/w.sock\n")
