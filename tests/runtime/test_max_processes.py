@@ -74,4 +74,6 @@ def test_a_count_that_is_not_a_plain_number_is_a_usage_error(daemon: DaemonFacto
     for count in ("²", "9" * 5000):
         result = d.ctl("scale", "w", count)
         assert result.returncode == 2, result
-        assert one_line(result.stderr).startswith("workerctl: invalid count "), result.stderr[:200]
+        line = one_line(result.stderr)
+        assert line.startswith("workerctl: Invalid value for 'COUNT|auto': "), result.stderr[:200]
+        assert "a number >= 0 or 'auto'" in line and "Traceback" not in line
