@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workerd.core.limits import Exceeded, Reading, Watch, check
+from workerd.core.limits import Exceeded, Reading, Watch, check, needs_pss
 
 MiB = 1024 * 1024
 
@@ -44,14 +44,14 @@ def busy(percent: float, seconds: int, start: float = 0.0, cpu: float = 0.0, eve
 def test_memory_over_the_limit_fires_with_the_reason() -> None:
     watch = watch_of(memory=64 * MiB)
     history, exceeded = check(watch, (), Reading(5.0, 69 * MiB, 1.0))
-    assert exceeded == Exceeded("memory", "memory 69 MiB > 64 MiB")
+    assert exceeded == Exceeded("memory", "memory 69 MiB RSS > 64 MiB")
     assert history == ()
 
 
 def test_memory_one_byte_over_fires() -> None:
     _, exceeded = check(watch_of(memory=512 * MiB), (), Reading(0.0, 512 * MiB + 1, 0.0))
     assert exceeded is not None and exceeded.limit == "memory"
-    assert exceeded.reason == "memory 512 MiB > 512 MiB"
+    assert exceeded.reason == "memory 512 MiB RSS > 512 MiB"
 
 
 @pytest.mark.parametrize("rss", [0, 1, 64 * MiB - 1, 64 * MiB])
@@ -67,7 +67,21 @@ def test_memory_is_judged_on_every_reading_without_a_window() -> None:
     history, verdicts = feed(watch, readings)
     assert verdicts == [None] * 5
     _, exceeded = check(watch, history, Reading(5.0, 80 * MiB, 0.0))
-    assert exceeded == Exceeded("memory", "memory 80 MiB > 64 MiB")
+    assert exceeded == Exceeded("memory", "memory 80 MiB RSS > 64 MiB")
+
+
+def test_memory_is_judged_on_pss_when_it_was_read() -> None:
+    """A prefork tree: 1 GiB of RSS summed, 300 MiB of pages once counted."""
+    _, exceeded = check(watch_of(memory=512 * MiB), (), Reading(0.0, 1024 * MiB, 0.0, pss=300 * MiB))
+    assert exceeded is None
+    _, exceeded = check(watch_of(memory=512 * MiB), (), Reading(0.0, 1024 * MiB, 0.0, pss=612 * MiB))
+    assert exceeded == Exceeded("memory", "memory 612 MiB PSS > 512 MiB")
+
+
+@pytest.mark.parametrize("rss, needed", [(0, False), (409 * MiB, False), (410 * MiB, True), (2048 * MiB, True)])
+def test_pss_is_read_only_past_80_percent_of_the_limit(rss: int, needed: bool) -> None:
+    assert needs_pss(watch_of(memory=512 * MiB), rss) is needed
+    assert needs_pss(watch_of(cpu_percent=50), rss) is False  # no memory limit: never
 
 
 def test_no_limits_never_fire() -> None:

@@ -150,7 +150,7 @@ def test_a_worker_over_its_memory_limit_is_restarted_and_nothing_else_is(daemon)
     (ok,) = d.wait_running("ok", 1)
     proc, seen = replaced(d, "w", old, 10, "w restarted for its memory limit")
     assert "backoff" not in seen, "a limit hit after a good run is restarted at once"
-    m = re.fullmatch(r"memory (\d+(?:\.\d)?) MiB > 64 MiB", proc["last_limit"] or "")
+    m = re.fullmatch(r"memory (\d+(?:\.\d)?) MiB (?:PSS|RSS) > 64 MiB", proc["last_limit"] or "")
     assert m, proc
     assert 64 <= float(m.group(1)) <= 200, proc["last_limit"]
     assert proc["restarts"] == 1
@@ -162,7 +162,7 @@ def test_a_worker_over_its_memory_limit_is_restarted_and_nothing_else_is(daemon)
     assert (other["pid"], other["state"], other["restarts"], other["last_limit"]) == (ok, "running", 0, None)
     assert alive(ok)
     # The reason is in the daemon's log too.
-    assert re.search(r"w\[0\].*memory \d+(?:\.\d)? MiB > 64 MiB", d.stderr_text()), d.stderr_text()[-2000:]
+    assert re.search(r"w\[0\].*memory \d+(?:\.\d)? MiB (?:PSS|RSS) > 64 MiB", d.stderr_text()), d.stderr_text()[-2000:]
     # The new worker is watched too: it grows and is restarted again.
     (new,) = d.wait_running("w", 1)
     proc, _ = replaced(d, "w", new, 10, "w restarted a second time")
@@ -185,7 +185,7 @@ def test_with_restart_never_a_worker_stopped_for_its_limit_ends_exited(daemon):
     d.start()
     (old,) = d.wait_running("w", 1)
     (proc,) = d.wait_status(lambda s: d.processes("w", "exited", s), 10, "w exited for its memory limit")
-    assert re.fullmatch(r"memory \d+(?:\.\d)? MiB > 64 MiB", proc["reason"] or ""), proc
+    assert re.fullmatch(r"memory \d+(?:\.\d)? MiB (?:PSS|RSS) > 64 MiB", proc["reason"] or ""), proc
     assert proc["last_limit"] == proc["reason"]
     assert "SIGTERM" in (proc["last_exit"] or ""), proc
     assert (proc["pid"], proc["restarts"]) == (None, 0)
@@ -221,7 +221,7 @@ def test_memory_is_summed_over_the_whole_process_tree(daemon, tmp_path):
     d.wait_until(lambda: len(read_pids(pids)) >= 3, 5, "three children started")
     children = read_pids(pids)[:3]
     proc, _ = replaced(d, "w", old, 10, "w restarted for the memory of its tree")
-    m = re.fullmatch(r"memory (\d+(?:\.\d)?) MiB > 100 MiB", proc["last_limit"] or "")
+    m = re.fullmatch(r"memory (\d+(?:\.\d)?) MiB (?:PSS|RSS) > 100 MiB", proc["last_limit"] or "")
     assert m, proc
     assert float(m.group(1)) > 100
     for pid in children:

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def render_status(data: dict[str, Any]) -> str:
-    header = ("PROGRAM", "INST", "PID", "STATE", "UPTIME", "RESTARTS", "LAST EXIT", "RSS", "CPU%")
+    header = ("PROGRAM", "INST", "PID", "STATE", "UPTIME", "RESTARTS", "LAST EXIT", "RSS", "PSS", "CPU%")
     rows = [header]
     summary = []
     for program in data["programs"]:
@@ -19,7 +19,8 @@ def render_status(data: dict[str, Any]) -> str:
             rows.append((
                 program["name"], str(p["instance"]) + (" old" if p.get("outgoing") else ""), _dash(p["pid"]),
                 p["state"], _duration(p["uptime"]),
-                str(p["restarts"]), p["last_exit"] or "-", _size(p["rss"]), _dash(p["cpu_percent"]),
+                str(p["restarts"]), p["last_exit"] or "-", _size(p["rss"]), _size(p.get("pss")),
+                _dash(p["cpu_percent"]),
             ))
         line = f"{program['name']}: {program['running']}/{program['desired']} running"
         notes = []

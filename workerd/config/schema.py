@@ -110,8 +110,10 @@ LIMITS = Table(
     "the command starts; `memory` and `cpu_percent` are watched by the daemon every "
     "`[daemon] sample_interval` and end in a graceful restart.",
     (
-        Limit("memory", SIZE, None, "RSS of the worker's whole process tree; above it: graceful "
-              "restart.", check=size_at_least(4 * MiB)),
+        Limit("memory", SIZE, None, "PSS of the worker's whole process tree (pages shared by a prefork "
+              "parent and its children count once); above it: graceful restart. The cheap RSS sum is "
+              "read every sample, the PSS only once that sum is over 80 % of the limit.",
+              check=size_at_least(4 * MiB)),
         Limit("cpu_percent", FLOAT, None, "CPU of the worker's tree (100 = one core) sustained "
               "over `cpu_window`; above it: graceful restart.", check=_cpu_percent),
         Key("cpu_window", DURATION, 60.0, "The window `cpu_percent` is averaged over.",

@@ -4,6 +4,11 @@ Pure: the shell samples /proc and passes each reading in; this module keeps noth
 but the readings it is handed back. CPU is judged over a full `cpu_window`, never
 on a spike: a worker is over `cpu_percent` only when the CPU it used across at
 least the whole window, divided by that time, is above the limit.
+
+Memory is judged on the tree's PSS (proportional set size): a page shared by a
+prefork parent and its children counts once across them, where the RSS sum would
+count it once per process. RSS is an upper bound of PSS and cheap to read, so PSS is
+read only once the RSS sum is over PSS_FRACTION of the limit (`needs_pss`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ class Watch:
     cpu_window: float
 
 
+#: Over this fraction of its memory limit, a tree's RSS sum is checked against its PSS.
+PSS_FRACTION = 0.8
+
+
 @dataclass(frozen=True)
 class Reading:
     """One sample of a worker's whole process tree."""
@@ -28,13 +37,15 @@ class Reading:
     rss: int
     #: CPU seconds used by the tree so far (user + system, reaped children included).
     cpu: float
+    #: The tree's PSS, read when `needs_pss` says so; None: not read (or not readable).
+    pss: int | None = None
 
 
 @dataclass(frozen=True)
 class Exceeded:
     #: "memory" or "cpu_percent": the limit that fired.
     limit: str
-    #: For status and logs, e.g. "memory 612 MiB > 512 MiB".
+    #: For status and logs, e.g. "memory 612 MiB PSS > 512 MiB".
     reason: str
 
 
@@ -44,8 +55,10 @@ def check(watch: Watch, history: tuple[Reading, ...], reading: Reading) -> tuple
     The history kept is the shortest suffix that still covers `cpu_window`, so its
     first reading is the baseline of the window.
     """
-    if watch.memory is not None and reading.rss > watch.memory:
-        return (), Exceeded("memory", f"memory {_mib(reading.rss)} > {_mib(watch.memory)}")
+    if watch.memory is not None:
+        used, measure = (reading.pss, "PSS") if reading.pss is not None else (reading.rss, "RSS")
+        if used > watch.memory:
+            return (), Exceeded("memory", f"memory {_mib(used)} {measure} > {_mib(watch.memory)}")
     if watch.cpu_percent is None:
         return (), None
     history = (*history, reading)
@@ -61,6 +74,11 @@ def check(watch: Watch, history: tuple[Reading, ...], reading: Reading) -> tuple
         reason = f"cpu {percent:.0f}% > {watch.cpu_percent:g}% over {span:.0f}s"
         return (), Exceeded("cpu_percent", reason)
     return history, None
+
+
+def needs_pss(watch: Watch, rss: int) -> bool:
+    """Whether a tree's RSS sum is near enough its memory limit to read its PSS."""
+    return watch.memory is not None and rss > watch.memory * PSS_FRACTION
 
 
 def _mib(size: int) -> str:

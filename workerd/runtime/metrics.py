@@ -43,6 +43,8 @@ class StatusCollector:
                                        labels=["program", "instance"])
         rss = GaugeMetricFamily("workerd_process_rss_bytes", "RSS of the worker's process tree.",
                                 labels=["program", "instance"])
+        pss = GaugeMetricFamily("workerd_process_pss_bytes", "PSS of the worker's process tree (shared pages "
+                                "counted once: what memory limits judge).", labels=["program", "instance"])
         cpu = GaugeMetricFamily("workerd_process_cpu_percent", "CPU of the worker's tree since the previous scrape.",
                                 labels=["program", "instance"])
         depth = GaugeMetricFamily("workerd_autoscale_depth", "Last queue depth read.", labels=["program"])
@@ -68,6 +70,8 @@ class StatusCollector:
                 restarts.add_metric([name, instance], p.restarts)
                 if p.rss is not None:
                     rss.add_metric([name, instance], p.rss)
+                if p.pss is not None:
+                    pss.add_metric([name, instance], p.pss)
                 if p.pid in cpu_by_pid:
                     cpu.add_metric([name, instance], cpu_by_pid[p.pid])
             auto = program.autoscale
@@ -80,7 +84,7 @@ class StatusCollector:
                 failing.add_metric([name], auto["error_for"] or 0)
                 if auto["dead_letters"] is not None:
                     dead.add_metric([name], auto["dead_letters"])
-        yield from (desired, running, state, restarts, rss, cpu, busy, depth, age, wanted, failing, dead)
+        yield from (desired, running, state, restarts, rss, pss, cpu, busy, depth, age, wanted, failing, dead)
         sentinel = snapshot.daemon["sentinel"]
         yield GaugeMetricFamily("workerd_sentinel_up", "1 while the sentinel runs (it kills the workers' "
                                 "children if the daemon dies).", value=int(sentinel["pid"] is not None))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workerd.core.states import HAS_PROCESS, State
-from workerd.runtime.procstat import ProcStat, TreeUsage, open_files, tree_usage
+from workerd.runtime.procstat import ProcStat, TreeUsage, open_files, tree_usage, trees_pss
 from workerd.runtime.program import Program
 from workerd.runtime.tally import Tally
 
@@ -38,6 +38,8 @@ class ProcessStatus:
     status_text: str | None
     draining: bool
     rss: int | None
+    #: The tree's PSS: shared pages (a prefork parent's, libraries) counted once.
+    pss: int | None
     threads: int | None
     tree_processes: int | None
     open_files: int | None
@@ -85,13 +87,15 @@ def take(programs: list[Program], now: float, table: Mapping[int, ProcStat], dae
     leaders = {s.pid for p in programs for g in p.generations() for s in g.slots.values()
                if s.pid is not None and s.state in HAS_PROCESS}
     usage = {pid: tree for pid, tree in tree_usage(table, leaders).items() if tree.processes}
+    pss = trees_pss(table, set(usage))
     jobs = {name: (tuple(j.buckets), j.total) for name, j in tally.jobs.items()}
-    return Snapshot(now, dict(daemon), tuple(_program(p, now, usage) for p in programs),
+    return Snapshot(now, dict(daemon), tuple(_program(p, now, usage, pss) for p in programs),
                     dict(limit_restarts), dict(tally.decisions), dict(tally.forced),
                     dict(tally.restarts), jobs)
 
 
-def _program(program: Program, now: float, usage: Mapping[int, TreeUsage]) -> ProgramStatus:
+def _program(program: Program, now: float, usage: Mapping[int, TreeUsage],
+             pss: Mapping[int, int | None]) -> ProgramStatus:
     slots = [(g, s) for g in program.generations() for s in sorted(g.slots.values(), key=lambda s: s.instance)]
     processes = []
     for generation, s in slots:
@@ -111,6 +115,7 @@ def _program(program: Program, now: float, usage: Mapping[int, TreeUsage]) -> Pr
             status_text=s.status_text,
             draining=s.draining,
             rss=tree.rss if tree else None,
+            pss=pss.get(s.pid) if tree and s.pid is not None else None,
             threads=tree.threads if tree else None,
             tree_processes=tree.processes if tree else None,
             open_files=open_files(s.pid) if tree and s.pid is not None else None,

@@ -1,6 +1,7 @@
 """Samples the workers whose programs have watched limits (memory, cpu_percent).
 
 One pass over /proc per `sample_interval` for all of them (not a task per process),
+plus the PSS of the trees whose RSS nears their memory limit (core.limits.needs_pss),
 and only while some program has such a limit: a daemon without watched limits sets
 no timer at all. The judgement is the core's (`core.limits.check`); a limit that
 fires becomes a LimitExceeded event for the slot.
@@ -11,10 +12,10 @@ from __future__ import annotations
 import asyncio
 
 from workerd.core.events import LimitExceeded
-from workerd.core.limits import Reading, Watch, check
+from workerd.core.limits import Reading, Watch, check, needs_pss
 from workerd.core.states import State
 from workerd.runtime.clock import Clock
-from workerd.runtime.procstat import tree_usage
+from workerd.runtime.procstat import tree_usage, trees_pss
 from workerd.runtime.supervisor import Supervisor
 
 
@@ -58,16 +59,19 @@ class LimitWatcher:
             for slot in program.slots.values()
             if slot.pid is not None and slot.state in (State.STARTING, State.RUNNING)
         }
-        usage = tree_usage(self._supervisor.processes(), set(targets))
+        table = self._supervisor.processes()
+        usage = tree_usage(table, set(targets))
+        watches = {pid: Watch(p.config.limits.memory, p.config.limits.cpu_percent, p.config.limits.cpu_window)
+                   for pid, (p, _) in targets.items()}
+        pss = trees_pss(table, {pid for pid, tree in usage.items() if needs_pss(watches[pid], tree.rss)})
         now = self._clock.now()
         history: dict[int, tuple[Reading, ...]] = {}
         for pid, (program, slot) in targets.items():
-            limits = program.config.limits
-            watch = Watch(limits.memory, limits.cpu_percent, limits.cpu_window)
             tree = usage[pid]
             if not tree.processes:
                 continue  # exited since: the reaper has the news
-            history[pid], exceeded = check(watch, self._history.get(pid, ()), Reading(now, tree.rss, tree.cpu))
+            reading = Reading(now, tree.rss, tree.cpu, pss.get(pid))
+            history[pid], exceeded = check(watches[pid], self._history.get(pid, ()), reading)
             if exceeded is not None:
                 key = (program.name, exceeded.limit)
                 self.fired[key] = self.fired.get(key, 0) + 1
