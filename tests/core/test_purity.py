@@ -14,7 +14,7 @@ CORE = ROOT / "workerd" / "core"
 MODULES = sorted(CORE.rglob("*.py"))
 
 FORBIDDEN = {"os", "signal", "asyncio", "time", "subprocess", "psutil", "socket", "threading", "random"}
-ALLOWED = {"__future__", "dataclasses", "typing", "enum", "math", "collections", "functools", "itertools"}
+ALLOWED = {"__future__", "dataclasses", "typing", "enum", "math", "collections", "functools", "itertools", "re"}
 
 
 def imports(source: str) -> list[str]:

@@ -30,6 +30,12 @@ def test_changed_to_rescale_when_only_the_count_changed():
     assert decide_change(frozenset({"processes", "autoscale"}), IDLE) is Step.RESCALE
 
 
+def test_changed_to_rescale_when_only_autostart_changed_even_with_processes_running():
+    """autostart says what happens when the program is added; it never stops a running one."""
+    assert decide_change(frozenset({"autostart"}), RUNNING) is Step.RESCALE
+    assert decide_change(frozenset({"autostart", "processes"}), RUNNING) is Step.RESCALE
+
+
 def test_changed_to_replace_when_processes_run():
     assert decide_change(frozenset({"command"}), RUNNING) is Step.REPLACE
     assert decide_change(frozenset({"command", "processes"}), RUNNING) is Step.REPLACE

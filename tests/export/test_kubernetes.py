@@ -261,6 +261,30 @@ def test_a_shell_command_and_what_a_pod_cannot_say(tmp_path: Path) -> None:
         assert what in line, line
 
 
+def test_instance_numbers_become_the_pod_s_name_and_autostart_false_no_replicas(tmp_path: Path) -> None:
+    documents, dropped = exported(tmp_path, """
+        [programs.celery]
+        command = "celery -A app worker -n {program}-w{instance:2}@%h"
+        processes = 3
+        environment = { PORT = "80{instance:2}", QUEUE = "{program}" }
+
+        [programs.backfill]
+        command = "python backfill.py"
+        processes = 2
+        autostart = false
+    """)
+    celery, backfill = by_kind(documents, "Deployment")
+    container = celery["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["celery", "-A", "app", "worker", "-n", "celery-w$(WORKERD_INSTANCE)@%h"]
+    assert container["env"] == [
+        {"name": "WORKERD_INSTANCE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "PORT", "value": "80$(WORKERD_INSTANCE)"},
+        {"name": "QUEUE", "value": "celery"},
+    ]
+    assert dropped == ["celery: dropped {instance} numbers (each pod's name stands in)"]
+    assert backfill["spec"]["replicas"] == 0
+
+
 def test_the_command_writes_a_directory_and_strict_refuses(tmp_path: Path) -> None:
     config = config_file(tmp_path, RQ_AND_CELERY)
     out = tmp_path / "k8s"

@@ -50,7 +50,7 @@ class DaemonConfig:
     log_dir: Path | None = _DAEMON["log_dir"]
     log_max_bytes: int = _DAEMON["log_max_bytes"]
     log_backups: int = _DAEMON["log_backups"]
-    #: (host, port); always None in this version.
+    #: (host, port) of the /metrics listener; None: off.
     metrics: tuple[str, int] | None = _DAEMON["metrics"]
     shutdown_timeout: float = _DAEMON["shutdown_timeout"]
     #: Default: see config.capacity.
@@ -146,6 +146,7 @@ class ProgramConfig:
     environment: Mapping[str, str] = field(default_factory=dict)
     env_file: Path | None = _PROGRAM["env_file"]
     processes: int = _PROGRAM["processes"]
+    autostart: bool = _PROGRAM["autostart"]
     restart: RestartPolicy = _PROGRAM["restart"]
     start_seconds: float = _PROGRAM["start_seconds"]
     backoff_initial: float = _PROGRAM["backoff_initial"]
@@ -157,12 +158,9 @@ class ProgramConfig:
     stop_signal: int = _PROGRAM["stop_signal"]
     stop_timeout: float = _PROGRAM["stop_timeout"]
     nice: int = _PROGRAM["nice"]
-    #: Always UPTIME in this version.
     ready: Readiness = _PROGRAM["ready"]
     start_timeout: float = _PROGRAM["start_timeout"]
-    #: Always 0.0 (off) in this version.
     watchdog: float = _PROGRAM["watchdog"]
-    #: Always False in this version.
     rolling: bool = _PROGRAM["rolling"]
     limits: LimitsConfig = LimitsConfig()
     #: None: a fixed count, `processes`.

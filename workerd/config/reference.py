@@ -42,6 +42,11 @@ def render_reference() -> str:
         'octal strings such as `"0600"`. Signals are names (`"TERM"`, `"SIGTERM"`) or numbers. '
         "Relative paths are relative to the directory of the config file. A number, duration or "
         "size outside the range its description gives is an error.",
+        "",
+        "In a program's `command` and `environment` values (env_file's included), `{program}` is "
+        "the program's name and `{instance}` the process's number, 0 to processes - 1; "
+        "`{instance:2}` pads it with zeros to 2 digits (`w{instance:2}` gives `w00`, `w01`, ...). "
+        "No other brace is touched, nor `${program}`, which is the shell's.",
     ]
     for table, heading in ((DAEMON, "`[daemon]`"), (PROGRAM, "`[programs.NAME]` and `[defaults]`")):
         lines += ["", f"## {heading}", "", table.doc, "", *_reference_table(table)]

@@ -247,7 +247,8 @@ PROGRAM = Table(
     "keys; a program's own value wins, and tables (`environment`) merge variable by variable.",
     (
         Key("command", COMMAND, None, "A string split like a shell would (run without one), "
-            "or an argv array.", required=True),
+            "or an argv array. `{program}` and `{instance}` (`{instance:2}`: zero-padded to 2 digits) "
+            "are replaced per process, as in `environment` values.", required=True),
         Key("shell", BOOL, False, "Run the command string with `/bin/sh -c` instead."),
         Key("directory", PATH, None, "Working directory; unset: the daemon's."),
         Key("user", STRING, None, "Run as this user, with its primary group; unset: the "
@@ -256,11 +257,14 @@ PROGRAM = Table(
         Key("umask", MODE, None, "File mode creation mask; unset: the daemon's.",
             check=_permissions),
         Key("environment", ENVIRONMENT, None, "Extra variables; numbers and booleans become "
-            "strings. Overrides `env_file`; merges with `[defaults]` by variable."),
+            "strings; `{program}` and `{instance}` are replaced per process. Overrides `env_file`; "
+            "merges with `[defaults]` by variable."),
         Key("env_file", PATH, None, "`KEY=VALUE` lines (`#` comments, optional `export ` and "
             "quotes), read at load and reload."),
         Key("processes", INT, 1, "How many processes to run; at most `[daemon] max_processes`.",
             bounds=Range(0)),
+        Key("autostart", BOOL, True, "Start the processes when the daemon starts or a reload adds the "
+            "program; false: only on `workerctl start` (a reload never stops a running program for it)."),
         Key("restart", choice(RestartPolicy), RestartPolicy.ALWAYS, "When an exited process is "
             "restarted (on-failure: after a non-zero exit or a signal)."),
         Key("start_seconds", DURATION, 1.0, "Up this long = started; an earlier exit counts "

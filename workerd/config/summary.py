@@ -11,7 +11,7 @@ from workerd.config.model import Config, LimitsConfig, ProgramConfig
 from workerd.config.schema import LIMIT_KEYS
 from workerd.config.units import format_duration, format_size
 
-__all__ = ["summarize"]
+__all__ = ["rescaled_line", "summarize"]
 
 #: A value as `workerd check` writes it: like the file, without TOML's quotes.
 _PLAIN: dict[Kind[Any], Callable[[Any], str]] = {
@@ -28,6 +28,8 @@ def _line(program: ProgramConfig) -> str:
     command = program.command[2] if program.shell else shlex.join(program.command)
     notes = ["shell"] if program.shell else []
     notes.append(f"restart={program.restart.value}")
+    if not program.autostart:
+        notes.append("autostart=false")
     if program.user is not None:
         notes.append(f"user={program.user}")
     if program.group is not None:
@@ -46,6 +48,14 @@ def count_of(program: ProgramConfig) -> str:
     """How many processes the config asks for: "3", or "1..8 (redis)" when autoscaled."""
     auto = program.autoscale
     return str(program.processes) if auto is None else f"{auto.min}..{auto.max} ({auto.source.value})"
+
+
+def rescaled_line(old: ProgramConfig, new: ProgramConfig) -> str:
+    """What a reload that changed only a program's count (or autostart) reports."""
+    before, after = count_of(old), count_of(new)
+    if before == after:
+        return f"changed: {new.name} (autostart = {str(new.autostart).lower()}: applies when the daemon starts)"
+    return f"scaled: {new.name} {before} -> {after}"
 
 
 def _limits(limits: LimitsConfig) -> list[str]:

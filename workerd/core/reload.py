@@ -16,7 +16,8 @@ from typing import Any
 from workerd.core.diff import diff
 
 #: Program settings that only say how many processes run: changing them rescales.
-SCALING_FIELDS = frozenset({"processes", "autoscale"})
+#: (`autostart` says so only when the program is added: a running program keeps running.)
+SCALING_FIELDS = frozenset({"processes", "autoscale", "autostart"})
 
 
 class Step(str, enum.Enum):

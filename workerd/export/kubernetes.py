@@ -17,6 +17,7 @@ from typing import Any
 from workerd.config.envfile import read_env_file
 from workerd.config.model import Config, LimitsConfig, ProgramConfig
 from workerd.config.schema import PROGRAM, Readiness
+from workerd.core.placeholders import PLACEHOLDER
 from workerd.core.states import RestartPolicy
 from workerd.export.keda import KeyTypes, scaled_object
 from workerd.export.yaml import Document
@@ -30,6 +31,7 @@ GRACE_MARGIN = 5
 #: The limits a container has no setting for (rlimits of its processes).
 RLIMITS = ("open_files", "tasks", "address_space", "core", "cpu_time", "file_size")
 _INVALID = re.compile(r"[^a-z0-9-]+")
+_INSTANCE = "$(WORKERD_INSTANCE)"
 
 
 @dataclass
@@ -67,14 +69,23 @@ def _program(program: ProgramConfig, name: str, image: str, namespace: str | Non
     dropped: list[str] = []
     comments: list[str] = [f"workerd program {program.name!r}"]
     keda: list[dict[str, Any]] = []
-    replicas = program.processes
+    replicas = program.processes if program.autostart else 0
+    if not program.autostart:
+        comments.append("autostart = false: no pod until `kubectl scale --replicas=N`")
     if program.autoscale is not None:
         keda, lost = scaled_object(name, namespace, program.autoscale, key_types)
         dropped += lost
+        if keda and not program.autostart:
+            dropped.append("autostart = false (KEDA starts pods from the queue)")
         # KEDA may scale from zero; a program it does not scale keeps at least one pod.
         replicas = program.autoscale.min if keda else max(program.autoscale.min, 1)
     env, secret = _environment(program, name, namespace)
-    container: dict[str, Any] = {"name": name, "image": image, "command": list(program.command)}
+    command = [_per_pod(arg, program) for arg in program.command]
+    if any(_INSTANCE in text for text in [*command, *(e.get("value", "") for e in env)]):
+        env.insert(0, {"name": "WORKERD_INSTANCE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
+        comments.append("{instance}: the pod's name (replicas are not numbered), as $(WORKERD_INSTANCE)")
+        dropped.append("{instance} numbers (each pod's name stands in)")
+    container: dict[str, Any] = {"name": name, "image": image, "command": command}
     if program.directory is not None:
         container["workingDir"] = str(program.directory)
     if env:
@@ -126,11 +137,17 @@ def _environment(program: ProgramConfig, name: str,
             hidden[key] = value
             env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}})
         else:
-            env.append({"name": key, "value": value})
+            env.append({"name": key, "value": _per_pod(value, program)})
     if not hidden:
         return env, None
     return env, {"apiVersion": "v1", "kind": "Secret", "metadata": _metadata(secret_name, namespace),
                  "type": "Opaque", "stringData": hidden}
+
+
+def _per_pod(text: str, program: ProgramConfig) -> str:
+    """{program} filled in; {instance} as a reference to the pod's name, which Kubernetes
+    expands in a command and in env values."""
+    return PLACEHOLDER.sub(lambda m: program.name if m.group(1) else _INSTANCE, text)
 
 
 def _resources(limits: LimitsConfig, dropped: list[str]) -> dict[str, Any]:

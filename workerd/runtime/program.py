@@ -8,6 +8,7 @@ from workerd.config.model import AutoscaleConfig, DaemonConfig, ProgramConfig, R
 from workerd.core.backoff import Backoff
 from workerd.core.handover import new_count
 from workerd.core.lifecycle import Policy, Slot
+from workerd.core.placeholders import expand_argv, expand_environment, has_placeholders
 from workerd.core.reconcile import wanted_count
 from workerd.core.scaling import ScalePolicy, ScaleState, reconfigured
 from workerd.core.states import AT_REST, State
@@ -49,8 +50,9 @@ def most_processes(config: ProgramConfig, pinned: int | None) -> int:
 class Program:
     def __init__(self, config: ProgramConfig, daemon: DaemonConfig, sink: ProgramLog) -> None:
         self.sink = sink
-        #: False after `workerctl stop`: wanted is 0 and the slots stay listed as stopped.
-        self.enabled = True
+        #: False after `workerctl stop` (or from the start with autostart = false): wanted
+        #: is 0 and the slots stay listed as stopped.
+        self.enabled = config.autostart
         #: A count set by `workerctl scale N`; None follows the config.
         self.pinned: int | None = None
         #: Set when a reload dropped the program: it goes once its slots are at rest.
@@ -75,7 +77,7 @@ class Program:
         at once, or, `rolling`, one at a time."""
         new = Program(config, daemon, self.sink)
         new.rolling = rolling
-        new.pinned, new.scale = self.pinned, self.scale
+        new.enabled, new.pinned, new.scale = self.enabled, self.pinned, self.scale
         new.configure(config, daemon)  # the autoscaler's count, within the new bounds
         new.outgoing = [self, *self.outgoing]
         self.outgoing = []
@@ -93,6 +95,8 @@ class Program:
             self.scale = reconfigured(self.scale_policy, self.scale, occupied)
         env = dict(os.environ)
         env.update(config.environment)
+        #: The `environment` values with {program}/{instance} placeholders, filled per process.
+        self._templated = {name: value for name, value in config.environment.items() if has_placeholders(value)}
         env["WORKERD_PROGRAM"] = config.name
         env["WORKERD_SOCKET"] = str(daemon.socket)
         env["NOTIFY_SOCKET"] = str(daemon.notify_socket)
@@ -133,11 +137,12 @@ class Program:
         return all(slot.state in AT_REST for p in self.generations() for slot in p.slots.values())
 
     def spec(self, instance: int) -> ProcessSpec:
-        env = dict(self._env)
-        env["WORKERD_INSTANCE"] = str(instance)
         c = self.config
+        env = dict(self._env)
+        env.update(expand_environment(self._templated, c.name, instance))
+        env["WORKERD_INSTANCE"] = str(instance)
         return ProcessSpec(
-            argv=c.command,
+            argv=expand_argv(c.command, c.name, instance),
             env=env,
             directory=c.directory,
             uid=c.uid,

@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 
 from workerd.config.capacity import over_max_processes, pins_problem
 from workerd.config.model import Config, ProgramConfig
-from workerd.config.summary import count_of
+from workerd.config.summary import rescaled_line
 from workerd.core import scaling
 from workerd.core.events import (
     Event,
@@ -352,7 +352,7 @@ class Supervisor:
         if step is Step.RESCALE:
             program.configure(config, new.daemon)
             self._reconcile(program)
-            return f"scaled: {name} {count_of(old_config)} -> {count_of(config)}"
+            return rescaled_line(old_config, config)
         if step is Step.REPLACE:
             self.programs[name] = program.successor(config, new.daemon, rolling=config.rolling)
             self._reconcile(self.programs[name])

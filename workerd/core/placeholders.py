@@ -1,0 +1,34 @@
+"""`{program}` and `{instance}` in a command and its environment, filled in per process.
+
+What supervisord's `%(program_name)s` and `%(process_num)02d` do: one config line that
+gives each process its own name or port (`celery worker -n w{instance:02}@%h`,
+`--port 80{instance:02}`). Only these exact forms are placeholders; any other brace
+is left as it is, and so is `${program}` or `${instance}`, which is the shell's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+#: `{program}`, `{instance}`, `{instance:N}` (at least N digits, zero-padded; `:0N` too).
+PLACEHOLDER = re.compile(r"(?<!\$)\{(?:(program)|instance(?::0?([1-9]))?)\}")
+
+
+def has_placeholders(text: str) -> bool:
+    return PLACEHOLDER.search(text) is not None
+
+
+def expand(text: str, program: str, instance: int) -> str:
+    def value(match: re.Match[str]) -> str:
+        return program if match.group(1) else str(instance).zfill(int(match.group(2) or 1))
+
+    return PLACEHOLDER.sub(value, text)
+
+
+def expand_argv(argv: Sequence[str], program: str, instance: int) -> tuple[str, ...]:
+    return tuple(expand(arg, program, instance) for arg in argv)
+
+
+def expand_environment(env: Mapping[str, str], program: str, instance: int) -> dict[str, str]:
+    return {name: expand(value, program, instance) for name, value in env.items()}
