@@ -13,6 +13,8 @@ from workerd.core.placeholders import expand, expand_argv, expand_environment, h
     ("--port 80{instance:02}", "--port 8007"),
     ("{instance:3}", "007"),
     ("{instance:1}", "7"),
+    ("--port {instance+8000}", "--port 8007"),
+    ("w{instance+1:2}", "w08"),
 ])
 def test_placeholders_are_filled_in(text: str, expected: str) -> None:
     assert expand(text, "email", 7) == expected
@@ -25,7 +27,7 @@ def test_a_number_wider_than_the_padding_is_kept_whole() -> None:
 @pytest.mark.parametrize("text", [
     "${program} ${instance}",        # the shell's
     '{"queue": "email"}',            # JSON
-    "{instance:0} {instance:x} {program:2} {Instance} { instance }",  # not a placeholder form
+    "{instance:0} {instance:x} {program:2} {Instance} { instance } {instance-1} {instance+}",  # not placeholders
     "awk '{print $1}'",
 ])
 def test_anything_else_in_braces_is_left_alone(text: str) -> None:

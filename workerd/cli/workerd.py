@@ -1,6 +1,7 @@
-"""`workerd`: run the daemon, check a config, install it as a service, export it.
+"""`workerd`: run the daemon, check a config, install it as a service, export it, import
+another supervisor's config.
 
-Every subcommand takes the config with -c FILE (or $WORKERD_CONFIG); a config that
+Every subcommand but `import` takes the config with -c FILE (or $WORKERD_CONFIG); a config that
 does not load is its one-line error and exit 2. The daemon's own code is imported
 only by `start`.
 """
@@ -47,7 +48,8 @@ def _preflight(config: Config) -> list[str]:
 @click.group(context_settings=CONTEXT, epilog=examples(
     "workerd check -c workers.toml", "workerd start -c workers.toml",
     "sudo workerd install-unit -c /etc/workerd/workers.toml",
-    "workerd export kubernetes -c workers.toml --image registry.example/app:1"))
+    "workerd export kubernetes -c workers.toml --image registry.example/app:1",
+    "workerd import /etc/supervisor/supervisord.conf -o workers.toml"))
 @click.version_option(__version__, "--version", prog_name="workerd", message="%(prog)s %(version)s")
 def cli() -> None:
     """Supervise and autoscale an application's background workers."""
@@ -160,6 +162,29 @@ def kubernetes(config_path: str, image: str, namespace: str | None, name_prefix:
     from workerd.cli.export import export_kubernetes
 
     sys.exit(export_kubernetes(_load(config_path), image, namespace, name_prefix, output, strict, probe))
+
+
+@cli.command(name="import", epilog=examples(
+    "workerd import /etc/supervisor/supervisord.conf -o workers.toml",
+    "workerd import Procfile -o workers.toml",
+    "workerd import ecosystem.config.js --env production -o workers.toml"))
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--from", "kind", type=click.Choice(["supervisord", "procfile", "pm2"]),
+              help="The tool SOURCE belongs to (default: guessed from its name and content).")
+@click.option("-o", "--output", metavar="FILE", help="Write workers.toml there (default: stdout).")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@click.option("--include-web", is_flag=True, help="Procfile: keep the `web` process type.")
+@click.option("--env", "env_name", metavar="NAME", help="PM2: merge the apps' env_NAME over env.")
+def import_(source: str, kind: str | None, output: str | None, force: bool, include_web: bool,
+            env_name: str | None) -> None:
+    """Write a workers.toml equivalent to a supervisord.conf, a Procfile or a PM2 ecosystem file.
+
+    Where the two tools differ, a comment above the key says what was done; what has no
+    equivalent is listed at the end. The result is loaded as `workerd check` would.
+    """
+    from workerd.cli.import_config import import_config
+
+    sys.exit(import_config(source, kind, output, force, include_web, env_name))
 
 
 def main(argv: list[str] | None = None) -> None:

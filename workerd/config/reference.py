@@ -45,7 +45,8 @@ def render_reference() -> str:
         "",
         "In a program's `command` and `environment` values (env_file's included), `{program}` is "
         "the program's name and `{instance}` the process's number, 0 to processes - 1; "
-        "`{instance:2}` pads it with zeros to 2 digits (`w{instance:2}` gives `w00`, `w01`, ...). "
+        "`{instance:2}` pads it with zeros to 2 digits (`w{instance:2}` gives `w00`, `w01`, ...) and "
+        "`{instance+8000}` adds to it (`8000`, `8001`, ...; `{instance+1:2}` gives `01`, `02`, ...). "
         "No other brace is touched, nor `${program}`, which is the shell's.",
     ]
     for table, heading in ((DAEMON, "`[daemon]`"), (PROGRAM, "`[programs.NAME]` and `[defaults]`")):

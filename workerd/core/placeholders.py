@@ -1,8 +1,8 @@
 """`{program}` and `{instance}` in a command and its environment, filled in per process.
 
 What supervisord's `%(program_name)s` and `%(process_num)02d` do: one config line that
-gives each process its own name or port (`celery worker -n w{instance:02}@%h`,
-`--port 80{instance:02}`). Only these exact forms are placeholders; any other brace
+gives each process its own name or port (`celery worker -n w{instance:2}@%h`,
+`--port {instance+8000}`). Only these exact forms are placeholders; any other brace
 is left as it is, and so is `${program}` or `${instance}`, which is the shell's.
 """
 
@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-#: `{program}`, `{instance}`, `{instance:N}` (at least N digits, zero-padded; `:0N` too).
-PLACEHOLDER = re.compile(r"(?<!\$)\{(?:(program)|instance(?::0?([1-9]))?)\}")
+#: `{program}`; `{instance}`, `{instance+N}` (the number plus N), either with `:W` (at
+#: least W digits, zero-padded; `:0W` too).
+PLACEHOLDER = re.compile(r"(?<!\$)\{(?:(program)|instance(?:\+(\d{1,9}))?(?::0?([1-9]))?)\}")
 
 
 def has_placeholders(text: str) -> bool:
@@ -21,7 +22,9 @@ def has_placeholders(text: str) -> bool:
 
 def expand(text: str, program: str, instance: int) -> str:
     def value(match: re.Match[str]) -> str:
-        return program if match.group(1) else str(instance).zfill(int(match.group(2) or 1))
+        if match.group(1):
+            return program
+        return str(instance + int(match.group(2) or 0)).zfill(int(match.group(3) or 1))
 
     return PLACEHOLDER.sub(value, text)
 

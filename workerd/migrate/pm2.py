@@ -1,0 +1,284 @@
+"""A PM2 ecosystem file (.js, .json, .yaml) -> workers.toml, app by app.
+
+Each app runs the way PM2 7's fork mode runs it: the interpreter it names or PM2 picks
+by the script's extension (none for a binary), the interpreter's arguments, the
+script resolved against `cwd`, then `args`; stopped with SIGINT and killed after
+`kill_timeout`; its number in `NODE_APP_INSTANCE`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from workerd.config.units import format_duration
+from workerd.migrate.draft import Draft, ProgramDraft
+from workerd.migrate.source import MigrationError, read_text, size_text
+
+#: PM2's interpreter for a script extension (lib/API/interpreter.json).
+INTERPRETERS = {".sh": "bash", ".py": "python", ".rb": "ruby", ".php": "php", ".pl": "perl", ".js": "node",
+                ".coffee": "coffee", ".ls": "lsc", ".ts": "bun", ".tsx": "bun"}
+#: How PM2 splits an `args` string: `k="a b"` and quoted words stay whole.
+_ARGS = re.compile(r"""[^\s"'=]+="[^"]*"|[^\s"'=]+='[^']*'|"([^"]*)"|'([^']*)'|\S+""")
+_SIZE = re.compile(r"(\d+)([KMG]?)")
+_TIME = re.compile(r"(\d+)([hms]?)")
+#: Keys read per app; any other is kept as a comment.
+APP_KEYS = frozenset("""name script args interpreter exec_interpreter interpreter_args node_args instances
+    exec_mode cwd env max_memory_restart kill_timeout autorestart autostart max_restarts min_uptime
+    restart_delay exp_backoff_restart_delay cron_restart cron watch ignore_watch out_file error_file log_file
+    output error log merge_logs combine_logs log_date_format time user uid gid instance_var stop_exit_codes
+    treekill""".split())
+NODE_TIMEOUT = 10.0
+
+
+def import_pm2(path: Path, env_name: str | None) -> Draft:
+    apps = _apps(_read(path), path)
+    draft = Draft(path, "pm2")
+    for index, app in enumerate(apps):
+        _app(app, index, path, env_name, draft)
+    return draft
+
+
+def _read(path: Path) -> Any:
+    if path.suffix in (".js", ".cjs", ".mjs"):
+        return _evaluate(path)
+    text = read_text(path)
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise MigrationError(f"{path}: reading YAML needs PyYAML (pip install 'workerd[yaml]'), or "
+                                 "give the JSON form") from None
+        try:
+            return yaml.safe_load(text)
+        except yaml.MarkedYAMLError as e:
+            line = e.problem_mark.line + 1 if e.problem_mark else None
+            raise MigrationError(f"{path}:{line}: {e.problem or e}") from None
+        except yaml.YAMLError as e:
+            raise MigrationError(f"{path}: {e}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MigrationError(f"{path}:{e.lineno}: {e.msg}") from None
+
+
+def _evaluate(path: Path) -> Any:
+    """module.exports of a .js ecosystem file, evaluated by node as PM2 does (require)."""
+    node = shutil.which("node")
+    if node is None:
+        raise MigrationError(f"{path}: reading a .js ecosystem file needs node, which is not installed; "
+                             "`pm2 ecosystem` or JSON.stringify gives the JSON form, which needs nothing")
+    script = "process.stdout.write(JSON.stringify(require(require('path').resolve(process.argv[1]))))"
+    try:
+        result = subprocess.run([node, "-e", script, str(path)], capture_output=True, text=True,
+                                timeout=NODE_TIMEOUT, cwd=path.parent)
+    except subprocess.TimeoutExpired:
+        raise MigrationError(f"{path}: node did not finish evaluating it in {NODE_TIMEOUT:g} s") from None
+    if result.returncode != 0:
+        raise MigrationError(_node_error(path, result.stderr))
+    return json.loads(result.stdout or "null")
+
+
+def _node_error(path: Path, stderr: str) -> str:
+    """node's error as one line: `FILE:LINE: SyntaxError: ...`."""
+    line = re.search(re.escape(str(path.resolve())) + r":(\d+)", stderr)
+    message = next((m for m in stderr.splitlines() if re.match(r"\w*Error\b", m)), stderr.strip()[:200])
+    return f"{path}:{line.group(1)}: {message}" if line else f"{path}: {message}"
+
+
+def _apps(data: Any, path: Path) -> list[dict[str, Any]]:
+    apps = data.get("apps") if isinstance(data, dict) else data
+    if isinstance(apps, dict):
+        apps = [apps]
+    if not isinstance(apps, list) or not apps or not all(isinstance(a, dict) for a in apps):
+        raise MigrationError(f"{path}: expected {{apps: [{{name, script, ...}}]}}, an ecosystem file")
+    return apps
+
+
+def _app(app: Mapping[str, Any], index: int, path: Path, env_name: str | None, draft: Draft) -> None:
+    at = f"{path}: apps[{index}]"
+    script = app.get("script")
+    if not isinstance(script, str) or not script.strip():
+        raise MigrationError(f"{at}: no script")
+    name = str(app.get("name") or Path(script.split()[0]).stem)
+    program = draft.program(re.sub(r"[^A-Za-z0-9_.-]+", "-", name))
+    at = f"{at} ({name})"
+    cwd = Path(app.get("cwd") or path.parent).expanduser()
+    if not cwd.is_absolute():
+        cwd = (path.parent / cwd).resolve()
+    if "cwd" not in app:
+        program.note("no cwd: PM2 used the directory `pm2 start` ran in; this is the ecosystem file's")
+    program.set("directory", str(cwd))
+    program.set("command", _command(app, script, cwd, program, at))
+    _count(app, program, at)
+    environment = _environment(app, env_name)
+    program.environment.update(environment)
+    instance_var = str(app.get("instance_var") or "NODE_APP_INSTANCE")
+    program.environment[instance_var] = "{instance}"
+    program.set("stop_signal", "INT", "PM2 stops an app with SIGINT")
+    program.set("stop_timeout", format_duration(_number(app, "kill_timeout", 1600, at) / 1000),
+                *([] if "kill_timeout" in app else ["PM2's default kill_timeout, 1600 ms"]))
+    _restarts(app, program, at)
+    if app.get("autostart") is False:
+        program.set("autostart", False)
+    for key, target in (("user", "user"), ("uid", "user"), ("gid", "group")):
+        if key in app:
+            program.set(target, str(app[key]))
+    _limits(app, program, at)
+    _not_supported(app, program, draft, at)
+
+
+def _command(app: Mapping[str, Any], script: str, cwd: Path, program: ProgramDraft, at: str) -> list[str]:
+    args = _words(app.get("args"), at, "args")
+    if " " in script.strip():  # PM2 runs such a script with bash -c
+        return ["bash", "-c", script.strip(), *args]
+    interpreter = app.get("interpreter") or app.get("exec_interpreter")
+    target = cwd / script
+    if not target.exists() and shutil.which(script):
+        target = Path(shutil.which(script) or script)
+    if not interpreter:
+        interpreter = INTERPRETERS.get(target.suffix)
+        if interpreter == "python" and shutil.which("python") is None and shutil.which("python3"):
+            interpreter = "python3"
+        if interpreter is None:
+            interpreter = "none" if _is_binary(target) else "node"
+    if interpreter == "none":
+        return [str(target), *args]
+    if "python" in str(interpreter):
+        program.environment["PYTHONUNBUFFERED"] = "1"
+    if Path(str(interpreter)).name in ("node", "bun"):
+        program.note(f"PM2 ran the script inside its own {Path(str(interpreter)).name} wrapper "
+                     "(ProcessContainerFork.js); workerd runs it directly")
+    interpreter_args = _words(app.get("interpreter_args", app.get("node_args")), at, "interpreter_args")
+    return [str(interpreter), *interpreter_args, str(target), *args]
+
+
+def _count(app: Mapping[str, Any], program: ProgramDraft, at: str) -> None:
+    instances = app.get("instances", 1)
+    cores = len(os.sched_getaffinity(0))
+    if instances == "max" or instances == 0:
+        count, note = cores, [f"instances = {instances!r}: the core count of this box ({cores})"]
+    elif instances == -1:
+        count, note = max(cores - 1, 1), [f"instances = -1: the core count of this box less one ({cores} - 1)"]
+    elif isinstance(instances, int) and instances > 0:
+        count, note = instances, []
+    else:
+        raise MigrationError(f"{at}: instances = {instances!r}: expected a number or \"max\"")
+    if str(app.get("exec_mode", "")).startswith("cluster"):
+        note.append("exec_mode cluster: PM2's node cluster shared one port among the processes; workerd runs "
+                    "separate processes (a server among them needs SO_REUSEPORT or a port each: {instance+N})")
+    if count != 1 or note:
+        program.set("processes", count, *note)
+
+
+def _environment(app: Mapping[str, Any], env_name: str | None) -> dict[str, str]:
+    merged: dict[str, Any] = dict(app.get("env") or {})
+    if env_name is not None:
+        merged.update(app.get(f"env_{env_name}") or {})
+    return {str(k): _text(v) for k, v in merged.items()}
+
+
+def _restarts(app: Mapping[str, Any], program: ProgramDraft, at: str) -> None:
+    if app.get("autorestart") is False:
+        program.set("restart", "never")
+    elif "stop_exit_codes" in app:
+        program.set("restart", "on-failure", f"stop_exit_codes = {app['stop_exit_codes']}: workerd counts only "
+                    "exit 0 as done; other codes are restarted")
+    program.set("start_seconds", format_duration(_duration_ms(app.get("min_uptime", 1000), at, "min_uptime") / 1000),
+                "min_uptime: a shorter run is an unstable (failed) start")
+    program.set("max_restarts", int(_number(app, "max_restarts", 16, at)),
+                "PM2 stops the app after this many unstable restarts")
+    if "exp_backoff_restart_delay" in app:
+        delay = _number(app, "exp_backoff_restart_delay", 0, at) / 1000
+        program.set("backoff_initial", format_duration(delay), "exp_backoff_restart_delay: PM2 grows it by 1.5 "
+                    "up to 15 s")
+        program.set("backoff_factor", 1.5)
+        program.set("backoff_max", format_duration(max(delay, 15)))
+    elif "restart_delay" in app:
+        delay = _number(app, "restart_delay", 0, at) / 1000
+        program.set("backoff_initial", format_duration(delay), "restart_delay: the same delay before every restart")
+        program.set("backoff_factor", 1)
+        program.set("backoff_max", format_duration(delay))
+
+
+def _limits(app: Mapping[str, Any], program: ProgramDraft, at: str) -> None:
+    if "max_memory_restart" not in app:
+        return
+    raw = app["max_memory_restart"]
+    match = _SIZE.fullmatch(str(raw).strip())
+    if match is None:
+        raise MigrationError(f"{at}: max_memory_restart = {raw!r}: expected bytes or a number with K, M or G")
+    size = int(match.group(1)) * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[match.group(2)]
+    program.limits.set("memory", size_text(size), f"max_memory_restart = {raw}: PM2 checked the main process's "
+                       "RSS every 30 s; workerd checks the PSS of its whole tree every sample_interval")
+
+
+def _not_supported(app: Mapping[str, Any], program: ProgramDraft, draft: Draft, at: str) -> None:
+    for key in ("cron_restart", "cron"):
+        if key in app:
+            draft.unsupported.append(f"{at}: {key} = {app[key]!r}: restarts on a schedule are not supported yet "
+                                     "(a systemd timer running `workerctl restart` does it)")
+    for key in ("watch", "ignore_watch"):
+        if app.get(key):
+            program.note(f"{key} = {app[key]!r}: restarting on file changes is not supported")
+    for key in ("out_file", "error_file", "log_file", "output", "error", "log", "merge_logs", "combine_logs",
+                "log_date_format", "time"):
+        if key in app:
+            program.note(f"{key} = {app[key]!r}: workerd writes one log per program, in [daemon] log_dir or "
+                         "its stderr")
+    if app.get("treekill") is False:
+        program.note("treekill = false: workerd always signals the whole process group")
+    for key in sorted(app.keys() - APP_KEYS):
+        if not key.startswith("env_"):
+            program.note(f"unknown key kept as it was: {key} = {json.dumps(app[key])}")
+
+
+def _words(value: Any, at: str, key: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [_text(v) for v in value]
+    if isinstance(value, str):
+        return [next((g for g in m.groups() if g is not None), m.group(0)) for m in _ARGS.finditer(value)]
+    raise MigrationError(f"{at}: {key} = {value!r}: expected a string or a list")
+
+
+def _text(value: Any) -> str:
+    """A value as PM2 puts it in the environment: JSON-ish for non-strings."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+def _number(app: Mapping[str, Any], key: str, default: float, at: str) -> float:
+    value = app.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or math.isnan(value):
+        raise MigrationError(f"{at}: {key} = {value!r}: expected a number >= 0")
+    return float(value)
+
+
+def _duration_ms(value: Any, at: str, key: str) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = _TIME.fullmatch(str(value).strip())
+    if match is None:
+        raise MigrationError(f"{at}: {key} = {value!r}: expected milliseconds or a number with h, m or s")
+    return int(match.group(1)) * {"": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[match.group(2)]
+
+
+def _is_binary(path: Path) -> bool:
+    """What PM2 runs without an interpreter: a file with a NUL in its first bytes."""
+    try:
+        with open(path, "rb") as f:
+            return b"\0" in f.read(512)
+    except OSError:
+        return False

@@ -1,0 +1,336 @@
+"""supervisord.conf -> workers.toml, key by key.
+
+A `[program:x]` becomes `[programs.x]` (numprocs -> processes, instances 0..n-1, and
+`%(process_num)02d` -> `{instance:2}`); every other expansion is done here, as
+supervisord would do it at its start on this box. What has no exact equivalent gets
+a comment; what has none at all is listed at the end of the file.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import shlex
+import signal
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from workerd.config.units import format_duration
+from workerd.migrate.draft import Draft, ProgramDraft
+from workerd.migrate.source import MigrationError, size_text
+from workerd.migrate.supervisord_ini import IniSection, env_names, expand, read
+
+TRUE = ("yes", "true", "on", "1")
+FALSE = ("no", "false", "off", "0")
+#: Keys read per program; any other is kept as a comment.
+PROGRAM_KEYS = frozenset("""command process_name numprocs numprocs_start priority autostart autorestart
+    startsecs startretries exitcodes stopsignal stopwaitsecs stopasgroup killasgroup user directory umask
+    environment redirect_stderr stdout_logfile stdout_logfile_maxbytes stdout_logfile_backups
+    stderr_logfile stderr_logfile_maxbytes stderr_logfile_backups stdout_capture_maxbytes
+    stderr_capture_maxbytes stdout_events_enabled stderr_events_enabled stdout_syslog stderr_syslog
+    serverurl""".split())
+#: Per-program keys workerd has nothing for: noted when set.
+NOT_SUPPORTED = ("stdout_capture_maxbytes", "stderr_capture_maxbytes", "stdout_events_enabled",
+                 "stderr_events_enabled", "stdout_syslog", "stderr_syslog", "serverurl")
+_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+_LOG_NONE = ("none", "off", "syslog")
+_SIZE = re.compile(r"(\d+)\s*(kb|mb|gb)?", re.IGNORECASE)
+Getter = Callable[[str], "str | None"]
+
+
+def import_supervisord(path: Path, environ: Mapping[str, str]) -> Draft:
+    sections = read(path, environ)
+    draft = Draft(path, "supervisord")
+    env = dict(environ)
+    main = next((s for s in sections if s.name == "supervisord"), None)
+    if main is not None:
+        env.update(_supervisord(main, draft, env))
+    groups = _groups(sections)
+    logs: list[tuple[ProgramDraft, IniSection, str]] = []
+    for section in sections:
+        kind, _, name = section.name.partition(":")
+        if kind == "program" and name:
+            program, log = _program(section, name.strip(), groups.get(name.strip()), draft, env)
+            if log is not None:
+                logs.append((program, section, log))
+        elif section.name == "unix_http_server":
+            _unix_http_server(section, draft, env)
+        elif section.name != "supervisord" and kind != "group":
+            draft.unsupported.append(_unsupported(section))
+    _log_dir(draft, logs, main)
+    draft.daemon.notes.insert(0, "supervisord signals a program's main process only, unless stopasgroup/"
+                              "killasgroup; workerd always signals the whole process group")
+    return draft
+
+
+def _supervisord(section: IniSection, draft: Draft, environ: Mapping[str, str]) -> dict[str, str]:
+    """[supervisord]: its environment and what its children inherit from it go to [defaults]."""
+    get = _getter(section, {"here": str(section.path.parent.resolve()), "host_node_name": platform.node(),
+                            **env_names(environ)})
+    values = section.values
+    environment = _environment(get("environment"), section.at("environment")) if "environment" in values else {}
+    draft.defaults.environment.update(environment)
+    if environment:
+        draft.defaults.note("[supervisord] environment: every program inherited it")
+    if "directory" in values:
+        draft.defaults.set("directory", get("directory"), "[supervisord] directory: the daemon's own working "
+                           "directory, which programs without one inherited")
+    if "umask" in values:
+        draft.defaults.set("umask", f"{int(get('umask'), 8):04o}", "[supervisord] umask, which programs inherited")
+    for key, limit in (("minfds", "open_files"), ("minprocs", "tasks")):
+        if key in values:
+            draft.defaults.limits.set(limit, int(get(key)), f"[supervisord] {key} = {values[key]}: supervisord "
+                                      "raised its own soft limit to it and the programs inherited it")
+    kept = {"environment", "directory", "umask", "minfds", "minprocs"}
+    for key, value in values.items():
+        if key not in kept:
+            draft.daemon.note(f"[supervisord] {key} = {value}: {_DAEMON_KEYS.get(key, 'no equivalent')}")
+    return environment
+
+
+_DAEMON_KEYS = {
+    "logfile": "workerd logs to its stderr (journald under systemd)",
+    "logfile_maxbytes": "workerd logs to its stderr (journald under systemd)",
+    "logfile_backups": "workerd logs to its stderr (journald under systemd)",
+    "loglevel": "workerd logs info and up (`workerd start -v` adds debug)",
+    "pidfile": "workerd runs in the foreground under systemd (no pid file)",
+    "nodaemon": "workerd always runs in the foreground",
+    "user": "run workerd as this user: `workerd install-unit --user USER`",
+    "childlogdir": "see [daemon] log_dir",
+    "identifier": "no equivalent",
+    "nocleanup": "no equivalent (workerd leaves no AUTO log files)",
+    "strip_ansi": "no equivalent (output is kept as written)",
+    "silent": "no equivalent",
+}
+
+
+def _groups(sections: list[IniSection]) -> dict[str, str]:
+    """program name -> the [group:x] naming it."""
+    programs = {s.name.partition(":")[2].strip() for s in sections if s.name.startswith("program:")}
+    members = {}
+    for section in sections:
+        if section.name.startswith("group:"):
+            group = section.name.partition(":")[2].strip()
+            for name in re.split(r"[,\s]+", section.values.get("programs", "").strip()):
+                if name and name not in programs:
+                    raise MigrationError(f"{section.at('programs')}: [group:{group}] names {name!r}, which is no "
+                                         "[program:x] here")
+                if name:
+                    members[name] = section.name
+    return members
+
+
+def _program(section: IniSection, name: str, group: str | None, draft: Draft,
+             environ: Mapping[str, str]) -> tuple[ProgramDraft, str | None]:
+    """[program:x] -> [programs.x]; returns the program and its explicit log file, if any."""
+    values = section.values
+    numprocs = _int(section, "numprocs", values.get("numprocs", "1"), low=1)
+    start = str(_int(section, "numprocs_start", values.get("numprocs_start", "0"), low=0))
+    workerd_name = _NAME.sub("-", name)
+    program = draft.program(workerd_name)
+    if workerd_name != name:
+        program.note(f"[program:{name}]: workerd names are letters, digits and _.-")
+    names: dict[str, object] = {"program_name": name, "group_name": (group or f":{name}").partition(":")[2],
+                                "host_node_name": platform.node(), "here": str(section.path.parent.resolve()),
+                                "numprocs": numprocs, **env_names(environ)}
+    if numprocs == 1:
+        names["process_num"] = int(start)
+    per_instance = start if numprocs > 1 else None
+    environment = (_environment(expand(values["environment"], names, section.at("environment"), per_instance),
+                                section.at("environment")) if "environment" in values else {})
+    names.update(env_names(environment))
+
+    def get(key: str, default: str | None = None) -> str | None:
+        value = values.get(key, default)
+        return None if value is None else expand(value, names, section.at(key), per_instance)
+
+    def get_single(key: str) -> str | None:
+        """A key workers.toml has once per program: the same for every process."""
+        value = values.get(key)
+        return None if value is None else expand(value, names, section.at(key))
+
+    if "command" not in values:
+        raise MigrationError(f"{section.at()}: [program:{name}] has no command")
+    program.set("command", get("command") or "")
+    if group is not None:
+        program.note(f"in supervisord's [{group}]: workerd has no groups (`workerctl restart a b` acts on several)")
+    if numprocs != 1:
+        program.set("processes", numprocs)
+    if values.get("process_name", "%(program_name)s") != "%(program_name)s":
+        program.note(f"process_name = {values['process_name']}: workerd names each process {workerd_name}[N]")
+    if "priority" in values:
+        program.note(f"priority = {values['priority']}: workerd starts every program at once and stops them "
+                     "together (a worker that needs another should retry until it answers)")
+    if "autostart" in values and _bool(section, "autostart", get("autostart")) is False:
+        program.set("autostart", False)
+    _restart(section, program, get("autorestart", "unexpected") or "", get("exitcodes", "0") or "")
+    if "startsecs" in values:
+        program.set("start_seconds", format_duration(_int(section, "startsecs", get("startsecs"), low=0)))
+    retries = _int(section, "startretries", get("startretries", "3"), low=0)
+    program.set("max_restarts", retries + 1, f"startretries = {retries}: supervisord gives up after {retries} "
+                "retries, that is after this many failed starts in a row")
+    if "stopsignal" in values:
+        program.set("stop_signal", _signal(section, get("stopsignal") or ""))
+    program.set("stop_timeout", format_duration(_int(section, "stopwaitsecs", get("stopwaitsecs", "10"), low=0)),
+                *([] if "stopwaitsecs" in values else ["supervisord's default stopwaitsecs (workerd's is 30s)"]))
+    for key in ("stopasgroup", "killasgroup"):
+        if key in values:
+            program.note(f"{key} = {values[key]}: workerd always signals the whole process group")
+    for key in ("user", "directory"):
+        if key in values:
+            program.set(key, get_single(key) or "")
+    if "umask" in values:
+        program.set("umask", f"{_int(section, 'umask', get('umask'), low=0, base=8):04o}")
+    program.environment.update(environment)
+    for key in NOT_SUPPORTED:
+        if key in values:
+            program.note(f"{key} = {values[key]}: not supported")
+    for key in values.keys() - PROGRAM_KEYS:
+        program.note(f"unknown key kept as it was: {key} = {values[key]}")
+    return program, _logs(section, program, get_single)
+
+
+def _restart(section: IniSection, program: ProgramDraft, autorestart: str, exitcodes_text: str) -> None:
+    """autorestart and exitcodes -> restart."""
+    values = section.values
+    try:
+        exitcodes = sorted({int(code) for code in re.split(r"[,\s]+", exitcodes_text.strip()) if code})
+    except ValueError:
+        raise MigrationError(f"{section.at('exitcodes')}: exitcodes = {exitcodes_text!r}: expected numbers "
+                             "such as 0,2") from None
+    autorestart = autorestart.lower()
+    if autorestart in TRUE:
+        program.set("restart", "always")
+    elif autorestart in FALSE:
+        program.set("restart", "never")
+    elif autorestart == "unexpected":
+        note = [] if exitcodes == [0] else [f"exitcodes = {values['exitcodes']}: workerd counts only exit 0 as "
+                                            "expected; the others are restarted too"]
+        program.set("restart", "on-failure", *note)
+    else:
+        raise MigrationError(f"{section.at('autorestart')}: autorestart = {values['autorestart']!r}: "
+                             "expected true, false or unexpected")
+
+
+def _logs(section: IniSection, program: ProgramDraft, get: Getter) -> str | None:
+    """Notes on the log keys; returns the explicit stdout log file, if any."""
+    values = section.values
+    stdout = values.get("stdout_logfile", "AUTO")
+    if "stderr_logfile" in values or "redirect_stderr" in values:
+        program.note("workerd writes stdout and stderr to one log, in order (as redirect_stderr = true)")
+    if stdout.lower() in _LOG_NONE:
+        program.note(f"stdout_logfile = {stdout}: workerd keeps the output (in [daemon] log_dir, or its stderr)")
+        return None
+    if stdout.upper() == "AUTO":
+        return None
+    return get("stdout_logfile")
+
+
+def _log_dir(draft: Draft, logs: list[tuple[ProgramDraft, IniSection, str]], main: IniSection | None) -> None:
+    """One [daemon] log_dir for all: the directory of the first explicit stdout_logfile,
+    else [supervisord] childlogdir."""
+    if logs:
+        log_dir = str(Path(logs[0][2]).parent)
+        for program, _, logfile in logs:
+            program.note(f"stdout_logfile = {logfile}: workerd writes {log_dir}/{program.name}.log")
+        sizes = [_size(s, s.values.get("stdout_logfile_maxbytes", "50MB")) for _, s, _ in logs]
+        backups = [_int(s, "stdout_logfile_backups", s.values.get("stdout_logfile_backups", "10"), low=0)
+                   for _, s, _ in logs]
+        draft.daemon.set("log_dir", log_dir)
+        draft.daemon.set("log_max_bytes", size_text(max(sizes)), "the largest stdout_logfile_maxbytes")
+        draft.daemon.set("log_backups", max(backups), "the most stdout_logfile_backups")
+    elif main is not None and "childlogdir" in main.values:
+        draft.daemon.set("log_dir", main.values["childlogdir"], "[supervisord] childlogdir, where the AUTO logs went")
+
+
+def _unix_http_server(section: IniSection, draft: Draft, environ: Mapping[str, str]) -> None:
+    get = _getter(section, {"here": str(section.path.parent.resolve()), **env_names(environ)})
+    values = section.values
+    if "file" in values:
+        draft.daemon.set("socket", get("file"), "[unix_http_server] file")
+    draft.daemon.set("socket_mode", f"{int(values.get('chmod', '0700'), 8):04o}",
+                     *([] if "chmod" in values else ["supervisord's default chmod"]))
+    if "chown" in values:
+        user, _, group = get("chown").partition(":")
+        if group:
+            draft.daemon.set("socket_group", group, f"[unix_http_server] chown = {values['chown']}: the socket's "
+                             "owner is the daemon's user")
+    if "username" in values or "password" in values:
+        draft.daemon.note("[unix_http_server] username/password: workerd checks each peer's uid on the socket "
+                          "(SO_PEERCRED) instead: root, the daemon's user and socket_group")
+
+
+def _unsupported(section: IniSection) -> str:
+    kind = section.name.partition(":")[0]
+    why = {
+        "inet_http_server": "workerd has no TCP control port, by design: its socket is local and serves only the "
+                            "uids it trusts (SO_PEERCRED), where an HTTP port would rest on a password; reach "
+                            "workerctl over SSH, and read /metrics for monitoring",
+        "eventlistener": "event listeners are not supported: workerd exports restarts and states as Prometheus "
+                         "metrics and to systemd (STATUS=)",
+        "fcgi-program": "FastCGI programs (a socket shared by the processes) are not supported",
+        "supervisorctl": "workerctl finds the daemon with -c workers.toml or $WORKERD_SOCKET",
+        "rpcinterface": "workerd's control protocol is built in",
+        "ctlplugin": "workerctl has no plugins",
+    }.get(kind, "unknown section, kept here as it was: " + ", ".join(f"{k} = {v}" for k, v in
+                                                                    section.values.items()))
+    return f"{section.at()}: [{section.name}]: {why}"
+
+
+def _getter(section: IniSection, names: Mapping[str, object]) -> Callable[[str], str]:
+    """Expanded values of a section that is not a program ("" for a key it lacks)."""
+    def get(key: str) -> str:
+        return expand(section.values.get(key, ""), names, section.at(key))
+
+    return get
+
+
+def _environment(text: str, at: str) -> dict[str, str]:
+    """`KEY="val",KEY2=val2` as supervisord splits it: shell-like words, quotes stripped."""
+    lexer = shlex.shlex(text)
+    lexer.wordchars += "/.+-():{}"
+    try:
+        tokens = list(lexer)
+    except ValueError as e:
+        raise MigrationError(f"{at}: environment: {e}") from None
+    pairs = {}
+    for i in range(0, len(tokens), 4):
+        key_eq_value = tokens[i:i + 3]
+        if len(key_eq_value) != 3 or key_eq_value[1] != "=" or tokens[i + 3:i + 4] not in ([], [","]):
+            raise MigrationError(f"{at}: environment: expected KEY=value,KEY2=value2, got {text!r}")
+        pairs[key_eq_value[0]] = key_eq_value[2].strip("'\"")
+    return pairs
+
+
+def _bool(section: IniSection, key: str, value: str | None) -> bool:
+    text = (value or "").lower()
+    if text in TRUE or text in FALSE:
+        return text in TRUE
+    raise MigrationError(f"{section.at(key)}: {key} = {value!r}: expected true or false")
+
+
+def _int(section: IniSection, key: str, value: str | None, low: int, base: int = 10) -> int:
+    try:
+        number = int(value or "", base)
+    except ValueError:
+        number = low - 1
+    if number < low:
+        raise MigrationError(f"{section.at(key)}: {key} = {value!r}: expected a whole number >= {low}")
+    return number
+
+
+def _size(section: IniSection, value: str) -> int:
+    """supervisord's byte sizes: KB, MB and GB are powers of 1024."""
+    match = _SIZE.fullmatch(value.strip())
+    if match is None:
+        raise MigrationError(f"{section.at()}: {value!r}: expected a size such as 50MB")
+    number, unit = match.groups()
+    return int(number) * {"kb": 1024, "mb": 1024**2, "gb": 1024**3}.get((unit or "").lower(), 1)
+
+
+def _signal(section: IniSection, value: str) -> str:
+    name = value.strip().upper().removeprefix("SIG")
+    if name.isdigit() or not hasattr(signal, f"SIG{name}"):
+        raise MigrationError(f"{section.at('stopsignal')}: stopsignal = {value!r}: not a signal name")
+    return name
+
