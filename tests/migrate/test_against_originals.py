@@ -47,7 +47,7 @@ def shop() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="workerd-shop-"))
     try:
         root.chmod(0o755)
-        for tool in ("celery", "rq", "gunicorn", "flower", "thumbnailer"):
+        for tool in ("celery", "rq", "rqscheduler", "gunicorn", "flower", "thumbnailer", "daphne"):
             write(root / "venv" / "bin" / tool, STAND_IN).chmod(0o755)
         write(root / "manage.py", "import time\nwhile True:\n    time.sleep(3600)\n")
         (root / "media").mkdir()
@@ -128,8 +128,39 @@ SUPERVISORD_CONF = """
     environment = PORT="80%(process_num)02d"
     startsecs = 0
 
+    [program:celery-email]
+    command = {app}/venv/bin/celery -A shop worker -Q %(program_name)s -n %(program_name)s.%(process_num)d@%%h
+    process_name = %(program_name)s-%(process_num)d
+    numprocs = 2
+    directory = {app}
+    priority = 200
+    stopwaitsecs = 120
+    startsecs = 0
+
+    [program:rqscheduler]
+    command = {app}/venv/bin/rqscheduler --host 127.0.0.1 --db 3 --interval 5
+    directory = {app}
+    autorestart = unexpected
+    exitcodes = 0,2
+    startsecs = 0
+
+    [program:clearsessions]
+    command = {python} manage.py clearsessions --loop
+    directory = {app}
+    startretries = 10
+    startsecs = 0
+
+    [program:channels]
+    command = {app}/venv/bin/daphne -u /run/shop/daphne%(process_num)d.sock shop.asgi:application
+    process_name = channels%(process_num)d
+    numprocs = 2
+    directory = {app}
+    stopsignal = INT
+    environment = DJANGO_SETTINGS_MODULE="shop.settings.channels"
+    startsecs = 0
+
     [group:shop]
-    programs = celery,celerybeat
+    programs = celery,celerybeat,celery-email
 
     [include]
     files = conf.d/*.conf
@@ -156,8 +187,9 @@ INCLUDED = {
         autostart = false
     """,
 }
-#: celery 3, celerybeat 1, rq-high 2, django-tasks 1, api 2, flower 1, thumbnailer 1.
-SUPERVISORD_WORKERS = 11
+#: 13 programs: celery 3, celerybeat 1, rq-high 2, django-tasks 1, api 2, celery-email 2,
+#: rqscheduler 1, clearsessions 1, channels 2, flower 1, thumbnailer 1; backfill waits.
+SUPERVISORD_WORKERS = 17
 
 
 @pytest.fixture
