@@ -14,7 +14,8 @@ CORE = ROOT / "workerd" / "core"
 MODULES = sorted(CORE.rglob("*.py"))
 
 FORBIDDEN = {"os", "signal", "asyncio", "time", "subprocess", "psutil", "socket", "threading", "random"}
-ALLOWED = {"__future__", "dataclasses", "typing", "enum", "math", "collections", "functools", "itertools", "re"}
+ALLOWED = {"__future__", "dataclasses", "typing", "enum", "math", "collections", "functools", "itertools", "re",
+           "array"}
 
 
 def imports(source: str) -> list[str]:

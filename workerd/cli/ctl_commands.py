@@ -47,7 +47,7 @@ def _programs(ctx: click.Context, param: click.Parameter, incomplete: str) -> li
 
 @click.group(context_settings=CONTEXT, epilog=examples(
     "workerctl status", "workerctl -c /etc/workerd/workers.toml restart email",
-    "workerctl scale email 4", "workerctl logs -f email"))
+    "workerctl scale email 4", "workerctl logs -f email", "workerctl history email --since 10m"))
 @click.option("-s", "--socket", metavar="SOCKET", help="The daemon's control socket.")
 @click.option("-c", "--config", metavar="FILE", help="Find the socket in this config file.")
 def cli(socket: str | None, config: str | None) -> None:
@@ -114,6 +114,36 @@ def _count(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
 def scale(program: str, count: int | str) -> None:
     """Pin PROGRAM to COUNT processes, or hand it back to its config or autoscaler with `auto`."""
     print(_ask({"cmd": "scale", "program": program, "count": count})["message"])
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from workerd.config.units import InvalidValue, parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except InvalidValue as exc:
+        raise click.BadParameter(str(exc)) from None
+    if seconds <= 0:
+        raise click.BadParameter(f"{value!r}: a duration > 0")
+    return seconds
+
+
+@cli.command(epilog=examples("workerctl history email", "workerctl history email --since 10m --json"))
+@click.argument("program", shell_complete=_programs)
+@click.option("--since", default="1h", show_default=True, callback=_since, metavar="DURATION",
+              help="How far back (the daemon keeps the last hour).")
+@click.option("--json", "as_json", is_flag=True, help="Print the series as JSON, as the console gets it.")
+def history(program: str, since: float, as_json: bool) -> None:
+    """Queue depth, desired and running processes over time, with restarts and limits."""
+    document = _ask({"cmd": "history", "program": program, "since": since})["history"]
+    if as_json:
+        import json
+
+        print(json.dumps(document, indent=2))
+    else:
+        from workerd.cli.status_view import render_history
+
+        print(render_history(document))
 
 
 @cli.command(name="signal", epilog=examples("workerctl signal email HUP", "workerctl signal email 10"))

@@ -7,6 +7,7 @@ import json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 
@@ -42,9 +43,12 @@ def render_status(data: dict[str, Any]) -> str:
         notes += [f"{p['instance']}: last limit: {p['last_limit']}" for p in program["processes"]
                   if p.get("last_limit") and p["last_limit"] != p["reason"]]
         summary.append(line + (f" ({'; '.join(notes)})" if notes else ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join(table + [""] + summary) if summary else "no programs"
+    return "\n".join([_table(rows), "", *summary]) if summary else "no programs"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
 def _worker_note(p: dict[str, Any]) -> str:
@@ -97,3 +101,21 @@ def _size(value: int | None) -> str:
             return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
         size /= 1024
     return str(value)
+
+
+def render_history(document: dict[str, Any]) -> str:
+    """One line per point (local time, depth, desired, running), the marks among them."""
+    import time
+
+    rows = [("TIME", "DEPTH", "DESIRED", "RUNNING", "")]
+    events = sorted([(p[0], 0, p) for p in document["points"]] + [(m[0], 1, m) for m in document["marks"]],
+                    key=lambda e: (e[0], e[1]))
+    for at, kind, item in events:
+        clock = time.strftime("%H:%M:%S", time.localtime(at))
+        if kind == 0:
+            rows.append((clock, _dash(item[1]), str(item[2]), str(item[3]), ""))
+        else:
+            rows.append((clock, "", "", "", f"{item[1]}: {item[2]}"))
+    if len(rows) == 1:
+        return f"{document['program']}: nothing recorded in that time"
+    return _table(rows)

@@ -31,7 +31,7 @@ from workerd.config.model import (
     LimitsConfig,
     ProgramConfig,
 )
-from workerd.config.schema import AUTOSCALE, DAEMON, LIMITS, PROGRAM
+from workerd.config.schema import AUTOSCALE, DAEMON, LIMITS, PROGRAM, token_problem
 from workerd.config.tables import (
     Invalid,
     Setting,
@@ -165,7 +165,21 @@ def _daemon(raw: Mapping[str, object], base: Path) -> DaemonConfig:
     if length > most:
         raise Invalid(settings["socket"].path, f"too long for a Unix socket ({length} bytes, at most {most})")
     values["socket_gid"] = _gid(settings["socket_group"])
+    if values["console_token_file"] is not None:
+        values["console_token"] = _token_from(values["console_token_file"], settings["console_token_file"].path)
     return DaemonConfig(**values)
+
+
+def _token_from(path: Path, key: str) -> str:
+    """The first line of a token file, held to console_token's own rule."""
+    try:
+        token = path.read_text(encoding="utf-8").split("\n", 1)[0].strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise Invalid(key, f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    problem = token_problem(token)
+    if problem is not None:
+        raise Invalid(key, f"{path}: the token {problem}")
+    return token
 
 
 def _program(name: str, settings: Mapping[str, Setting], base: Path) -> ProgramConfig:

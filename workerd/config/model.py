@@ -52,6 +52,11 @@ class DaemonConfig:
     log_backups: int = _DAEMON["log_backups"]
     #: (host, port) of the /metrics listener; None: off.
     metrics: tuple[str, int] | None = _DAEMON["metrics"]
+    #: (host, port) of the web console; None: off.
+    console: tuple[str, int] | None = _DAEMON["console"]
+    #: console_token, or the first line of console_token_file; None: read-only.
+    console_token: str | None = field(default=_DAEMON["console_token"], repr=False)
+    console_token_file: Path | None = _DAEMON["console_token_file"]
     shutdown_timeout: float = _DAEMON["shutdown_timeout"]
     #: Default: see config.capacity.
     max_processes: int = field(default_factory=default_max_processes)

@@ -76,6 +76,20 @@ def _backoff_max(values: Mapping[str, Any]) -> tuple[str, str] | None:
     return "backoff_max", f"must be >= backoff_initial ({DURATION.show(initial)})"
 
 
+#: A console token shorter than this is refused: it is all that stands before the actions.
+TOKEN_MIN = 16
+
+
+def token_problem(value: str) -> str | None:
+    return None if len(value) >= TOKEN_MIN else f"must be {TOKEN_MIN} characters or more, got {len(value)}"
+
+
+def _one_token(values: Mapping[str, Any]) -> tuple[str, str] | None:
+    if values["console_token"] is not None and values["console_token_file"] is not None:
+        return "console_token_file", "set console_token or console_token_file, not both"
+    return None
+
+
 def _watchdog_needs_notify(values: Mapping[str, Any]) -> tuple[str, str] | None:
     if values["watchdog"] and values["ready"] is not Readiness.NOTIFY:
         return "watchdog", 'needs ready = "notify" (the worker says it is alive on the notify socket)'
@@ -157,6 +171,13 @@ DAEMON = Table(
         Key("log_backups", INT, 5, "Rotated log files kept per program.", bounds=Range(0, 1000)),
         Key("metrics", ENDPOINT, None, 'Prometheus /metrics address, "host:port" (use a loopback '
             "host unless the network is trusted); unset: off."),
+        Key("console", ENDPOINT, None, 'The web console\'s address, "host:port" (a loopback host '
+            "unless the network is trusted; the metrics address serves both); unset: off."),
+        Key("console_token", STRING, None, "Lets the console act (restart, stop, start, scale): "
+            "each action must carry it; unset: the console is read-only. 16 characters or more.",
+            check=token_problem),
+        Key("console_token_file", PATH, None, "`console_token` read from this file's first line, "
+            "which keeps it out of the config."),
         Key("shutdown_timeout", DURATION, 60.0, "Upper bound on a graceful shutdown.",
             bounds=Range(0, DAY)),
         Key("max_processes", INT, None, "Most processes of one program, and of all programs "
@@ -170,6 +191,7 @@ DAEMON = Table(
         Key("sample_interval", DURATION, 1.0, "How often `memory` and `cpu_percent` limits are "
             "checked (one pass over /proc for all workers).", bounds=Range(0.1, HOUR)),
     ),
+    checks=(_one_token,),
 )  # fmt: skip
 
 

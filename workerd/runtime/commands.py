@@ -17,14 +17,18 @@ from workerd.control.server import Handler
 from workerd.runtime.autoscaler import Autoscaler
 from workerd.runtime.notify import NotifySocket
 from workerd.runtime.output import ProgramLog
+from workerd.runtime.program import Program
 from workerd.runtime.sentinel import Sentinel
 from workerd.runtime.service import ServiceManager, status_line
 from workerd.runtime.status import CpuMeter, Snapshot, document, take
 from workerd.runtime.supervisor import CommandError, Supervisor
+from workerd.runtime.timeline import Timeline, history_document
 from workerd.runtime.watcher import LimitWatcher
 
 Reply = dict[str, Any]
 
+#: The requests answered with one reply (`logs` streams).
+REQUESTS = ("status", "history", "start", "stop", "restart", "scale", "signal", "reload", "shutdown")
 #: Chunks of output queued for one `logs -f` client before new ones are dropped.
 FOLLOW_BACKLOG = 1024
 
@@ -32,7 +36,7 @@ FOLLOW_BACKLOG = 1024
 class Commands:
     def __init__(self, supervisor: Supervisor, watcher: LimitWatcher, autoscaler: Autoscaler,
                  now: Callable[[], float], request_shutdown: Callable[[], None], enforcement: str,
-                 sentinel: Sentinel, notify: NotifySocket, service: ServiceManager) -> None:
+                 sentinel: Sentinel, notify: NotifySocket, service: ServiceManager, timeline: Timeline) -> None:
         self._supervisor = supervisor
         self._watcher = watcher
         self._autoscaler = autoscaler
@@ -43,28 +47,36 @@ class Commands:
         self._sentinel = sentinel
         self._notify = notify
         self._service = service
+        self._timeline = timeline
         self._meter = CpuMeter()
 
     def handlers(self) -> dict[str, Handler]:
-        def wrap(fn: Callable[[dict[str, Any]], Any]) -> Handler:
+        def wrap(name: str) -> Handler:
             async def handler(
                 request: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
             ) -> Reply | None:
-                try:
-                    result = fn(request)
-                    if asyncio.iscoroutine(result):
-                        result = await result
-                    return result  # type: ignore[no-any-return]
-                except (CommandError, ValueError) as exc:
-                    return {"ok": False, "error": str(exc)}
+                return await self.call(name, request)
             return handler
 
-        table: dict[str, Handler] = {
-            name: wrap(getattr(self, name))
-            for name in ("status", "start", "stop", "restart", "scale", "signal", "reload", "shutdown")
-        }
+        table: dict[str, Handler] = {name: wrap(name) for name in REQUESTS}
         table["logs"] = self.logs
         return table
+
+    async def call(self, name: str, request: dict[str, Any]) -> Reply:
+        """One request (one of REQUESTS) as the control socket runs it: errors become replies."""
+        try:
+            result = getattr(self, name)(request)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result  # type: ignore[no-any-return]
+        except (CommandError, ValueError) as exc:
+            return {"ok": False, "error": str(exc)}
+
+    def now(self) -> float:
+        return self._now()
+
+    def program(self, name: str) -> Program | None:
+        return self._supervisor.programs.get(name)
 
     def _programs(self, request: dict[str, Any]) -> list[Any]:
         return self._supervisor.select(request.get("programs") or ["all"])
@@ -88,6 +100,16 @@ class Commands:
 
     def status(self, request: dict[str, Any]) -> Reply:
         return {"ok": True, "status": document(self.snapshot(request.get("programs") or []), self._meter)}
+
+    def history(self, request: dict[str, Any]) -> Reply:
+        """The last `since` seconds (default: the hour kept) of one program."""
+        (program,) = self._supervisor.select([str(request.get("program"))])
+        since = request.get("since", 3600)
+        if not isinstance(since, (int, float)) or isinstance(since, bool) or since <= 0:
+            raise ValueError(f"invalid since: {since!r} (seconds > 0)")
+        self._timeline.record()
+        return {"ok": True, "history": history_document(self._timeline.history(program.name), program.name,
+                                                        float(since), self._now())}
 
     def _refuse_during_shutdown(self) -> None:
         """A shutdown stops everything; nothing may start anything behind its back."""

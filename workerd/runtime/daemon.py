@@ -34,10 +34,12 @@ from workerd.runtime.reaper import Reaper
 from workerd.runtime.sentinel import Sentinel
 from workerd.runtime.service import ServiceManager, status_line
 from workerd.runtime.supervisor import CommandError, Supervisor
+from workerd.runtime.timeline import Timeline
 from workerd.runtime.watcher import LimitWatcher
+from workerd.runtime.web import WebError, start_web
 
 if TYPE_CHECKING:
-    from workerd.runtime.metrics import MetricsServer
+    from workerd.runtime.http import HttpServer
 
 log = logging.getLogger("workerd")
 
@@ -93,6 +95,8 @@ class Daemon:
         self._config = config
         self._service = service
         self._service_status: asyncio.TimerHandle | None = None
+        #: True once systemd has READY=1: then STATUS= follows the changes.
+        self._ready = False
         self._clock = clock
         self._cgroup_tree = cgroup_tree
         self._enforcement = enforcement
@@ -101,7 +105,7 @@ class Daemon:
         self._shutdown: asyncio.Task[None] | None = None
         self._sentinel_released = False
         self._sentinel_restart: asyncio.TimerHandle | None = None
-        self._metrics: MetricsServer | None = None
+        self._web: list[HttpServer] = []
         self._done: asyncio.Future[None] | None = None
         self._exit_code = EXIT_OK
 
@@ -130,10 +134,12 @@ class Daemon:
             self._close_sentinel()
             return EXIT_FAILED
         watcher = LimitWatcher(self._supervisor, self._clock)
+        self._timeline = Timeline(self._supervisor, self._clock.now)
+        self._supervisor.changed = lambda: self._changed(loop)
         self._autoscaler = Autoscaler(self._supervisor, ReapedLauncher(loop, reaper, self._sentinel))
         self._commands = Commands(
             self._supervisor, watcher, self._autoscaler, self._clock.now, self.request_shutdown, self._enforcement,
-            self._sentinel, self._notify, self._service,
+            self._sentinel, self._notify, self._service, self._timeline,
         )
         for signo in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signo, self.request_shutdown)
@@ -141,17 +147,15 @@ class Daemon:
         loop.add_signal_handler(signal.SIGUSR1, self._supervisor.reopen_logs)
         self._server = ControlServer(self._sock, self._config.daemon.socket_gid, self._commands.handlers())
         await self._server.start()
-        if self._config.daemon.metrics is not None:
-            try:
-                self._metrics = await self._serve_metrics(self._config.daemon.metrics)
-            except OSError as exc:
-                print(f"workerd: cannot serve metrics on {self._config.daemon.metrics}: {exc.strerror}",
-                      file=sys.stderr)
-                await self._server.close()
-                self._notify.close()
-                self._config.daemon.socket.unlink(missing_ok=True)
-                self._close_sentinel()
-                return EXIT_USAGE
+        try:
+            self._web = await self._serve_web()
+        except WebError as exc:
+            print(f"workerd: {exc}", file=sys.stderr)
+            await self._server.close()
+            self._notify.close()
+            self._config.daemon.socket.unlink(missing_ok=True)
+            self._close_sentinel()
+            return EXIT_USAGE
         self._supervisor.start()
         watcher.update()
         self._autoscaler.update()
@@ -168,10 +172,13 @@ class Daemon:
             return
         self._service.ready(status_line(self._supervisor.programs.values()))
         self._service.start_watchdog(loop)
-        self._supervisor.changed = lambda: self._schedule_service_status(loop)
+        self._ready = True
 
-    def _schedule_service_status(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._service_status is None:
+    def _changed(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Something changed in the supervisor: the timeline takes a point soon, and
+        systemd hears the new STATUS= soon (both debounced)."""
+        self._timeline.changed(loop)
+        if self._ready and self._service_status is None:
             self._service_status = loop.call_later(SERVICE_STATUS_DELAY, self._send_service_status)
 
     def _send_service_status(self) -> None:
@@ -179,14 +186,16 @@ class Daemon:
         if self._shutdown is None:
             self._service.status(status_line(self._supervisor.programs.values()))
 
-    async def _serve_metrics(self, address: tuple[str, int]) -> MetricsServer:
-        from workerd.runtime.metrics import MetricsServer, StatusCollector
-
-        collector = StatusCollector(lambda: self._commands.snapshot([]))
-        server = MetricsServer(collector)
-        await server.start(*address)
-        log.info("metrics on http://%s:%d/metrics", *address)
-        return server
+    async def _serve_web(self) -> list[HttpServer]:
+        daemon = self._config.daemon
+        servers = await start_web(daemon, self._commands, self._timeline,
+                                  lambda: self._supervisor.config.daemon.console_token)
+        if daemon.metrics is not None:
+            log.info("metrics on http://%s:%d/metrics", *daemon.metrics)
+        if daemon.console is not None:
+            log.info("console on http://%s:%d/ (%s)", *daemon.console,
+                     "actions on" if daemon.console_token else "read-only: no console_token")
+        return servers
 
     def request_shutdown(self) -> None:
         """First request: graceful stop of everything; a second one kills at once."""
@@ -231,8 +240,9 @@ class Daemon:
         if not await self._autoscaler.wait_closed(SOURCE_CLOSE_GRACE):
             log.warning("a queue source did not close within %gs", SOURCE_CLOSE_GRACE)
         await self._server.close()
-        if self._metrics is not None:
-            await self._metrics.close()
+        for server in self._web:
+            await server.close()
+        self._timeline.close()
         self._notify.close()
         self._config.daemon.socket.unlink(missing_ok=True)
         if self._service_status is not None:

@@ -1,4 +1,4 @@
-"""Prometheus /metrics, served from the daemon's own loop (no thread).
+"""Prometheus /metrics, served from the daemon's own loop (runtime/http.py, no thread).
 
 A Collector turns a status snapshot (status.py), taken at scrape time, into metric
 families, so the metrics can never disagree with `workerctl status`. prometheus_client is imported
@@ -7,21 +7,15 @@ only when `[daemon] metrics` is set: a daemon without metrics does not pay for i
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import logging
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from workerd.runtime.http import Request, Response, text
 from workerd.runtime.status import CpuMeter, Snapshot
 from workerd.runtime.tally import JOB_BUCKETS
-
-log = logging.getLogger("workerd")
-
-#: Longest a scraper may take to send its request.
-REQUEST_TIMEOUT = 5.0
 
 
 class StatusCollector:
@@ -129,38 +123,15 @@ class StatusCollector:
         yield jobs
 
 
-class MetricsServer:
-    """A minimal HTTP/1.1 server for GET /metrics on the daemon's loop."""
+class MetricsPage:
+    """GET /metrics: the registry rendered at scrape time (served by runtime/http.py)."""
 
     def __init__(self, collector: StatusCollector) -> None:
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(collector)
         ProcessCollector(registry=self._registry)  # the daemon's own CPU, memory, open files
-        self._server: asyncio.base_events.Server | None = None
 
-    async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._serve, host, port)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
-            method, path, *_ = head.split(b"\r\n", 1)[0].split(b" ")
-            if method == b"GET" and path.split(b"?")[0] == b"/metrics":
-                body, status = generate_latest(self._registry), b"200 OK"
-                kind = b"text/plain; version=0.0.4; charset=utf-8"
-            else:
-                body, status, kind = b"not found: try /metrics\n", b"404 Not Found", b"text/plain"
-            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind + b"\r\nContent-Length: "
-                         + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
-            await writer.drain()
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError,
-                ValueError):
-            pass
-        except Exception:  # a bug in a scrape must not take the daemon down
-            log.exception("metrics: scrape failed")
-        finally:
-            writer.close()
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+    async def __call__(self, request: Request) -> Response:
+        if request.method != "GET":
+            return text(405, "GET /metrics")
+        return Response(200, generate_latest(self._registry), "text/plain; version=0.0.4; charset=utf-8")

@@ -224,7 +224,7 @@ class Supervisor:
         programs as they are now (a rolled one is a new generation)."""
         restarted = []
         for program in programs:
-            self.tally.restarted_by_hand(program.name, program.running)
+            self.tally.restarted_by_hand(program.name, program.running, self._clock.now())
             if restart_rolls(rolling, program.config.rolling, program.running, program.enabled):
                 program = self.programs[program.name] = program.successor(program.config, self.config.daemon,
                                                                           rolling=True)
@@ -317,7 +317,7 @@ class Supervisor:
                             [n for n, step in steps if step in (Step.ADD, Step.TAKE_BACK)])
         self.config = new
         changes: list[str] = []
-        for key in ("socket", "socket_mode", "socket_group", "metrics"):
+        for key in ("socket", "socket_mode", "socket_group", "metrics", "console"):
             if getattr(new.daemon, key) != getattr(old_daemon, key):
                 changes.append(f"daemon.{key}: changed; takes effect at the next start")
         for name, step in steps:

@@ -9,6 +9,7 @@ so the memory is bounded whatever the uptime.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from workerd.core.events import Event, Exited, Notified
@@ -47,14 +48,18 @@ class Tally:
     #: By (program, reason): "crash", "failed start", "exit" (status 0, restart = "always"),
     #: a forced stop's cause, "manual" (workerctl restart).
     restarts: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: Told of each restart as it is counted: (program, reason, what happened, when); the
+    #: console's history marks them.
+    on_restart: Callable[[str, str, str, float], None] = field(default=lambda *_: None, repr=False)
 
     def decided(self, program: str, decision: Decision) -> None:
         key = (program, "up" if decision.after > decision.before else "down")
         self.decisions[key] = self.decisions.get(key, 0) + 1
 
-    def restarted_by_hand(self, program: str, processes: int) -> None:
+    def restarted_by_hand(self, program: str, processes: int, now: float) -> None:
         key = (program, "manual")
         self.restarts[key] = self.restarts.get(key, 0) + processes
+        self.on_restart(program, "manual", f"{processes} process(es) restarted by hand", now)
 
     def slot_changed(self, program: str, old: Slot, new: Slot, event: Event, now: float) -> None:
         if new.forced is not None and old.forced is None:
@@ -63,6 +68,8 @@ class Tally:
         reason = _restart_reason(old, event) if new.restarts > old.restarts else None
         if reason is not None:
             self.restarts[(program, reason)] = self.restarts.get((program, reason), 0) + 1
+            what = (old.last_limit if reason == "limit" else new.last_exit) or reason
+            self.on_restart(program, reason, f"{program}[{new.instance}]: {what}", now)
         if isinstance(event, Notified) and old.busy_since is not None and new.busy_since is None:
             self.jobs.setdefault(program, Jobs()).observe(now - old.busy_since)
 

@@ -1,0 +1,48 @@
+"""The real daemon fixture of tests/runtime, and a small HTTP client for the console."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from typing import Any
+
+from tests.runtime.conftest import daemon, pytest_runtest_makereport  # noqa: F401
+
+TOKEN = "console-token-for-tests-0123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Reply:
+    def __init__(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def call(port: int, method: str, path: str, body: Any = None, **headers: str) -> Reply:
+    """One request to the console at 127.0.0.1:PORT; header names as keyword arguments
+    with _ for - (Host defaults to the console's own)."""
+    sent = {"Host": f"127.0.0.1:{port}"}
+    sent.update({name.replace("_", "-"): value for name, value in headers.items()})
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        connection.request(method, path, body=data, headers=sent)
+        response = connection.getresponse()
+        return Reply(response.status, response.read(), {k.lower(): v for k, v in response.getheaders()})
+    finally:
+        connection.close()
+
+
+def act(port: int, program: str, action: str, body: Any = None, token: str = TOKEN, **headers: str) -> Reply:
+    headers = {"Authorization": f"Bearer {token}", "Content_Type": "application/json", **headers}
+    return call(port, "POST", f"/api/programs/{program}/{action}", body if body is not None else {}, **headers)

@@ -1,0 +1,76 @@
+"""Each program's last hour (core.history), kept by the daemon for the console and
+`workerctl history`.
+
+Event-driven and cheap whatever the event rate: a change in the supervisor (a slot's
+state, a queue reading) arms one timer, and when it fires every program gets one point
+(core.history keeps at most one a second). Restarts and limits are marked as the tally
+counts them. Nothing runs while nothing changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from workerd.core.history import MARKS, POINTS, History, Mark, Point
+from workerd.runtime.supervisor import Supervisor
+
+#: How long after a change the points are taken (changes within it share them).
+RECORD_DELAY = 0.5
+
+
+class Timeline:
+    def __init__(self, supervisor: Supervisor, now: Callable[[], float]) -> None:
+        self._supervisor = supervisor
+        self._now = now
+        self.histories: dict[str, History] = {}
+        self._pending: asyncio.TimerHandle | None = None
+        #: Called after each recording (the console's live stream listens).
+        self.recorded: Callable[[], None] = lambda: None
+        supervisor.tally.on_restart = self._marked
+
+    def changed(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._pending is None:
+            self._pending = loop.call_later(RECORD_DELAY, self.record)
+
+    def record(self) -> None:
+        """One point for every program now; a program a reload removed is forgotten."""
+        self.close()
+        now = self._now()
+        programs = self._supervisor.programs
+        for name in self.histories.keys() - programs.keys():
+            del self.histories[name]
+        for name, program in programs.items():
+            scale = program.scale
+            depth = None
+            if scale is not None and scale.last_reading is not None and scale.error is None:
+                depth = scale.last_reading.depth
+            running = sum(g.running for g in program.generations())
+            self.history(name).record(Point(now, depth, program.target, running))
+        self.recorded()
+
+    def history(self, name: str) -> History:
+        return self.histories.setdefault(name, History())
+
+    def _marked(self, program: str, reason: str, what: str, now: float) -> None:
+        self.history(program).mark(Mark(now, "limit" if reason == "limit" else "restart", f"{reason}: {what}"))
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+
+
+def history_document(history: History, name: str, since: float, now: float) -> dict[str, Any]:
+    """The last SINCE seconds of a program, times as Unix seconds (the daemon's clock is
+    monotonic): what `workerctl history --json` prints and the console draws."""
+    offset = time.time() - now
+    start = now - since
+    return {
+        "program": name,
+        "bound": {"points": POINTS, "marks": MARKS},
+        "points": [[round(p.at + offset, 3), p.depth, p.desired, p.running] for p in history.points(start)],
+        "marks": [[round(m.at + offset, 3), m.kind, m.text] for m in history.marks(start)],
+    }

@@ -1,0 +1,44 @@
+"""The daemon's HTTP listeners: /metrics and the console, one server per address (the
+same address serves both). prometheus-client is imported only when /metrics is on."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from workerd.config.model import DaemonConfig
+from workerd.runtime.commands import Commands
+from workerd.runtime.console import Console
+from workerd.runtime.http import HttpServer
+from workerd.runtime.timeline import Timeline
+
+
+class WebError(Exception):
+    """A listener could not start: `cannot serve the console on 127.0.0.1:9809: ...`."""
+
+
+async def start_web(daemon: DaemonConfig, commands: Commands, timeline: Timeline,
+                    token: Callable[[], str | None]) -> list[HttpServer]:
+    servers: dict[tuple[str, int], HttpServer] = {}
+    what: dict[tuple[str, int], list[str]] = {}
+    if daemon.metrics is not None:
+        from workerd.runtime.metrics import MetricsPage, StatusCollector
+
+        server = servers.setdefault(daemon.metrics, HttpServer())
+        server.route("/metrics", MetricsPage(StatusCollector(lambda: commands.snapshot([]))))
+        what.setdefault(daemon.metrics, []).append("metrics")
+    if daemon.console is not None:
+        server = servers.setdefault(daemon.console, HttpServer())
+        server.route("/", Console(commands, timeline, daemon.console, token))
+        what.setdefault(daemon.console, []).append("the console")
+    started: list[HttpServer] = []
+    for address, server in servers.items():
+        try:
+            await server.start(*address)
+        except OSError as exc:
+            for running in started:
+                await running.close()
+            raise WebError(f"cannot serve {' and '.join(what[address])} on {address[0]}:{address[1]}: "
+                           f"{os.strerror(exc.errno) if exc.errno else exc}") from None
+        started.append(server)
+    return started
