@@ -204,13 +204,14 @@ def main(argv: list[str]) -> int:
 
     sys.path.insert(0, str(BENCH))
     from daemons import SUPERVISORD_FAVOURABLE  # needs the venv's psutil
+    import console
     import readers
     import service
     import talking
     from metrics import METRICS as CORE_METRICS
     from metrics import Ctx
 
-    METRICS = CORE_METRICS + talking.METRICS + service.METRICS + readers.METRICS
+    METRICS = CORE_METRICS + talking.METRICS + service.METRICS + readers.METRICS + console.METRICS
 
     if args.list:
         width = max(len(m.name) for m in METRICS)
