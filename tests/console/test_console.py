@@ -94,6 +94,9 @@ def test_actions_need_the_token_the_console_s_own_origin_and_json(daemon) -> Non
     done = act(port, "web-mailer", "restart", Origin=f"http://127.0.0.1:{port}")
     assert done.status == 200 and done.json() == {"ok": True, "message": "requested"}
     d.wait_until(lambda: len(set(d.pids("web-mailer")) - set(pids)) == 2, 10, "two new processes")
+    marks = json.loads(d.ctl("history", "web-mailer", "--json").stdout)["marks"]
+    assert [m[1:] for m in marks] == [["restart", "manual: 2 process(es) restarted by hand"]]
+    assert "restart: manual: 2 process(es) restarted by hand" in d.ctl("history", "web-mailer").stdout
     scaled = act(port, "web-mailer", "scale", {"count": 3})
     assert scaled.json() == {"ok": True, "message": "web-mailer: pinned to 3"}
     d.wait_running("web-mailer", 3)
@@ -178,3 +181,15 @@ def test_token_settings_are_checked_at_load(daemon, tmp_path) -> None:
     assert one_line(check(d).stderr).endswith("set console_token or console_token_file, not both")
     d.write_config(PROGRAMS, console="127.0.0.1:1", console_token_file=str(tmp_path / "missing"))
     assert "cannot read" in one_line(check(d).stderr)
+
+
+def test_a_crash_is_marked_in_the_history_with_its_reason(daemon) -> None:
+    d = daemon("""
+        [programs.crasher]
+        command = "sh -c 'sleep 0.3; exit 3'"
+        start_seconds = "0s"
+        backoff_initial = "0.2s"
+    """)
+    d.wait_until(lambda: json.loads(d.ctl("history", "crasher", "--json").stdout)["marks"], 10, "a restart mark")
+    (mark, *_) = json.loads(d.ctl("history", "crasher", "--json").stdout)["marks"]
+    assert mark[1:] == ["restart", "crash: crasher[0]: exit status 3"]

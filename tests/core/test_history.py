@@ -21,6 +21,14 @@ def test_a_reading_in_the_same_second_replaces_the_newest_point() -> None:
     assert history.points() == [Point(50.9, 7, 1, 1), Point(51.0, 9, 1, 1)]
 
 
+def test_newest_is_the_last_point_recorded_even_after_the_ring_wrapped() -> None:
+    history = History(points=2)
+    assert history.newest() is None
+    for at in (1.0, 2.0, 3.0):
+        history.record(Point(at, int(at), 1, 1))
+    assert history.newest() == Point(3.0, 3, 1, 1)
+
+
 def test_a_program_without_a_depth_keeps_none() -> None:
     history = History()
     history.record(Point(1.0, None, 2, 2))

@@ -72,8 +72,11 @@ class History:
         """The points at or after `since`, oldest first."""
         size = len(self._at)
         order = range(self._next, self._next + size) if size == self._capacity else range(size)
-        return [Point(self._at[i], None if self._depth[i] < 0 else self._depth[i], self._desired[i], self._running[i])
-                for i in (j % self._capacity for j in order) if self._at[i] >= since]
+        return [self._point(i) for i in (j % self._capacity for j in order) if self._at[i] >= since]
+
+    def newest(self) -> Point | None:
+        i = self._newest_index()
+        return None if i is None else self._point(i)
 
     def marks(self, since: float = -math.inf) -> list[Mark]:
         return [m for m in self._marks if m.at >= since]
@@ -85,6 +88,9 @@ class History:
         if not self._at:
             return None
         return (self._next - 1) % self._capacity if len(self._at) == self._capacity else len(self._at) - 1
+
+    def _point(self, i: int) -> Point:
+        return Point(self._at[i], None if self._depth[i] < 0 else self._depth[i], self._desired[i], self._running[i])
 
     def _set(self, i: int, at: float, depth: int, desired: int, running: int) -> None:
         self._at[i], self._depth[i], self._desired[i], self._running[i] = at, depth, desired, running

@@ -25,13 +25,14 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 from workerd.runtime.commands import Commands
 from workerd.runtime.http import Request, Response, text
-from workerd.runtime.timeline import Timeline, history_document
+from workerd.runtime.timeline import Timeline, news_document
 
 log = logging.getLogger("workerd")
 
@@ -109,9 +110,9 @@ class Console:
             return _json(409, {"error": f"{MAX_STREAMS} live streams are open already"})
         queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1)
         queue.put_nowait(self._update(None))
-        self._streams.add(queue)
 
         async def run(writer: asyncio.StreamWriter) -> None:
+            self._streams.add(queue)
             try:
                 while not writer.is_closing():
                     try:
@@ -143,11 +144,10 @@ class Console:
         status = self._commands.status({})["status"]
         points, marks = {}, {}
         for name, history in self._timeline.histories.items():
-            since = 3600.0 if marks_since is None else max(now - marks_since, 0.001)
-            doc = history_document(history, name, since, now)
-            points[name] = doc["points"][-1:]
-            marks[name] = doc["marks"]
-        self._marks_sent = now
+            news = news_document(history, -math.inf if marks_since is None else marks_since, now)
+            points[name], marks[name] = news["points"], news["marks"]
+        if marks_since is not None:
+            self._marks_sent = now
         data = json.dumps({"status": status, "points": points, "marks": marks}, separators=(",", ":"))
         return f"event: update\ndata: {data}\n\n".encode()
 

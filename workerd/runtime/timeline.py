@@ -66,11 +66,28 @@ class Timeline:
 def history_document(history: History, name: str, since: float, now: float) -> dict[str, Any]:
     """The last SINCE seconds of a program, times as Unix seconds (the daemon's clock is
     monotonic): what `workerctl history --json` prints and the console draws."""
-    offset = time.time() - now
-    start = now - since
+    wall = _wall(now)
     return {
         "program": name,
         "bound": {"points": POINTS, "marks": MARKS},
-        "points": [[round(p.at + offset, 3), p.depth, p.desired, p.running] for p in history.points(start)],
-        "marks": [[round(m.at + offset, 3), m.kind, m.text] for m in history.marks(start)],
+        "points": [wall(p) for p in history.points(now - since)],
+        "marks": [wall(m) for m in history.marks(now - since)],
     }
+
+
+def news_document(history: History, marks_since: float, now: float) -> dict[str, Any]:
+    """What the console's stream sends of a program: its newest point, its marks since."""
+    wall = _wall(now)
+    newest = history.newest()
+    return {"points": [] if newest is None else [wall(newest)],
+            "marks": [wall(m) for m in history.marks(marks_since)]}
+
+
+def _wall(now: float) -> Callable[[Point | Mark], list[Any]]:
+    offset = time.time() - now
+
+    def row(item: Point | Mark) -> list[Any]:
+        at = round(item.at + offset, 3)
+        return [at, item.depth, item.desired, item.running] if isinstance(item, Point) else [at, item.kind, item.text]
+
+    return row
