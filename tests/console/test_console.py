@@ -193,3 +193,14 @@ def test_a_crash_is_marked_in_the_history_with_its_reason(daemon) -> None:
     d.wait_until(lambda: json.loads(d.ctl("history", "crasher", "--json").stdout)["marks"], 10, "a restart mark")
     (mark, *_) = json.loads(d.ctl("history", "crasher", "--json").stdout)["marks"]
     assert mark[1:] == ["restart", "crash: crasher[0]: exit status 3"]
+
+
+def test_a_port_alone_is_the_loopback_address(tmp_path) -> None:
+    from workerd.config.load import load
+
+    for value, expected in (("9809", ("127.0.0.1", 9809)), ('":9809"', ("127.0.0.1", 9809)),
+                            ('"9809"', ("127.0.0.1", 9809)), ('"[::1]:9809"', ("::1", 9809)),
+                            ('"0.0.0.0:9809"', ("0.0.0.0", 9809))):
+        config = tmp_path / "w.toml"
+        config.write_text(f'[daemon]\nconsole = {value}\n[programs.w]\ncommand = "sleep 1"\n')
+        assert load(config).daemon.console == expected, value

@@ -181,10 +181,13 @@ def _environment(raw: object) -> Mapping[str, str]:
 
 
 def _endpoint(raw: object) -> tuple[str, int]:
-    """(host, port) from "host:port", an IPv6 host in brackets: "[::1]:9808"."""
+    """(host, port) from "host:port", an IPv6 host in brackets: "[::1]:9808"; a port
+    alone (":9808", "9808" or 9808) is on the loopback address."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
     host, _, port = _text(raw).rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if host and port.isdigit() and 0 < int(port) < 65536:
+    host = host.removeprefix("[").removesuffix("]") or "127.0.0.1"
+    if port.isascii() and port.isdigit() and 0 < int(port) < 65536:
         return host, int(port)
     raise InvalidValue(f'invalid address {toml_repr(raw)} (use "host:port")')
 

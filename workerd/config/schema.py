@@ -171,8 +171,9 @@ DAEMON = Table(
         Key("log_backups", INT, 5, "Rotated log files kept per program.", bounds=Range(0, 1000)),
         Key("metrics", ENDPOINT, None, 'Prometheus /metrics address, "host:port" (use a loopback '
             "host unless the network is trusted); unset: off."),
-        Key("console", ENDPOINT, None, 'The web console\'s address, "host:port" (a loopback host '
-            "unless the network is trusted; the metrics address serves both); unset: off."),
+        Key("console", ENDPOINT, None, 'The web console\'s address, "host:port", or a port alone '
+            "for the loopback address (another host only where the network is trusted; the metrics "
+            "address serves both); unset: off."),
         Key("console_token", STRING, None, "Lets the console act (restart, stop, start, scale): "
             "each action must carry it; unset: the console is read-only. 16 characters or more.",
             check=token_problem),
