@@ -185,7 +185,7 @@ def _program(section: IniSection, name: str, group: str | None, draft: Draft,
     for key in NOT_SUPPORTED:
         if key in values:
             program.note(f"{key} = {values[key]}: not supported")
-    for key in values.keys() - PROGRAM_KEYS:
+    for key in sorted(values.keys() - PROGRAM_KEYS):
         program.note(f"unknown key kept as it was: {key} = {values[key]}")
     return program, _logs(section, program, get_single)
 
