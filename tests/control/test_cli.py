@@ -13,7 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from tests.runtime.conftest import WORKERCTL, Daemon
-from workerd.cli import ctl_commands, workerd
+from workerd.cli import ctl_commands
+from workerd.cli import workerd_commands as workerd
+from workerd.cli.workerd import plain_start
 from workerd.cli.workerctl import plain_status
 
 
@@ -133,6 +135,31 @@ def test_workerctl_status_imports_neither_click_nor_daemon_code() -> None:
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded == ["workerd", "workerd.cli", "workerd.cli.talk", "workerd.cli.workerctl", "workerd.control",
                       "workerd.control.client", "workerd.control.protocol"], loaded
+
+
+def test_workerd_start_does_not_keep_click_in_the_daemon(tmp_path) -> None:
+    """`workerd start -c FILE` is parsed by hand: click would stay resident in the daemon."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[programs.w]\n")
+    probe = ("import json, sys\n"
+             f"sys.argv = ['workerd', 'start', '-c', {str(bad)!r}]\n"
+             "from workerd.cli.workerd import main\n"
+             "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
+             "print(json.dumps([code, 'click' in sys.modules]))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=20)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [2, False], result.stderr
+    assert result.stderr == f"workerd: {bad}: programs.w: missing required key 'command'\n"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["start", "-c", "w.toml"], ("w.toml", False)),
+    (["start", "--config=w.toml", "-v"], ("w.toml", True)),
+    (["start", "--verbose", "--config", "w.toml"], ("w.toml", True)),
+    (["start"], None), (["start", "-c"], None), (["start", "-c", "-v"], None), (["start", "-c", "a", "-c", "b"], None),
+    (["start", "-c", "w.toml", "--help"], None), (["check", "-c", "w.toml"], None), ([], None),
+])
+def test_plain_start_forms(argv: list[str], expected: tuple[str, bool] | None) -> None:
+    assert plain_start(argv) == expected
 
 
 @pytest.mark.parametrize("argv, expected", [

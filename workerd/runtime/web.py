@@ -1,16 +1,20 @@
 """The daemon's HTTP listeners: /metrics and the console, one server per address (the
-same address serves both). prometheus-client is imported only when /metrics is on."""
+same address serves both). Each is imported only when it is on: a daemon without them
+does not pay for prometheus-client, the HTTP server or the console."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 
+from typing import TYPE_CHECKING
+
 from workerd.config.model import DaemonConfig
-from workerd.runtime.commands import Commands
-from workerd.runtime.console import Console
-from workerd.runtime.http import HttpServer
-from workerd.runtime.timeline import Timeline
+
+if TYPE_CHECKING:
+    from workerd.runtime.commands import Commands
+    from workerd.runtime.http import HttpServer
+    from workerd.runtime.timeline import Timeline
 
 
 class WebError(Exception):
@@ -19,6 +23,10 @@ class WebError(Exception):
 
 async def start_web(daemon: DaemonConfig, commands: Commands, timeline: Timeline,
                     token: Callable[[], str | None]) -> list[HttpServer]:
+    if daemon.metrics is None and daemon.console is None:
+        return []
+    from workerd.runtime.http import HttpServer
+
     servers: dict[tuple[str, int], HttpServer] = {}
     what: dict[tuple[str, int], list[str]] = {}
     if daemon.metrics is not None:
@@ -28,6 +36,8 @@ async def start_web(daemon: DaemonConfig, commands: Commands, timeline: Timeline
         server.route("/metrics", MetricsPage(StatusCollector(lambda: commands.snapshot([]))))
         what.setdefault(daemon.metrics, []).append("metrics")
     if daemon.console is not None:
+        from workerd.runtime.console import Console
+
         server = servers.setdefault(daemon.console, HttpServer())
         server.route("/", Console(commands, timeline, daemon.console, token))
         what.setdefault(daemon.console, []).append("the console")
