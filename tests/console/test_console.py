@@ -204,3 +204,25 @@ def test_a_port_alone_is_the_loopback_address(tmp_path) -> None:
         config = tmp_path / "w.toml"
         config.write_text(f'[daemon]\nconsole = {value}\n[programs.w]\ncommand = "sleep 1"\n')
         assert load(config).daemon.console == expected, value
+
+
+def test_a_limit_restart_is_marked_as_a_limit_with_its_message(daemon) -> None:
+    from tests.runtime.test_limits import SAMPLE, hog, replaced
+
+    d = daemon(start=False)
+    d.write_config(f"""
+        [programs.hog]
+        command = "{hog(d, delay=1.0, step=16, cap=512)}"
+        start_seconds = "0.2s"
+        stop_timeout = "2s"
+        backoff_initial = "5s"
+
+        [programs.hog.limits]
+        memory = "64MiB"
+    """, sample_interval=SAMPLE)
+    d.start()
+    (old,) = d.wait_running("hog", 1)
+    replaced(d, "hog", old, 10, "the hog restarted for its memory limit")
+    (mark, *_) = json.loads(d.ctl("history", "hog", "--json").stdout)["marks"]
+    assert mark[1] == "limit" and mark[2].startswith("limit: hog[0]: memory "), mark
+    assert mark[2].endswith(" > 64 MiB"), mark
