@@ -75,6 +75,17 @@ def test_a_script_with_spaces_runs_with_bash_c_as_pm2_does(tmp_path: Path) -> No
     assert imported(ecosystem, "pm2").config.programs["q"].command == ("bash", "-c", "rq worker high")
 
 
+def test_a_node_app_with_instances_was_in_cluster_mode_and_that_is_said(tmp_path: Path) -> None:
+    ecosystem = write(tmp_path / "ecosystem.json", json.dumps({"apps": [
+        {"name": "api", "script": "api.js", "instances": 2},
+        {"name": "forked", "script": "api.js", "instances": 2, "exec_mode": "fork"},
+    ]}))
+    result = imported(ecosystem, "pm2")
+    assert "exec_mode cluster: PM2's node cluster shared one port" in result.comments_of("programs.api")
+    assert "exec_mode cluster" not in result.comments_of("programs.forked")
+    assert result.config.programs["api"].processes == result.config.programs["forked"].processes == 2
+
+
 def test_yaml(tmp_path: Path) -> None:
     ecosystem = write(tmp_path / "ecosystem.yaml", """
         apps:

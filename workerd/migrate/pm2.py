@@ -116,8 +116,9 @@ def _app(app: Mapping[str, Any], index: int, path: Path, env_name: str | None, d
     if "cwd" not in app:
         program.note("no cwd: PM2 used the directory `pm2 start` ran in; this is the ecosystem file's")
     program.set("directory", str(cwd))
-    program.set("command", _command(app, script, cwd, program, at))
-    _count(app, program, at)
+    command = _command(app, script, cwd, program, at)
+    program.set("command", command)
+    _count(app, program, at, node=Path(command[0]).name in ("node", "bun"))
     environment = _environment(app, env_name)
     program.environment.update(environment)
     instance_var = str(app.get("instance_var") or "NODE_APP_INSTANCE")
@@ -160,7 +161,9 @@ def _command(app: Mapping[str, Any], script: str, cwd: Path, program: ProgramDra
     return [str(interpreter), *interpreter_args, str(target), *args]
 
 
-def _count(app: Mapping[str, Any], program: ProgramDraft, at: str) -> None:
+def _count(app: Mapping[str, Any], program: ProgramDraft, at: str, node: bool) -> None:
+    """instances -> processes. PM2 runs a node app with `instances` in cluster mode unless
+    exec_mode says otherwise."""
     instances = app.get("instances", 1)
     cores = len(os.sched_getaffinity(0))
     if instances == "max" or instances == 0:
@@ -171,7 +174,8 @@ def _count(app: Mapping[str, Any], program: ProgramDraft, at: str) -> None:
         count, note = instances, []
     else:
         raise MigrationError(f"{at}: instances = {instances!r}: expected a number or \"max\"")
-    if str(app.get("exec_mode", "")).startswith("cluster"):
+    mode = str(app.get("exec_mode") or ("cluster" if node and "instances" in app else "fork"))
+    if mode.startswith("cluster"):
         note.append("exec_mode cluster: PM2's node cluster shared one port among the processes; workerd runs "
                     "separate processes (a server among them needs SO_REUSEPORT or a port each: {instance+N})")
     if count != 1 or note:
