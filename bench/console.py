@@ -15,21 +15,17 @@ import time
 import tracemalloc
 
 import psutil
-from daemons import Program
-from metrics import (
+from autoscaling import (
     AUTOSCALE_INTERVAL,
     POLL_PROGRAMS,
     SQLITE_QUERY,
-    BenchError,
-    Ctx,
-    Metric,
-    Row,
-    _autoscale_keys,
-    _autoscale_ready,
-    _sqlite_db,
-    cpu_delta,
-    cpu_map,
+    autoscale_keys,
+    autoscale_ready,
+    sqlite_db,
 )
+from daemons import Program
+from harness import Ctx, Metric, Row, cpu_delta, cpu_map
+from procs import BenchError
 
 from workerd.core.history import POINTS, History, Mark, Point
 
@@ -45,16 +41,16 @@ def m_console(ctx: Ctx, kind: str) -> dict[str, float | None]:
         raise BenchError("chromium is not installed (apt-get install chromium)")
     seconds = 10.0 if ctx.quick else 30.0
     db = ctx.tmp / "console.db"
-    _sqlite_db(db)
+    sqlite_db(db)
     source = (("source", '"sqlite"'), ("path", json.dumps(str(db))), ("query", json.dumps(SQLITE_QUERY)))
     names = [f"c{i:02d}" for i in range(POLL_PROGRAMS)]
     port = _free_port()
-    d = ctx.new_daemon(kind, [Program(n, f"/bin/sh {ctx.scripts['sleep']}", autoscale=_autoscale_keys(source))
+    d = ctx.new_daemon(kind, [Program(n, f"/bin/sh {ctx.scripts['sleep']}", autoscale=autoscale_keys(source))
                               for n in names], {"console": json.dumps(f"127.0.0.1:{port}")})
     tab = None
     try:
         d.start()
-        _autoscale_ready(d, names)
+        autoscale_ready(d, names)
         time.sleep(2.0)
         idle = _cpu_pct(d.pid, seconds)
         tab = subprocess.Popen([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",

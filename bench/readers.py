@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import psutil
 from daemons import Program
-from metrics import N_WORKERS, Ctx, Metric, Row, count_workers
+from harness import N_WORKERS, Ctx, Metric, Row, count_workers
 from procs import wait_for
 
 from workerd.runtime.procstat import open_files, processes, tree_usage, trees_pss

@@ -203,15 +203,20 @@ def main(argv: list[str]) -> int:
         os.execv(str(VENV_PY), [str(VENV_PY), str(Path(__file__).resolve()), *argv])
 
     sys.path.insert(0, str(BENCH))
-    from daemons import SUPERVISORD_FAVOURABLE  # needs the venv's psutil
+    import autoscaling
     import console
+    import limits
+    import load
+    import metrics
+    import polling
     import readers
     import service
     import talking
-    from metrics import METRICS as CORE_METRICS
-    from metrics import Ctx
+    from daemons import SUPERVISORD_FAVOURABLE  # needs the venv's psutil
+    from harness import Ctx
 
-    METRICS = CORE_METRICS + talking.METRICS + service.METRICS + readers.METRICS + console.METRICS
+    METRICS = [m for module in (metrics, load, limits, autoscaling, polling, talking, service, readers, console)
+               for m in module.METRICS]
 
     if args.list:
         width = max(len(m.name) for m in METRICS)

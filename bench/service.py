@@ -7,7 +7,7 @@ import socket
 import time
 
 from daemons import Program
-from metrics import N_WORKERS, Ctx, Metric, Row, count_workers, cpu_delta, cpu_map
+from harness import N_WORKERS, Ctx, Metric, Row, count_workers, cpu_delta, cpu_map
 from procs import wait_for
 
 #: The watchdog period asked of the daemon: a ping every half of it, far more often

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from daemons import Daemon, Program
-from metrics import N_WORKERS, Ctx, Metric, Row, cpu_delta, cpu_map
+from harness import N_WORKERS, Ctx, Metric, Row, cpu_delta, cpu_map
 from procs import BenchError, wait_for
 
 WORKERD_ONLY = "workerd only: supervisord has no notify socket (no equivalent), so its column is —"
