@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 from typing import Any
 
 from tests.runtime.conftest import daemon, pytest_runtest_makereport  # noqa: F401
+from tests.runtime.test_metrics import free_port  # noqa: F401 (the tests import it from here)
 
 TOKEN = "console-token-for-tests-0123"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Reply:
