@@ -222,7 +222,18 @@ def test_an_integer_too_big_for_a_float_is_one_line(error: Error, key: str) -> N
 def test_log_backups_is_bounded(error: Error) -> None:
     """Rotation renames every backup in turn: a billion of them would hang the daemon."""
     assert error("[daemon]\nlog_backups = 1000000000\n") == (
-        "workers.toml: daemon.log_backups: must be between 0 and 1000, got 1000000000"
+        "workers.toml: daemon.log_backups: must be between 0 and 100, got 1000000000"
+    )
+
+
+def test_a_tiny_log_max_bytes_with_many_backups_is_refused(error: Error) -> None:
+    """`log_max_bytes = "1B"` with 1000 backups rotated (1000 renames) on every line
+    and spun a core: a rotation is at least 64 KiB of output away, at most 100 renames."""
+    assert error('[daemon]\nlog_max_bytes = "1B"\n') == (
+        'workers.toml: daemon.log_max_bytes: must be >= "64KiB", got "1B"'
+    )
+    assert error("[daemon]\nlog_backups = 1000\n") == (
+        "workers.toml: daemon.log_backups: must be between 0 and 100, got 1000"
     )
 
 

@@ -50,7 +50,7 @@ def test_file_name_is_shown_as_given(workdir: Path) -> None:
     (workdir / "workers.toml").write_text("[daemon]\nlog_backups = -1\n")
     with pytest.raises(ConfigError) as caught:
         load(workdir / "workers.toml")
-    assert str(caught.value) == f"{workdir}/workers.toml: daemon.log_backups: must be between 0 and 1000, got -1"
+    assert str(caught.value) == f"{workdir}/workers.toml: daemon.log_backups: must be between 0 and 100, got -1"
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ def test_bad_values(error: Error, line: str, message: str) -> None:
             "log_max_bytes = '10k'",
             f"log_max_bytes: invalid size '10k' {SIZE_HINT}",
         ),
-        ("log_max_bytes = 0", 'log_max_bytes: must be >= "1B", got 0'),
+        ("log_max_bytes = 0", 'log_max_bytes: must be >= "64KiB", got 0'),
         ("max_load = -1", "max_load: must be >= 0, got -1"),
         (
             "socket_mode = 660",

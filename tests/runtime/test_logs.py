@@ -125,25 +125,25 @@ def test_sigusr1_reopens_the_log_file(daemon, tmp_path):
 def test_the_log_is_rotated_by_size_keeping_log_backups_files(daemon, tmp_path):
     d = daemon("""
         [programs.w]
-        command = "sh -c 'for i in $(seq 0 19); do seq $((i * 1000 + 1)) $((i * 1000 + 1000)); sleep 0.02; done; exec sleep 1000'"
+        command = "sh -c 'for i in $(seq 0 19); do seq $((i * 5000 + 1)) $((i * 5000 + 5000)); sleep 0.02; done; exec sleep 1000'"
         start_seconds = "0s"
-    """, log_dir=str(tmp_path / "logs"), log_max_bytes="10KB", log_backups=3)
+    """, log_dir=str(tmp_path / "logs"), log_max_bytes="64KiB", log_backups=3)
     logs = tmp_path / "logs"
-    d.wait_until(lambda: "20000" in read(logs / "w.log").split() or "20000" in read(logs / "w.log.1").split(),
-                 10, "all 20000 lines written")
+    d.wait_until(lambda: "100000" in read(logs / "w.log").split() or "100000" in read(logs / "w.log.1").split(),
+                 10, "all 100000 lines written")
     assert (logs / "w.log.1").exists()
     assert (logs / "w.log.3").exists()
     assert not (logs / "w.log.4").exists(), sorted(os.listdir(logs))
     for name in ("w.log.1", "w.log.2", "w.log.3"):
         size = (logs / name).stat().st_size
-        assert size >= 10_000, f"{name} rotated before reaching log_max_bytes ({size} bytes)"
-        assert size < 10_000 + 64 * 1024, f"{name} is {size} bytes with log_max_bytes = 10KB"
+        assert size >= 64 * 1024, f"{name} rotated before reaching log_max_bytes ({size} bytes)"
+        assert size < 2 * 64 * 1024, f"{name} is {size} bytes with log_max_bytes = 64KiB"
     # Oldest to newest, the kept files hold an unbroken tail of the output.
     text = "".join(read(logs / name) for name in ("w.log.3", "w.log.2", "w.log.1", "w.log"))
     numbers = [int(x) for x in text.split()]
-    assert numbers == list(range(numbers[0], 20001))
+    assert numbers == list(range(numbers[0], 100001))
     tail = d.ctl("logs", "w", "-n", "3")
-    assert tail.stdout.splitlines() == ["19998", "19999", "20000"]
+    assert tail.stdout.splitlines() == ["99998", "99999", "100000"]
 
 
 def test_logs_follow_streams_new_output(daemon, tmp_path):
@@ -304,9 +304,9 @@ def test_a_failed_reopen_keeps_the_old_file_until_one_succeeds(daemon, tmp_path)
 def test_a_rotation_that_cannot_open_the_new_file_keeps_writing_to_the_old_one(daemon, tmp_path):
     d = daemon("""
         [programs.w]
-        command = "sh -c 'i=0; while :; do i=$((i+1)); echo line $i; sleep 0.002; done'"
+        command = "sh -c 'i=0; while :; do i=$((i+1)); echo line $i; [ $((i % 100)) != 0 ] || sleep 0.01; done'"
         start_seconds = "0s"
-    """, log_dir="logs", log_max_bytes="2KB", log_backups=2)
+    """, log_dir="logs", log_max_bytes="64KiB", log_backups=2)
     logs, old = tmp_path / "logs", tmp_path / "logs.old"
     d.wait_until(lambda: (logs / "w.log.1").exists(), 5, "a first rotation")
     os.rename(logs, old)

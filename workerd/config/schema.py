@@ -97,6 +97,10 @@ def _watchdog_needs_notify(values: Mapping[str, Any]) -> tuple[str, str] | None:
 
 
 MiB = 1024 * 1024
+#: A rotation renames every backup: it must stay rare (a whole 64 KiB of output away)
+#: and cheap (at most 100 renames), or a chatty program spins the daemon.
+LOG_MAX_BYTES_MIN = 64 * 1024
+LOG_BACKUPS_MAX = 100
 HOUR = 3600.0
 DAY = 24 * HOUR
 YEAR = 365 * DAY
@@ -166,9 +170,9 @@ DAEMON = Table(
         Key("socket_group", STRING, None, "Group owning the socket; must exist."),
         Key("log_dir", PATH, None, "Worker output goes to `<log_dir>/<program>.log`; unset: to "
             'the daemon\'s stderr, each line prefixed "program[instance]: ".'),
-        Key("log_max_bytes", SIZE, 50 * MiB, "A program's log file is rotated at this size.",
-            bounds=Range(1)),
-        Key("log_backups", INT, 5, "Rotated log files kept per program.", bounds=Range(0, 1000)),
+        Key("log_max_bytes", SIZE, 50 * MiB, "A program's log file is rotated at this size (at least "
+            "64 KiB: each rotation renames every backup).", bounds=Range(LOG_MAX_BYTES_MIN)),
+        Key("log_backups", INT, 5, "Rotated log files kept per program.", bounds=Range(0, LOG_BACKUPS_MAX)),
         Key("metrics", ENDPOINT, None, 'Prometheus /metrics address, "host:port" (use a loopback '
             "host unless the network is trusted); unset: off."),
         Key("console", ENDPOINT, None, 'The web console\'s address, "host:port", or a port alone '
