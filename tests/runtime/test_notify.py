@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import shutil
 import socket
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.runtime.conftest import PYTHON, alive, gone, read_pids
 from tests.runtime.test_metrics import free_port, scrape
@@ -104,6 +108,24 @@ def test_a_worker_that_stops_pinging_is_restarted_for_the_watchdog(daemon, tmp_p
     assert 'workerd_forced_stops_total{cause="watchdog",program="w"} 1.0' in scrape(port)
 
 
+def test_a_stalled_daemon_reads_the_pings_it_missed_before_judging_the_watchdog(daemon, tmp_path):
+    """SIGSTOP the daemon past the watchdog: on SIGCONT the expired deadline and the pings
+    sent meanwhile are both due, and the pings (already in the socket) count first."""
+    d = daemon(start=False)
+    d.write_config(notify_program(d, tmp_path, "pings 100000", 'watchdog = "1s"'))
+    d.start()
+    (pid,) = d.wait_running("w", 1)
+    os.kill(d.pid, signal.SIGSTOP)
+    try:
+        time.sleep(3)
+    finally:
+        os.kill(d.pid, signal.SIGCONT)
+    time.sleep(1.5)  # past the watchdog again: a healthy worker is still pinging
+    (proc,) = d.processes("w", None)
+    assert (proc["pid"], proc["state"], proc["restarts"]) == (pid, "running", 0), d.stderr_text()
+    assert "watchdog" not in d.stderr_text()
+
+
 def test_scale_down_stops_idle_workers_before_busy_ones(daemon, tmp_path):
     d = daemon(start=False)
     d.write_config(notify_program(d, tmp_path, "busy 0,2,4", processes=5))
@@ -153,3 +175,70 @@ def test_foreign_and_oversized_datagrams_are_dropped_and_counted(daemon, tmp_pat
     assert notify["dropped"] == {"foreign": 1, "oversized": 1}, json.dumps(notify)
     assert d.running()
     assert os.stat(path).st_mode & 0o777 == 0o666
+
+
+#: Sends READY=1, then BARRIER=1 with the write end of a pipe (as sd_notify_barrier(3)
+#: does), and records whether the daemon closed it: the read end then sees POLLHUP.
+BARRIER_WORKER = r"""
+import os, select, socket, sys
+path, d = os.environ["NOTIFY_SOCKET"], os.environ["D"]
+with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+    s.sendto(b"READY=1", path)
+    r, w = os.pipe()
+    s.sendmsg([b"BARRIER=1"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, w.to_bytes(4, sys.byteorder))], 0, path)
+    os.close(w)
+    poller = select.poll()
+    poller.register(r, select.POLLHUP)
+    answered = bool(poller.poll(5000))
+with open(os.path.join(d, "barrier"), "w") as f:
+    f.write("answered" if answered else "no answer")
+os.execvp("sleep", ["sleep", "1000"])
+"""
+
+
+def barrier_program(command: str, tmp_path: Path) -> str:
+    return f"""
+        [programs.w]
+        command = "{command}"
+        ready = "notify"
+        start_timeout = "5s"
+        stop_timeout = "2s"
+        environment = {{ D = "{tmp_path}" }}
+    """
+
+
+def assert_barrier_answered_quietly(d, tmp_path: Path) -> None:
+    d.wait_running("w", 1)
+    answer = d.wait_until(lambda: (tmp_path / "barrier").exists() and (tmp_path / "barrier").read_text().strip(), 10,
+                          "the worker's barrier answered or timed out")
+    assert answer == "answered", "the daemon kept the barrier's descriptor open"
+    notify = d.status()["daemon"]["notify"]
+    assert notify["dropped"] == {}, json.dumps(notify)
+    assert "dropping" not in d.stderr_text()
+
+
+def test_a_barrier_is_answered_by_closing_its_descriptor(daemon, tmp_path):
+    script = tmp_path / "barrier.py"
+    script.write_text(BARRIER_WORKER)
+    d = daemon(barrier_program(f"{PYTHON} {script}", tmp_path))
+    assert_barrier_answered_quietly(d, tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("systemd-notify") is None, reason="no systemd-notify binary")
+def test_systemd_notify_ready_is_understood_barrier_and_all(daemon, tmp_path):
+    """`systemd-notify --ready` sends READY=1, then BARRIER=1 with a descriptor, and waits
+    (up to 5 s) for it to be closed; it fails if it never is."""
+    d = daemon(start=False)
+    worker = d.script("notify.sh", """
+        systemd-notify --ready --status=warm
+        echo $? > "$D/rc"
+        if [ "$(cat "$D/rc")" = 0 ]; then echo answered > "$D/barrier"; else echo "no answer" > "$D/barrier"; fi
+        exec sleep 1000
+    """)
+    d.write_config(barrier_program(worker, tmp_path))
+    t0 = time.monotonic()
+    d.start()
+    assert_barrier_answered_quietly(d, tmp_path)
+    assert time.monotonic() - t0 < 4, "systemd-notify waited for its barrier"
+    (proc,) = d.processes("w")
+    assert proc["status_text"] == "warm"

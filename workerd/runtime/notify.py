@@ -8,7 +8,9 @@ is attributed to the worker whose session the sender is in; that is what protect
 socket, which is world-writable like systemd's own, so workers running as other users
 can write to it. A datagram from any other process, malformed, oversized or passing
 descriptors is dropped and counted, never fatal and never logged one by one (the
-first drop of each kind is logged once).
+first drop of each kind is logged once). The one descriptor the protocol passes is
+BARRIER=1's (sd_notify_barrier(3), which `systemd-notify` sends by default): closing it,
+as every passed descriptor is closed, is the answer the sender waits for.
 
 Read on the loop when readable, at most BATCH datagrams per wakeup, so a flood cannot
 starve the rest of the daemon; no thread, no polling.
@@ -45,6 +47,8 @@ _SO_RCVBUFFORCE = 33
 _MAX_FDS = 16
 _ANCILLARY = socket.CMSG_SPACE(_UCRED.size) + socket.CMSG_SPACE(_MAX_FDS * 4)
 _FLAG_VALUES = {"1": True, "0": False}
+#: A barrier: its descriptor, closed on arrival, is the whole answer.
+BARRIER = b"BARRIER=1"
 
 
 class Malformed(ValueError):
@@ -134,6 +138,8 @@ class NotifySocket:
                 fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
                 for fd in fds:
                     os.close(fd)  # FDSTORE= is not supported: never keep what was passed
+        if data == BARRIER and not flags & socket.MSG_CTRUNC:
+            return None  # answered: its descriptor is closed; nothing else to say
         if passed_fds or flags & socket.MSG_CTRUNC:
             return self._drop("descriptors")
         if len(data) > MAX_DATAGRAM or flags & socket.MSG_TRUNC:
