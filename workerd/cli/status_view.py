@@ -38,6 +38,8 @@ def render_status(data: dict[str, Any]) -> str:
             notes.append(f"{how}; {handover['old']} old process(es) kept until new ones run")
             if handover["held"]:
                 notes.append(f"held: {handover['held']}")
+        if program.get("log_lines_dropped"):
+            notes.append(f"{program['log_lines_dropped']} log line(s) dropped: the log could not be written")
         notes += [_worker_note(p) for p in program["processes"] if _worker_note(p)]
         notes += [f"{p['instance']}: {p['state']}: {p['reason']}" for p in program["processes"] if p["reason"]]
         notes += [f"{p['instance']}: last limit: {p['last_limit']}" for p in program["processes"]

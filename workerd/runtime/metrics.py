@@ -51,9 +51,12 @@ class StatusCollector:
                                     "How long the source has been failing (0: it answers).", labels=["program"])
         busy = GaugeMetricFamily("workerd_process_busy", "1 while the worker reports a job (BUSY=1).",
                                  labels=["program", "instance"])
+        log_dropped = CounterMetricFamily("workerd_log_lines_dropped", "Output lines dropped because the "
+                                          "program's log could not be written (a full disk).", labels=["program"])
         for program in snapshot.programs:
             name = program.name
             desired.add_metric([name], program.desired)
+            log_dropped.add_metric([name], program.log_lines_dropped)
             running.add_metric([name], program.running)
             for p in program.processes:
                 if p.outgoing:
@@ -78,7 +81,8 @@ class StatusCollector:
                 failing.add_metric([name], auto["error_for"] or 0)
                 if auto["dead_letters"] is not None:
                     dead.add_metric([name], auto["dead_letters"])
-        yield from (desired, running, state, restarts, rss, pss, cpu, busy, depth, age, wanted, failing, dead)
+        yield from (desired, running, state, restarts, rss, pss, cpu, busy, depth, age, wanted, failing, dead,
+                    log_dropped)
         sentinel = snapshot.daemon["sentinel"]
         yield GaugeMetricFamily("workerd_sentinel_up", "1 while the sentinel runs (it kills the workers' "
                                 "children if the daemon dies).", value=int(sentinel["pid"] is not None))

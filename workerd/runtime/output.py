@@ -6,6 +6,12 @@ so a worker that floods its output is slowed by the full pipe instead of growing
 daemon's memory. Only whole lines are written, so the instances of a program can
 share one log file without cutting each other's lines; a partial line is held until
 its newline arrives, the worker exits, or it passes MAX_LINE.
+
+A write that fails (a full disk: ENOSPC; EIO, EFBIG) drops whole lines and counts them.
+If it got only part of a line out, that part is cut off the file again (ftruncate: the
+log file is this daemon's alone), so the file ends with a whole
+line and the next write starts a line of its own; where it cannot be cut (stderr, an
+append-only file), the next write that succeeds ends it with a newline first.
 """
 
 from __future__ import annotations
@@ -53,7 +59,12 @@ class ProgramLog:
         self._recent: collections.deque[bytes] = collections.deque()
         self._recent_size = 0
         self.followers: set[Follower] = set()
-        self._write_error: str | None = None
+        #: Lines dropped because they could not be written (status, /metrics).
+        self.dropped_lines = 0
+        #: The lines dropped in the current run of failed writes (None: writing works).
+        self._dropping: int | None = None
+        #: The last write left part of a line at the end of the output.
+        self._torn = False
         self._rotate_error: str | None = None
         if self.path is not None:
             self._switch_file()
@@ -84,17 +95,12 @@ class ProgramLog:
             prefix = f"{self.program}[{instance}]: ".encode()
             data = b"".join(chunks)
             data = prefix + data[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
-            _write_all(2, [data])
-            self._remember(data)
             chunks = [data]
+            if not self._append(2, chunks):
+                return
+            self._remember(data)
         else:
-            try:
-                self._size += _write_all(self._fd, chunks)
-                self._write_error = None
-            except OSError as exc:
-                if self._write_error != exc.strerror:
-                    self._write_error = exc.strerror
-                    log.error("%s: cannot write %s: %s; output is dropped", self.program, self.path, exc.strerror)
+            if not self._append(self._fd, chunks):
                 return
             if self._max_bytes and self._size >= self._max_bytes:
                 self._rotate()
@@ -102,6 +108,39 @@ class ProgramLog:
             data = b"".join(chunks)
             for follower in list(self.followers):
                 follower(data)
+
+    def _append(self, fd: int, chunks: list[bytes | memoryview]) -> bool:
+        """Write whole lines to fd; False when they were dropped. Logged once when
+        writing stops and once when it works again, not once per write."""
+        lead: list[bytes | memoryview] = [b"\n"] if self._torn else []
+        written, error = _write_out(fd, lead + chunks if lead else chunks)
+        if error is None:
+            self._size += written
+            self._torn = False
+            if self._dropping is not None:
+                log.warning("%s: writing %s again; %d line(s) dropped meanwhile",
+                            self.program, self.where, self._dropping)
+                self._dropping = None
+            return True
+        self._torn = self._torn and not written
+        data = b"".join(chunks)
+        done = max(written - len(lead), 0)
+        kept = data.rfind(b"\n", 0, done) + 1
+        lost = data.count(b"\n", kept)
+        self._size += len(lead) + kept if written else 0
+        if done > kept and not (fd != 2 and _cut(fd, done - kept)):
+            self._torn = True
+        self.dropped_lines += lost
+        if self._dropping is None:
+            self._dropping = 0
+            log.error("%s: cannot write %s: %s; dropping output lines until it can",
+                      self.program, self.where, error.strerror)
+        self._dropping += lost
+        return False
+
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path is not None else "stderr"
 
     def _remember(self, data: bytes) -> None:
         self._recent.append(data)
@@ -218,15 +257,32 @@ def _read_tail(path: Path, lines: int) -> bytes:
         return b""
 
 
-def _write_all(fd: int, chunks: list[bytes | memoryview]) -> int:
-    """writev until every byte is out; returns the byte count."""
+def _write_out(fd: int, chunks: list[bytes | memoryview]) -> tuple[int, OSError | None]:
+    """writev until every byte is out or a write fails; returns the bytes written and
+    the failure, if any."""
     total = sum(len(c) for c in chunks)
-    written = os.writev(fd, chunks)
-    if written < total:  # rare (a signal, a full disk): finish the rest plainly
+    try:
+        written = os.writev(fd, chunks)
+    except OSError as exc:
+        return 0, exc
+    if written < total:  # rare (a signal, a disk filling up): try the rest plainly
         rest = memoryview(b"".join(chunks))[written:]
         while rest:
-            rest = rest[os.write(fd, rest):]
-    return total
+            try:
+                step = os.write(fd, rest)
+            except OSError as exc:
+                return total - len(rest), exc
+            rest = rest[step:]
+    return total, None
+
+
+def _cut(fd: int, tail: int) -> bool:
+    """Take the last `tail` bytes (part of a line) off the file again; False if it cannot be."""
+    try:
+        os.ftruncate(fd, os.fstat(fd).st_size - tail)
+    except OSError:
+        return False
+    return True
 
 
 class OutputPipe:

@@ -62,6 +62,8 @@ class ProgramStatus:
     #: are being replaced: {"rolling": bool, "old": how many still run, "held": why new
     #: ones do not take over, or None}.
     handover: Mapping[str, Any] | None
+    #: Output lines dropped because the log could not be written (a full disk).
+    log_lines_dropped: int
     processes: tuple[ProcessStatus, ...]
 
 
@@ -131,6 +133,7 @@ def _program(program: Program, now: float, usage: Mapping[int, TreeUsage],
         limits=program.config.limits.given(),
         autoscale=_autoscale(program, now),
         handover=_handover(program),
+        log_lines_dropped=program.sink.dropped_lines,
         processes=tuple(processes),
     )
 
