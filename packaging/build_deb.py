@@ -71,7 +71,11 @@ def lay_out(stage: Path) -> None:
     for unit in ("workerd.service", "workerd@.service"):
         shutil.copy(ROOT / "systemd" / unit, units / unit)
     (stage / "etc" / "workerd").mkdir(parents=True)
-    shutil.copy(PACKAGING / "workers.toml", stage / "etc" / "workerd" / "workers.toml")
+    config = stage / "etc" / "workerd" / "workers.toml"
+    shutil.copy(PACKAGING / "workers.toml", config)
+    # It will hold source passwords and the console token: never world-readable, not
+    # even between unpack and postinst (which gives it to the workerd group).
+    config.chmod(0o640)
     (stage / "etc" / "logrotate.d").mkdir(parents=True)
     shutil.copy(PACKAGING / "logrotate", stage / "etc" / "logrotate.d" / "workerd")
     docs = stage / "usr" / "share" / "doc" / "workerd"

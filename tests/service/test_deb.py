@@ -3,6 +3,7 @@ with dpkg, used (`workerd check`, a daemon that answers `workerctl status`), pur
 
 from __future__ import annotations
 
+import grp
 import os
 import shutil
 import subprocess
@@ -65,6 +66,8 @@ def test_the_file_list_and_no_trace_of_the_build(deb: Path) -> None:
                  "./etc/logrotate.d/workerd", "./opt/workerd/bin/workerd", "./opt/workerd/pyvenv.cfg"):
         assert path in names, path
     assert "/usr/bin/workerd -> /opt/workerd/bin/workerd" in listing
+    (config,) = [line for line in listing.splitlines() if line.endswith(" ./etc/workerd/workers.toml")]
+    assert config.startswith("-rw-r----- root/root "), "the config holds secrets: never world-readable"
     assert not any("__pycache__" in name for name in names)
     tree = Path(tempfile.mkdtemp(prefix="wd-tree-"))
     try:
@@ -93,6 +96,9 @@ def test_install_use_and_purge(deb: Path) -> None:
         assert log_dir.is_dir() and log_dir.stat().st_mode & 0o777 == 0o750
         conffiles = sh("dpkg-query", "-W", "-f=${Conffiles}", "workerd").stdout
         assert "/etc/workerd/workers.toml" in conffiles
+        config = os.stat("/etc/workerd/workers.toml")
+        assert (config.st_mode & 0o777, config.st_uid) == (0o640, 0), "source passwords and the console token"
+        assert config.st_gid == grp.getgrnam("workerd").gr_gid
         if shutil.which("logrotate"):
             rotate = sh("logrotate", "--debug", "/etc/logrotate.d/workerd")
             assert rotate.returncode == 0 and "error" not in rotate.stderr.lower(), rotate.stderr
