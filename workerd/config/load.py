@@ -22,6 +22,7 @@ from typing import Any
 
 from workerd.config.capacity import over_max_processes
 from workerd.config.envfile import EnvFileError, read_env_file
+from workerd.config.exec_size import argument_problem, total_problem, variable_problem
 from workerd.config.kinds import toml_repr
 from workerd.config.model import (
     NOTIFY_SUFFIX,
@@ -187,6 +188,7 @@ def _program(name: str, settings: Mapping[str, Setting], base: Path) -> ProgramC
     values["uid"], values["gid"] = _identity(settings["user"], settings["group"])
     values["command"] = _argv(settings["command"], values["shell"])
     values["environment"] = _environment(settings, values["env_file"])
+    _check_exec_size(name, settings, values["command"], values["environment"])
     values["limits"] = _limits(settings["limits"])
     values["autoscale"] = _autoscale(settings["autoscale"], base)
     return ProgramConfig(name=name, **values)
@@ -257,3 +259,22 @@ def _environment(settings: Mapping[str, Setting], env_file: Path | None) -> Mapp
             raise Invalid(settings["env_file"].path, str(e)) from None
     env.update(settings["environment"].value or {})
     return MappingProxyType(env)
+
+
+def _check_exec_size(name: str, settings: Mapping[str, Setting], argv: tuple[str, ...],
+                     environment: Mapping[str, str]) -> None:
+    """Refuse what execve would refuse at every start (E2BIG), naming the key."""
+    problem = argument_problem(argv)
+    if problem is not None:
+        raise Invalid(settings["command"].path, problem)
+    table = settings["environment"].value or {}
+    for variable, value in environment.items():
+        problem = variable_problem(variable, value)
+        if problem is None:
+            continue
+        if variable in table:
+            raise Invalid(key_path(settings["environment"].path, variable), problem)
+        raise Invalid(settings["env_file"].path, f"{variable}: {problem}")
+    problem = total_problem(argv, environment, os.environ)
+    if problem is not None:
+        raise Invalid(key_path("programs", name), problem)
