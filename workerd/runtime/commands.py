@@ -15,6 +15,7 @@ from workerd.config.units import parse_signal
 from workerd.control.protocol import encode
 from workerd.control.server import Handler
 from workerd.runtime.autoscaler import Autoscaler
+from workerd.runtime.log_dir_lock import LogDirBusy, LogDirLock
 from workerd.runtime.notify import NotifySocket
 from workerd.runtime.output import ProgramLog
 from workerd.runtime.program import Program
@@ -36,7 +37,8 @@ FOLLOW_BACKLOG = 1024
 class Commands:
     def __init__(self, supervisor: Supervisor, watcher: LimitWatcher, autoscaler: Autoscaler,
                  now: Callable[[], float], request_shutdown: Callable[[], None], enforcement: str,
-                 sentinel: Sentinel, notify: NotifySocket, service: ServiceManager, timeline: Timeline) -> None:
+                 sentinel: Sentinel, notify: NotifySocket, service: ServiceManager, timeline: Timeline,
+                 log_dir_lock: LogDirLock) -> None:
         self._supervisor = supervisor
         self._watcher = watcher
         self._autoscaler = autoscaler
@@ -48,6 +50,7 @@ class Commands:
         self._notify = notify
         self._service = service
         self._timeline = timeline
+        self._log_dir_lock = log_dir_lock
         self._meter = CpuMeter()
 
     def handlers(self) -> dict[str, Handler]:
@@ -170,8 +173,9 @@ class Commands:
             missing = problems(config)
             if missing:
                 raise CommandError(missing[0])
-            changes = self._supervisor.reload(config)
-        except (ConfigError, CommandError) as exc:
+            with self._log_dir_lock.moving_to(config.daemon.log_dir):
+                changes = self._supervisor.reload(config)
+        except (ConfigError, CommandError, LogDirBusy) as exc:
             return {"ok": False, "error": f"{exc} (the running config stays in force)"}
         self._watcher.update()
         self._autoscaler.update()

@@ -1,7 +1,8 @@
 """The daemon's lifetime: set up the loop, serve until asked to stop, stop cleanly.
 
 Order matters at start: the control socket is bound first (a live daemon on it is
-a refusal before anything else happens), then the daemon moves into its cgroup leaf
+a refusal before anything else happens), log_dir is locked (one daemon per log_dir),
+then the daemon moves into its cgroup leaf
 (where delegated), starts the sentinel, becomes a subreaper, and the loop runs.
 """
 
@@ -27,6 +28,7 @@ from workerd.runtime.children import ReapedLauncher
 from workerd.runtime.clock import Clock, LoopClock
 from workerd.runtime.commands import Commands
 from workerd.runtime.effects import Effects
+from workerd.runtime.log_dir_lock import LogDirBusy, LogDirLock
 from workerd.runtime.notify import NotifySocket
 from workerd.runtime.prctl import become_subreaper
 from workerd.runtime.procstat import session_of
@@ -65,6 +67,13 @@ def run(config: Config) -> int:
     except OSError as exc:
         print(f"workerd: cannot create the control socket: {exc.strerror}", file=sys.stderr)
         return EXIT_FAILED
+    try:
+        log_dir_lock = LogDirLock.take(d.log_dir)
+    except LogDirBusy as exc:
+        print(f"workerd: {exc}", file=sys.stderr)
+        sock.close()
+        d.socket.unlink(missing_ok=True)
+        return EXIT_USAGE
     # Into the cgroup leaf before the sentinel is made: a cgroup v2 parent may not
     # hold processes once its children have controllers.
     cgroup_tree, why = cgroups.CgroupTree.find()
@@ -81,7 +90,7 @@ def run(config: Config) -> int:
     become_subreaper()
     try:
         return loop.run_until_complete(Daemon(config, clock, sock, sentinel, cgroup_tree, enforcement,
-                                                   service).serve())
+                                                   service, log_dir_lock).serve())
     finally:
         # No more SIGCHLD callbacks into a loop that is going away (the sentinel and
         # the last orphans may still exit now).
@@ -91,8 +100,10 @@ def run(config: Config) -> int:
 
 class Daemon:
     def __init__(self, config: Config, clock: Clock, sock: socket.socket, sentinel: Sentinel,
-                 cgroup_tree: cgroups.CgroupTree | None, enforcement: str, service: ServiceManager) -> None:
+                 cgroup_tree: cgroups.CgroupTree | None, enforcement: str, service: ServiceManager,
+                 log_dir_lock: LogDirLock) -> None:
         self._config = config
+        self._log_dir_lock = log_dir_lock
         self._service = service
         self._service_status: asyncio.TimerHandle | None = None
         #: True once systemd has READY=1: then STATUS= follows the changes.
@@ -139,7 +150,7 @@ class Daemon:
         self._autoscaler = Autoscaler(self._supervisor, ReapedLauncher(loop, reaper, self._sentinel))
         self._commands = Commands(
             self._supervisor, watcher, self._autoscaler, self._clock.now, self.request_shutdown, self._enforcement,
-            self._sentinel, self._notify, self._service, self._timeline,
+            self._sentinel, self._notify, self._service, self._timeline, self._log_dir_lock,
         )
         for signo in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signo, self.request_shutdown)
