@@ -13,6 +13,7 @@ import logging
 import os
 
 from workerd.config.model import AutoscaleConfig, DaemonConfig
+from workerd.core.backoff import Backoff
 from workerd.core.scaling import DeadLettersRead, Depth, Headroom, QueueEvent, ReadFailed
 from workerd.runtime.supervisor import Supervisor
 from workerd.sources.base import PushSource, Source, SourceError
@@ -66,35 +67,51 @@ class Autoscaler:
         task.add_done_callback(self._closing.discard)
 
     async def _run(self, name: str, config: AutoscaleConfig) -> None:
-        source = make_source(config, self._launcher)
-        dead_letters = make_dead_letter_source(config, self._launcher)
-        timeout = config.timeout
-        push = source if isinstance(source, PushSource) else None
-        if push is not None:
-            push.watch()
+        """Read until the program goes. Whatever a read raises is a failed reading (the
+        count holds, as for an outage): the first of a streak is logged with its
+        traceback, the sources are made anew (a client that raised from inside its
+        protocol handling may be left in any state), and the next read waits a backoff
+        that doubles from `interval`. Nothing a source does ends this loop."""
+        failures = 0
+        sources = _Sources(config, self._launcher)
         try:
             while name in self._supervisor.programs:
-                if push is not None:
-                    push.pushed.clear()  # a push from now on wakes the pause below
-                self._supervisor.on_queue(name, await self._read(source, timeout))
-                if dead_letters is not None:
-                    self._supervisor.on_queue(name, await _read_dead_letters(dead_letters, timeout))
-                program = self._supervisor.programs.get(name)
-                if push is not None and program is not None and program.wanted == 0:
-                    # At zero, the first job should not wait for the next interval.
-                    try:
-                        await asyncio.wait_for(push.pushed.wait(), config.interval)
-                    except asyncio.TimeoutError:
-                        pass
-                else:
-                    await asyncio.sleep(config.interval)
-        except Exception:  # a bug in a source must not end autoscaling silently
-            log.exception("%s: the autoscaler stopped", name)
-            self._supervisor.on_queue(name, ReadFailed("the autoscaler failed (see the daemon's log)"))
+                try:
+                    await self._read_once(name, config, sources)
+                except Exception as exc:
+                    failures += 1
+                    if failures == 1:
+                        log.exception("%s: reading the queue failed unexpectedly; the count holds, "
+                                      "retrying with a backoff", name)
+                    self._supervisor.on_queue(name, ReadFailed(
+                        f"unexpected {type(exc).__name__}: {exc} (see the daemon's log)"))
+                    await sources.close()
+                    sources = _Sources(config, self._launcher)
+                    await asyncio.sleep(_FAILURE_BACKOFF(config.interval).delay(failures - 1, 0.5))
+                    continue
+                failures = 0
+                await self._pause(name, config, sources.push)
         finally:
-            await source.close()
-            if dead_letters is not None:
-                await dead_letters.close()
+            await sources.close()
+
+    async def _read_once(self, name: str, config: AutoscaleConfig, sources: _Sources) -> None:
+        source = sources.open()
+        if sources.push is not None:
+            sources.push.pushed.clear()  # a push from now on wakes the pause after this reading
+        self._supervisor.on_queue(name, await self._read(source, config.timeout))
+        if sources.dead_letters is not None:
+            self._supervisor.on_queue(name, await _read_dead_letters(sources.dead_letters, config.timeout))
+
+    async def _pause(self, name: str, config: AutoscaleConfig, push: PushSource | None) -> None:
+        program = self._supervisor.programs.get(name)
+        if push is not None and program is not None and program.wanted == 0:
+            # At zero, the first job should not wait for the next interval.
+            try:
+                await asyncio.wait_for(push.pushed.wait(), config.interval)
+            except asyncio.TimeoutError:
+                pass
+        else:
+            await asyncio.sleep(config.interval)
 
     async def _read(self, source: Source, timeout: float) -> QueueEvent:
         try:
@@ -104,6 +121,44 @@ class Autoscaler:
         except SourceError as exc:
             return ReadFailed(str(exc))
         return Depth(reading, read_headroom(self._supervisor.config.daemon))
+
+
+def _FAILURE_BACKOFF(interval: float) -> Backoff:
+    """The pauses after unexpected failures: interval, twice that, ... up to a minute
+    (or the interval, if longer)."""
+    return Backoff(initial=interval, factor=2.0, maximum=max(interval, 60.0), jitter=0.0, reset=0.0)
+
+
+class _Sources:
+    """A program's queue source and dead-letter source, made on first use (making one
+    may raise too) and closed together."""
+
+    def __init__(self, config: AutoscaleConfig, launcher: Launcher) -> None:
+        self._config = config
+        self._launcher = launcher
+        self.source: Source | None = None
+        self.dead_letters: Source | None = None
+        self.push: PushSource | None = None
+
+    def open(self) -> Source:
+        if self.source is None:
+            self.source = make_source(self._config, self._launcher)
+            self.dead_letters = make_dead_letter_source(self._config, self._launcher)
+            self.push = self.source if isinstance(self.source, PushSource) else None
+            if self.push is not None:
+                self.push.watch()
+        return self.source
+
+    async def close(self) -> None:
+        """Close both; a source that fails to close is logged, never raised."""
+        for source in (self.source, self.dead_letters):
+            if source is None:
+                continue
+            try:
+                await source.close()
+            except Exception:
+                log.exception("closing a queue source failed")
+        self.source = self.dead_letters = self.push = None
 
 
 async def _read_dead_letters(source: Source, timeout: float) -> DeadLettersRead:

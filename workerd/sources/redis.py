@@ -76,6 +76,10 @@ class RedisSource:
                     ages.append(age)
         except (RedisError, OSError) as exc:
             raise SourceError(f"redis {self._shown}: {exc}") from None
+        except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+            # What the client raises when the server's answer is not Redis's (redis-py 8
+            # on a garbage HELLO reply): not our bug, a broker that speaks garbage.
+            raise SourceError(f"redis {self._shown}: not a Redis answer ({type(exc).__name__}: {exc})") from None
         return QueueReading(depth, max(ages) if ages else None)
 
     async def _size(self, key: str, kind: str) -> tuple[int, float | None]:
