@@ -109,20 +109,22 @@ def test_a_worker_that_stops_pinging_is_restarted_for_the_watchdog(daemon, tmp_p
 
 
 def test_a_stalled_daemon_reads_the_pings_it_missed_before_judging_the_watchdog(daemon, tmp_path):
-    """SIGSTOP the daemon past the watchdog: on SIGCONT the expired deadline and the pings
-    sent meanwhile are both due, and the pings (already in the socket) count first."""
+    """SIGSTOP the daemon past the watchdog of 10 healthy workers: on SIGCONT the expired
+    deadlines and the pings sent meanwhile are all due. The socket holds only a few
+    datagrams (net.unix.max_dgram_qlen): the other workers wait in send() until the
+    daemon reads, and their pings must count before any deadline does."""
     d = daemon(start=False)
-    d.write_config(notify_program(d, tmp_path, "pings 100000", 'watchdog = "1s"'))
+    d.write_config(notify_program(d, tmp_path, "pings 100000", 'watchdog = "1s"', processes=10))
     d.start()
-    (pid,) = d.wait_running("w", 1)
+    pids = d.wait_running("w", 10, timeout=20)
     os.kill(d.pid, signal.SIGSTOP)
     try:
         time.sleep(3)
     finally:
         os.kill(d.pid, signal.SIGCONT)
-    time.sleep(1.5)  # past the watchdog again: a healthy worker is still pinging
-    (proc,) = d.processes("w", None)
-    assert (proc["pid"], proc["state"], proc["restarts"]) == (pid, "running", 0), d.stderr_text()
+    time.sleep(1.5)  # past the watchdog again: healthy workers are still pinging
+    procs = sorted(d.processes("w", None), key=lambda p: p["instance"])
+    assert [(p["pid"], p["state"], p["restarts"]) for p in procs] == [(pid, "running", 0) for pid in pids]
     assert "watchdog" not in d.stderr_text()
 
 

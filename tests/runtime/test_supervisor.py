@@ -301,6 +301,29 @@ def test_a_hung_worker_is_restarted_and_counted(tmp_path, clock, effects):
     assert s.tally.forced == {("w", "watchdog"): 1}
 
 
+def test_pings_waiting_when_a_watchdog_deadline_comes_count_before_it(tmp_path, clock, effects):
+    """A stalled daemon finds the deadlines past and the workers' pings unread: the timer
+    path reads them first (`deadlines.before`), so no healthy worker is restarted."""
+    from workerd.core.events import Notified
+
+    s = supervisor(tmp_path, clock, effects, NOTIFY)
+    workers = ready_all(s, clock)
+    effects.take()
+    waiting = [Notified(pid, watchdog=True) for pid in workers]  # sent during the stall
+
+    def drain() -> None:
+        while waiting:
+            s.notified(waiting.pop())
+
+    s.deadlines.before = drain
+    clock.t += 10  # the stall: every deadline is past when the loop turns again
+    clock.advance(0)
+    assert signalled(effects.take()) == []
+    assert set(states(s).values()) == {"running"}
+    clock.advance(3.5)  # silent since: hung now
+    assert sorted(signalled(effects.take())) == sorted(workers)
+
+
 def test_job_durations_are_counted_when_a_job_ends(tmp_path, clock, effects):
     from workerd.core.events import Notified
 

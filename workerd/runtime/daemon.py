@@ -144,6 +144,7 @@ class Daemon:
             self._config.daemon.socket.unlink(missing_ok=True)
             self._close_sentinel()
             return EXIT_FAILED
+        supervisor.deadlines.before = self._notify.drain
         watcher = LimitWatcher(self._supervisor, self._clock)
         self._timeline = Timeline(self._supervisor, self._clock.now)
         self._supervisor.changed = lambda: self._changed(loop)

@@ -13,7 +13,9 @@ BARRIER=1's (sd_notify_barrier(3), which `systemd-notify` sends by default): clo
 as every passed descriptor is closed, is the answer the sender waits for.
 
 Read on the loop when readable, at most BATCH datagrams per wakeup, so a flood cannot
-starve the rest of the daemon; no thread, no polling.
+starve the rest of the daemon; no thread, no polling. Before a slot's deadline is acted
+on, what waits is read first (`drain`, see deadlines.py): a WATCHDOG=1 sent in time
+counts even when a stalled daemon finds it and the expired deadline due together.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ log = logging.getLogger("workerd")
 MAX_DATAGRAM = 4096
 #: Datagrams read per wakeup before the loop gets a turn.
 BATCH = 256
+#: Datagrams read at most by one drain before a deadline (a stall's backlog fits).
+DRAIN = 16 * BATCH
 #: STATUS= text kept (status shows one line).
 MAX_STATUS = 200
 #: The receive buffer asked for: a burst of 100 workers' messages fits in it while the
@@ -115,8 +119,16 @@ class NotifySocket:
         loop.add_reader(sock.fileno(), self._on_readable)
 
     def _on_readable(self) -> None:
+        self._read(BATCH)
+
+    def drain(self) -> None:
+        """Read what waits now (bounded by DRAIN), before a deadline is acted on."""
+        if self._sock is not None:
+            self._read(DRAIN)
+
+    def _read(self, most: int) -> None:
         assert self._sock is not None
-        for _ in range(BATCH):
+        for _ in range(most):
             try:
                 data, ancillary, flags, _ = self._sock.recvmsg(MAX_DATAGRAM + 1, _ANCILLARY, socket.MSG_CMSG_CLOEXEC)
             except (BlockingIOError, InterruptedError):

@@ -31,6 +31,7 @@ from workerd.core.reload import Facts, Step, plan
 from workerd.core.scaling import QueueEvent
 from workerd.runtime import journal
 from workerd.runtime.clock import Clock
+from workerd.runtime.deadlines import Deadlines
 from workerd.runtime.effects import Effects, SlotContext
 from workerd.runtime.output import LogError, ProgramLog, open_logs, reopen_logs
 from workerd.runtime.procstat import ProcStat
@@ -57,7 +58,8 @@ class Supervisor:
         self._effects = effects
         self._rand = rand
         self.programs: dict[str, Program] = {}
-        self._timers: dict[SlotKey, asyncio.TimerHandle] = {}
+        #: Each slot's deadline; `deadlines.before` reads what arrived first (the daemon sets it).
+        self.deadlines: Deadlines[SlotKey] = Deadlines(clock, lambda key: self.deliver(key[0], key[1], TimerExpired()))
         self._queue: collections.deque[tuple[Program, int, Event]] = collections.deque()
         self._draining = False
         self._waiters = Waiters(self.programs)
@@ -122,7 +124,7 @@ class Supervisor:
             self.workers.moved((program, instance), old.pid, new.pid)
         self.tally.slot_changed(program.name, old, new, event, now)
         if new.timer_at != old.timer_at:
-            self._arm(program, new)
+            self.deadlines.arm((program, instance), new.timer_at)
         if actions:
             ctx = self._context(program, instance)
             for action in actions:
@@ -132,20 +134,6 @@ class Supervisor:
         if forgotten(new, program.enabled):
             del program.slots[instance]
         return new.state is not old.state or new.occupied != old.occupied
-
-    def _arm(self, program: Program, slot: Slot) -> None:
-        key = (program, slot.instance)
-        handle = self._timers.pop(key, None)
-        if handle is not None:
-            handle.cancel()
-        if slot.timer_at is not None:
-            self._timers[key] = self._clock.call_at(
-                slot.timer_at, lambda: self._on_timer(key)
-            )
-
-    def _on_timer(self, key: SlotKey) -> None:
-        self._timers.pop(key, None)
-        self.deliver(key[0], key[1], TimerExpired())
 
     def _reconcile(self, program: Program) -> None:
         if self.programs.get(program.name) is not program:
@@ -181,9 +169,7 @@ class Supervisor:
     def _remove(self, program: Program) -> None:
         for generation in program.generations():
             for instance in list(generation.slots):
-                handle = self._timers.pop((generation, instance), None)
-                if handle is not None:
-                    handle.cancel()
+                self.deadlines.cancel((generation, instance))
         del self.programs[program.name]
         self._release_sink(program.sink)
 
