@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,17 @@ def test_a_result_this_box_cannot_run_is_written_and_said(tmp_path: Path) -> Non
     assert result.stderr.splitlines()[-1] == ("workerd: the result does not load on this box: <imported>: "
                                               "programs.w.user: no such user 'no-such-user-here'")
     assert 'user = "no-such-user-here"' in out.read_text()
+
+
+def test_an_include_that_is_not_a_small_regular_file_is_one_line(tmp_path: Path) -> None:
+    """`[include] files = /dev/zero` grew the importer to the 4 GB cap (here bounded to
+    1 GiB of address space, so the old reader fails instead of taking the box)."""
+    conf = write(tmp_path / "supervisord.conf", "[include]\nfiles = /dev/zero\n\n[program:w]\ncommand = sleep 1\n")
+
+    def bounded() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    result = subprocess.run([WORKERD, "import", str(conf)], capture_output=True, text=True, timeout=30,
+                            preexec_fn=bounded)
+    assert (result.returncode, result.stderr) == (
+        2, "workerd: /dev/zero: cannot read: not a regular file (a character device)\n")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from workerd.config.small_file import UnreadableFile, read_small_text
+
 __all__ = ["EnvFileError", "read_env_file"]
 
 
@@ -27,11 +29,9 @@ _ESCAPES = {'"': '"', "\\": "\\", "n": "\n"}
 def read_env_file(path: Path) -> dict[str, str]:
     """The variables of `path`, later lines winning over earlier ones."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise EnvFileError(f"cannot read {path}: [Errno {e.errno}] {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise EnvFileError(f"cannot read {path}: not UTF-8 (byte {e.start})") from None
+        text = read_small_text(path)
+    except UnreadableFile as e:
+        raise EnvFileError(f"cannot read {path}: {e}") from None
     env: dict[str, str] = {}
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.strip()

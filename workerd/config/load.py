@@ -33,6 +33,7 @@ from workerd.config.model import (
     ProgramConfig,
 )
 from workerd.config.schema import AUTOSCALE, DAEMON, LIMITS, PROGRAM, token_problem
+from workerd.config.small_file import UnreadableFile, read_small_text
 from workerd.config.tables import (
     Invalid,
     Setting,
@@ -59,6 +60,8 @@ _TOP_LEVEL = ["daemon", "defaults", "programs"]
 _PROGRAM_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 #: sun_path holds 108 bytes, the last one a NUL.
 _SOCKET_PATH_MAX = 107
+#: A config file is read whole: far more than 1,000 programs take, far less than /dev/zero.
+CONFIG_LIMIT = 16 << 20
 _SYNTAX = re.compile(r"(.*) \(at (?:line (\d+), column (\d+)|end of document)\)", re.DOTALL)
 
 
@@ -78,11 +81,9 @@ def load(path: str | Path) -> Config:
 
 def _read(shown: str, path: Path) -> str:
     try:
-        return path.read_bytes().decode("utf-8")
-    except OSError as e:
-        raise ConfigError(f"{shown}: cannot read: [Errno {e.errno}] {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{shown}: cannot read: not UTF-8 (byte {e.start})") from None
+        return read_small_text(path, CONFIG_LIMIT)
+    except UnreadableFile as e:
+        raise ConfigError(f"{shown}: cannot read: {e}") from None
 
 
 def _syntax_error(shown: str, text: str, message: str) -> str:
@@ -174,9 +175,9 @@ def _daemon(raw: Mapping[str, object], base: Path) -> DaemonConfig:
 def _token_from(path: Path, key: str) -> str:
     """The first line of a token file, held to console_token's own rule."""
     try:
-        token = path.read_text(encoding="utf-8").split("\n", 1)[0].strip()
-    except (OSError, UnicodeDecodeError) as e:
-        raise Invalid(key, f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+        token = read_small_text(path).split("\n", 1)[0].strip()
+    except UnreadableFile as e:
+        raise Invalid(key, f"cannot read {path}: {e}") from None
     problem = token_problem(token)
     if problem is not None:
         raise Invalid(key, f"{path}: the token {problem}")

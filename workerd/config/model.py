@@ -24,11 +24,11 @@ from workerd.config.schema import (
     Readiness,
 )
 from workerd.config.source_rules import RedisFormat, Source
-from workerd.core.states import RestartPolicy
+from workerd.core.states import KillMode, RestartPolicy
 
 __all__ = [
-    "AutoscaleConfig", "Config", "DaemonConfig", "LimitsConfig", "ProgramConfig", "Readiness", "RedisFormat",
-    "RestartPolicy", "Source",
+    "AutoscaleConfig", "Config", "DaemonConfig", "KillMode", "LimitsConfig", "ProgramConfig", "Readiness",
+    "RedisFormat", "RestartPolicy", "Source",
 ]
 
 _DAEMON: Mapping[str, Any] = DAEMON.defaults()
@@ -162,6 +162,7 @@ class ProgramConfig:
     max_restarts: int = _PROGRAM["max_restarts"]
     stop_signal: int = _PROGRAM["stop_signal"]
     stop_timeout: float = _PROGRAM["stop_timeout"]
+    kill_mode: KillMode = _PROGRAM["kill_mode"]
     nice: int = _PROGRAM["nice"]
     ready: Readiness = _PROGRAM["ready"]
     start_timeout: float = _PROGRAM["start_timeout"]

@@ -39,7 +39,7 @@ from workerd.config.source_rules import RedisFormat, Source, with_source_rules
 from workerd.config.tables import Key, Range, Table
 from workerd.config.units import format_size
 from workerd.control.protocol import default_socket
-from workerd.core.states import RestartPolicy
+from workerd.core.states import KillMode, RestartPolicy
 
 T = TypeVar("T")
 
@@ -307,9 +307,13 @@ PROGRAM = Table(
             "restart is immediate.", bounds=Range(0, DAY)),
         Key("max_restarts", INT, 0, "That many failed starts in a row -> state fatal; "
             "0 = never give up.", bounds=Range(0)),
-        Key("stop_signal", SIGNAL, 15, "Sent to the process group to stop it."),
+        Key("stop_signal", SIGNAL, 15, "Sent to stop a process, where `kill_mode` says."),
         Key("stop_timeout", DURATION, 30.0, "Then SIGKILL to the whole process group.",
             bounds=Range(0, DAY)),
+        Key("kill_mode", choice(KillMode), KillMode.MIXED, "mixed: `stop_signal` to the main "
+            "process only (a pool stops its own children, finishing their jobs); once it has "
+            "exited, what is left of its group gets `stop_signal`, then SIGKILL after "
+            "min(`stop_timeout`, 1s). group: `stop_signal` to the whole process group."),
         Key("nice", INT, 0, "Scheduling priority; -20 is the highest.",
             bounds=Range(-20, 19)),
         Key("ready", choice(Readiness), Readiness.UPTIME, "uptime: running after "

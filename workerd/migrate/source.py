@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from workerd.config.small_file import UnreadableFile, read_small_text
+
 
 class MigrationError(Exception):
     """Why a file cannot be imported, as `FILE:LINE: why` (the other tool's own line)."""
@@ -14,12 +16,11 @@ def where(path: Path, line: int | None) -> str:
 
 
 def read_text(path: Path) -> str:
+    """The other tool's file (or one it includes): a small regular file, never a device or a FIFO."""
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise MigrationError(f"{path}: not UTF-8 (byte {e.start})") from None
-    except OSError as e:
-        raise MigrationError(f"{path}: cannot read: {e.strerror}") from None
+        return read_small_text(path)
+    except UnreadableFile as e:
+        raise MigrationError(f"{path}: cannot read: {e}") from None
 
 
 def size_text(size: int) -> str:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 from typing import Any, Callable
 
 from workerd import __version__
 from workerd.config.load import ConfigError, load
+from workerd.config.model import Config
 from workerd.config.preflight import problems
 from workerd.config.units import parse_signal
 from workerd.control.protocol import encode
@@ -52,6 +54,7 @@ class Commands:
         self._timeline = timeline
         self._log_dir_lock = log_dir_lock
         self._meter = CpuMeter()
+        self._reloading = asyncio.Lock()
 
     def handlers(self) -> dict[str, Handler]:
         def wrap(name: str) -> Handler:
@@ -157,22 +160,24 @@ class Commands:
         sent = self._supervisor.signal(programs, signo)
         return {"ok": True, "message": f"signal {signo} sent to {sent} process group(s)"}
 
-    def reload(self, request: dict[str, Any]) -> Reply:
+    async def reload(self, request: dict[str, Any]) -> Reply:
         """systemd hears RELOADING=1, then READY=1 whatever the outcome (a refused reload
-        leaves the old config running, which is ready)."""
+        leaves the old config running, which is ready). One reload at a time."""
         self._refuse_during_shutdown()
-        self._service.reloading()
-        try:
-            return self._reload()
-        finally:
-            self._service.ready(status_line(self._supervisor.programs.values()))
+        async with self._reloading:
+            self._service.reloading()
+            try:
+                return await self._reload()
+            finally:
+                self._service.ready(status_line(self._supervisor.programs.values()))
 
-    def _reload(self) -> Reply:
+    async def _reload(self) -> Reply:
+        """The file and what it names (env files, users, directories) are read in a
+        thread: a slow disk or name service must not stop the loop meanwhile."""
         try:
-            config = load(self._supervisor.config.path)
-            missing = problems(config)
-            if missing:
-                raise CommandError(missing[0])
+            loop = asyncio.get_running_loop()
+            config = await loop.run_in_executor(None, _checked_config, self._supervisor.config.path)
+            self._refuse_during_shutdown()
             with self._log_dir_lock.moving_to(config.daemon.log_dir):
                 changes = self._supervisor.reload(config)
         except (ConfigError, CommandError, LogDirBusy) as exc:
@@ -228,3 +233,12 @@ class Commands:
         finally:
             sink.followers.discard(follower)
             hangup.cancel()
+
+
+def _checked_config(path: Path) -> Config:
+    """The config at `path`, refused (CommandError) where a worker's directory or command is missing."""
+    config = load(path)
+    missing = problems(config)
+    if missing:
+        raise CommandError(missing[0])
+    return config

@@ -262,7 +262,7 @@ class Daemon:
         self._service.close()
         for program in supervisor.programs.values():
             program.sink.close()
-        self._effects.sweep()  # what the last exits left, now: the loop ends before a timer would
+        self._effects.finish()  # what the last exits left, now: the loop ends before a timer would
         self._close_sentinel()
         log.info("stopped")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from workerd.config.model import AutoscaleConfig, DaemonConfig, ProgramConfig, Readiness
+from workerd.config.units import signal_name
 from workerd.core.backoff import Backoff
 from workerd.core.handover import new_count
 from workerd.core.lifecycle import Policy, Slot
@@ -21,7 +22,9 @@ def policy_of(config: ProgramConfig, daemon: DaemonConfig) -> Policy:
         restart=config.restart,
         start_seconds=config.start_seconds,
         stop_signal=config.stop_signal,
+        stop_signal_name=f"SIG{signal_name(config.stop_signal)}",
         stop_timeout=config.stop_timeout,
+        kill_mode=config.kill_mode,
         max_restarts=config.max_restarts,
         backoff=Backoff(
             initial=config.backoff_initial,
