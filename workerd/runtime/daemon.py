@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvloop
 
@@ -119,6 +119,8 @@ class Daemon:
         self._web: list[HttpServer] = []
         self._done: asyncio.Future[None] | None = None
         self._exit_code = EXIT_OK
+        #: SIGHUP reloads under way (held: the loop keeps only weak references to tasks).
+        self._reloads: set[asyncio.Task[dict[str, Any]]] = set()
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
@@ -267,10 +269,14 @@ class Daemon:
         log.info("stopped")
 
     def _reload(self) -> None:
-        try:
-            reply = self._commands.reload({})
-        except CommandError as exc:
-            reply = {"ok": False, "error": str(exc)}
+        """SIGHUP: reload as `workerctl reload` does (the file is read off the loop), then log the outcome."""
+        task = asyncio.ensure_future(self._commands.call("reload", {}))
+        self._reloads.add(task)
+        task.add_done_callback(self._reloaded)
+
+    def _reloaded(self, task: asyncio.Task[dict[str, Any]]) -> None:
+        self._reloads.discard(task)
+        reply = task.result()
         if reply["ok"]:
             for change in reply["changes"]:
                 log.info("reload: %s", change)
