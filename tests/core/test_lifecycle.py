@@ -33,6 +33,7 @@ from workerd.core.states import AT_REST, RestartPolicy, State
 
 POLICY = policy_with()
 CRASH = "exit status 1"
+OVERDUE = "still running 30.0s after SIGTERM"
 
 
 def half() -> float:
@@ -341,8 +342,8 @@ def test_starting_to_stopping_on_stop_requested() -> None:
 
 def test_stopping_kills_the_group_on_timer_expired() -> None:
     slot, actions = step(stopping_slot(timer_at=30.0), TimerExpired(), 30.0)
-    assert_fields(slot, state=State.STOPPING, pid=100, timer_at=None, reason="killed after stop_timeout")
-    assert actions == [KillGroup(100)]
+    assert_fields(slot, state=State.STOPPING, pid=100, timer_at=None, reason=OVERDUE, overdue=OVERDUE)
+    assert actions == [KillGroup(100, overdue=OVERDUE)]
 
 
 def test_stopping_to_stopped_on_exited() -> None:
@@ -356,7 +357,8 @@ def test_stopping_to_stopped_on_exited() -> None:
 def test_stopping_to_stopped_after_the_kill() -> None:
     slot, _ = step(stopping_slot(timer_at=30.0), TimerExpired(), 30.0)
     slot, actions = step(slot, crashed(100, description="killed by SIGKILL"), 30.01)
-    assert_fields(slot, state=State.STOPPED, pid=None, timer_at=None, reason="killed after stop_timeout")
+    assert_fields(slot, state=State.STOPPED, pid=None, timer_at=None, reason=OVERDUE,
+                  last_exit=f"{OVERDUE}: killed by SIGKILL")
     assert actions == [KillGroup(100)]
 
 
@@ -634,7 +636,7 @@ def test_limit_restart_is_immediate_and_not_a_crash() -> None:
         restarts=3,
         streak=1,
         failed_starts=0,
-        last_exit="killed by SIGTERM",
+        last_exit=MEMORY,  # why it stopped, not how its graceful exit went
         last_limit=MEMORY,
     )
     assert actions == [KillGroup(100), Spawn()]
@@ -665,9 +667,10 @@ def test_limit_restart_after_the_stop_timeout_kill() -> None:
     assert slot.timer_at == 80.0
     slot, actions = step(slot, TimerExpired(), 80.0, LIMITED)
     assert_fields(slot, state=State.STOPPING, occupied=True, pid=100, timer_at=None)
-    assert actions == [KillGroup(100)]
+    assert actions == [KillGroup(100, overdue=OVERDUE)]
     slot, actions = step(slot, crashed(100, description="killed by SIGKILL"), 80.01, LIMITED)
-    assert_fields(slot, state=State.STARTING, restarts=1, streak=0, last_limit=MEMORY)
+    assert_fields(slot, state=State.STARTING, restarts=1, streak=0, last_limit=MEMORY,
+                  last_exit=f"{MEMORY}; {OVERDUE}: killed by SIGKILL")
     assert actions == [KillGroup(100), Spawn()]
 
 
@@ -754,7 +757,7 @@ def test_stopping_to_exited_on_exited_after_a_limit_when_restart_is_never() -> N
         restarts=2,
         reason=MEMORY,
         last_limit=MEMORY,
-        last_exit="killed by SIGTERM",
+        last_exit=MEMORY,
     )
     assert actions == [KillGroup(100)]
 
@@ -763,7 +766,8 @@ def test_stopping_to_exited_after_a_limit_and_the_stop_timeout_kill_when_restart
     slot, _ = step(running_slot(started_at=0.0), over(), 50.0, NEVER)
     slot, _ = step(slot, TimerExpired(), 80.0, NEVER)
     slot, actions = step(slot, crashed(100, description="killed by SIGKILL"), 80.01, NEVER)
-    assert_fields(slot, state=State.EXITED, occupied=True, reason=MEMORY, last_exit="killed by SIGKILL")
+    assert_fields(slot, state=State.EXITED, occupied=True, reason=MEMORY,
+                  last_exit=f"{MEMORY}; {OVERDUE}: killed by SIGKILL")
     assert actions == [KillGroup(100)]
 
 

@@ -105,6 +105,7 @@ def test_a_worker_that_stops_pinging_is_restarted_for_the_watchdog(daemon, tmp_p
     assert proc["restarts"] == 1
     d.wait_until(lambda: gone(first), 5, "the hung worker gone")
     assert "watchdog: no WATCHDOG=1 for 1.0s" in d.stderr_text()
+    assert proc["last_exit"] == "watchdog: no WATCHDOG=1 for 1.0s", "not the exit of the stop that followed"
     assert 'workerd_forced_stops_total{cause="watchdog",program="w"} 1.0' in scrape(port)
 
 

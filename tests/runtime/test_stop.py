@@ -190,7 +190,7 @@ def test_workers_and_their_children_die_with_a_sigkilled_daemon(daemon, tmp_path
         d.wait_until(lambda pid=pid: dead(pid), 5, f"process {pid} killed after the daemon was SIGKILLed")
 
 
-def test_stop_signal_goes_to_the_whole_group(daemon, tmp_path):
+def test_stop_signal_goes_to_the_whole_group_with_kill_mode_group(daemon, tmp_path):
     d = daemon(start=False)
     worker = d.script("hup.sh", """
         (trap 'echo HUP >> "$D/child"; exit 0' HUP; while :; do sleep 1000 & wait $!; done) &
@@ -206,6 +206,7 @@ def test_stop_signal_goes_to_the_whole_group(daemon, tmp_path):
         start_seconds = "0s"
         stop_signal = "HUP"
         stop_timeout = "5s"
+        kill_mode = "group"
     """)
     d.start()
     d.wait_running("w", 1)

@@ -14,6 +14,13 @@ With `ready = "notify"` a worker is running once it sends READY=1, and a failed 
 when it does not within `start_timeout`; with a `watchdog`, each WATCHDOG=1 moves the
 running slot's deadline, and a deadline that passes is a hang: a graceful restart, at
 once unless the worker never pinged since READY=1 (then a crash, with backoff).
+
+A stop (asked for, or forced by a limit, the watchdog or a missing READY=1) sends the
+stop signal as `kill_mode` says: to the main process alone ("mixed"), whose group gets
+it once the main process has exited, and SIGKILL after LEFTOVER_GRACE; or to the whole
+group ("group"). At stop_timeout SIGKILL goes to the whole group either way. The exit
+of a stopped process is reported by why it was stopped, when the daemon forced it, and
+whether it ran out of stop_timeout; not by the exit status of the graceful exit.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from workerd.core.actions import Action, KillGroup, SignalGroup, Spawn
+from workerd.core.actions import Action, EndGroup, KillGroup, SignalGroup, SignalMain, Spawn
 from workerd.core.backoff import Backoff
 from workerd.core.events import (
     Event,
@@ -36,7 +43,12 @@ from workerd.core.events import (
     StopRequested,
     TimerExpired,
 )
-from workerd.core.states import RestartPolicy, State
+from workerd.core.states import KillMode, RestartPolicy, State
+
+#: At most this long between the stop signal to what is left of a stopped worker's group
+#: ("mixed") and SIGKILL: what outlives its main process is a helper, not a running job
+#: (a pool waits for its children before it exits); never longer than stop_timeout.
+LEFTOVER_GRACE = 1.0
 
 
 class Forced(str, enum.Enum):
@@ -55,7 +67,10 @@ class Policy:
     restart: RestartPolicy
     start_seconds: float
     stop_signal: int
+    #: As logs and status name it: "SIGTERM".
+    stop_signal_name: str
     stop_timeout: float
+    kill_mode: KillMode
     max_restarts: int
     backoff: Backoff
     #: How often the daemon samples the watched limits ([daemon] sample_interval).
@@ -72,6 +87,18 @@ class Policy:
         worker that cannot even start within its limits does not restart in a tight loop.
         "Soon" is up to the first two samples after start_seconds."""
         return self.start_seconds + 2 * self.sample_interval
+
+    @property
+    def leftover_grace(self) -> float:
+        """How long what is left of a stopped worker's group has between the stop signal
+        and SIGKILL ("mixed")."""
+        return min(self.stop_timeout, LEFTOVER_GRACE)
+
+    def stop(self, pid: int) -> Action:
+        """The stop signal, where kill_mode sends it."""
+        if self.kill_mode is KillMode.MIXED:
+            return SignalMain(pid, self.stop_signal)
+        return SignalGroup(pid, self.stop_signal)
 
 
 @dataclass(frozen=True)
@@ -109,6 +136,10 @@ class Slot:
     #: The worker's own words (STATUS=), and whether it said it drains (STOPPING=1).
     status_text: str | None = None
     draining: bool = False
+    #: SIGKILL went to the group during this stop (stop_timeout, or a kill asked for).
+    killed: bool = False
+    #: The stop ran out of stop_timeout: "still running 30.0s after SIGTERM".
+    overdue: str | None = None
 
 
 Result = tuple[Slot, list[Action]]
@@ -126,7 +157,8 @@ def transition(slot: Slot, event: Event, now: float, policy: Policy, rand: Calla
         slot = replace(slot, occupied=False, forced=None, forced_crash=False)
         if slot.state in (State.STARTING, State.RUNNING, State.STOPPING) and slot.pid is not None:
             # starting|running|stopping -> stopping (killed)
-            return replace(slot, state=State.STOPPING, timer_at=None, reason="killed"), [KillGroup(slot.pid)]
+            killed = replace(slot, state=State.STOPPING, timer_at=None, reason="killed", killed=True)
+            return killed, [KillGroup(slot.pid)]
         if slot.state in (State.BACKOFF, State.EXITED, State.FATAL):
             # backoff|exited|fatal -> stopped
             return replace(slot, state=State.STOPPED, timer_at=None, reason=None), []
@@ -162,7 +194,7 @@ def _stop_requested(slot: Slot, now: float, policy: Policy) -> Result:
         stopping = replace(
             slot, state=State.STOPPING, occupied=False, timer_at=now + policy.stop_timeout, reason=None
         )
-        return stopping, [SignalGroup(slot.pid, policy.stop_signal)]
+        return stopping, [policy.stop(slot.pid)]
     if slot.state in (State.BACKOFF, State.EXITED, State.FATAL):
         # backoff|exited|fatal -> stopped
         return replace(slot, state=State.STOPPED, occupied=False, timer_at=None, reason=None), []
@@ -172,7 +204,8 @@ def _stop_requested(slot: Slot, now: float, policy: Policy) -> Result:
 
 def _spawn(slot: Slot) -> Result:
     fresh = replace(slot, state=State.STARTING, pid=None, started_at=None, timer_at=None, forced=None,
-                    forced_crash=False, pinged=False, busy_since=None, status_text=None, draining=False)
+                    forced_crash=False, pinged=False, busy_since=None, status_text=None, draining=False,
+                    killed=False, overdue=None)
     return fresh, [Spawn()]
 
 
@@ -190,7 +223,7 @@ def _force_stop(slot: Slot, cause: Forced, reason: str, crash: bool, now: float,
     assert slot.pid is not None
     stopping = replace(slot, state=State.STOPPING, timer_at=now + policy.stop_timeout, reason=reason,
                        forced=cause, forced_crash=crash)
-    return stopping, [SignalGroup(slot.pid, policy.stop_signal)]
+    return stopping, [policy.stop(slot.pid)]
 
 
 def _notified(slot: Slot, event: Notified, now: float, policy: Policy) -> Result:
@@ -222,7 +255,7 @@ def _spawned(slot: Slot, event: Spawned, now: float, policy: Policy) -> Result:
     if not slot.occupied:
         # starting -> stopping: a stop arrived while the process was being made
         stopping = replace(slot, state=State.STOPPING, timer_at=now + policy.stop_timeout)
-        return stopping, [SignalGroup(event.pid, policy.stop_signal)]
+        return stopping, [policy.stop(event.pid)]
     if policy.notify:
         # starting -> starting: running once it sends READY=1, within start_timeout
         return replace(slot, timer_at=now + policy.start_timeout), []
@@ -263,20 +296,26 @@ def _timer_expired(slot: Slot, now: float, policy: Policy) -> Result:
         return _spawn(slot)
     if slot.state is State.STOPPING and slot.pid is not None:
         # stopping -> stopping (stop_timeout passed: SIGKILL the group); a stop the daemon
-        # forced keeps its cause as the reason (last_exit will say SIGKILL)
-        why = slot.reason if slot.forced is not None else "killed after stop_timeout"
-        return replace(slot, timer_at=None, reason=why), [KillGroup(slot.pid)]
+        # forced keeps its cause as the reason (last_exit will say both)
+        overdue = f"still running {_seconds(policy.stop_timeout)} after {policy.stop_signal_name}"
+        why = slot.reason if slot.forced is not None else overdue
+        killed = replace(slot, timer_at=None, reason=why, killed=True, overdue=overdue)
+        return killed, [KillGroup(slot.pid, overdue=overdue)]
     return replace(slot, timer_at=None), []
 
 
 def _exited(slot: Slot, event: Exited, now: float, policy: Policy, rand: Callable[[], float]) -> Result:
     if event.pid != slot.pid:
         return slot, []
-    # Whatever the worker left in its process group goes with it.
+    # Whatever the worker left in its process group goes with it: at once, but after a
+    # stop the main process had the signal alone ("mixed") what is left gets it too first.
     cleanup: list[Action] = [KillGroup(event.pid)]
     ran = now - slot.started_at if slot.started_at is not None else 0.0
     slot = replace(slot, pid=None, last_exit=event.description)
     if slot.state is State.STOPPING:
+        if policy.kill_mode is KillMode.MIXED and not slot.killed:
+            cleanup = [EndGroup(event.pid, policy.stop_signal, policy.leftover_grace)]
+        slot = replace(slot, last_exit=_stop_account(slot, event))
         if slot.occupied and slot.forced is not None and policy.restart is RestartPolicy.NEVER:
             # stopping -> exited: stopped by the daemon (a limit, the watchdog), and restart = "never"
             return replace(slot, state=State.EXITED, timer_at=None), cleanup
@@ -338,6 +377,14 @@ def _after_exit(
         reason=f"{description}; restarting in {_seconds(delay)}",
     )
     return slot, []
+
+
+def _stop_account(slot: Slot, event: Exited) -> str:
+    """A stopped process's last exit: why the daemon stopped it, if it did, and that its
+    stop ran out of stop_timeout, if it did; else how it ended."""
+    cause = slot.reason if slot.forced is not None else None
+    overdue = f"{slot.overdue}: {event.description}" if slot.overdue is not None else None
+    return "; ".join(part for part in (cause, overdue) if part) or event.description
 
 
 def _seconds(delay: float) -> str:

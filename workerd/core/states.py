@@ -25,3 +25,13 @@ class RestartPolicy(str, enum.Enum):
     ALWAYS = "always"
     ON_FAILURE = "on-failure"
     NEVER = "never"
+
+
+class KillMode(str, enum.Enum):
+    """Who gets the stop signal, as systemd's KillMode= says it."""
+
+    #: The main process; what is left of its group once it has exited (a pool stops its
+    #: own children warmly, as job frameworks do on SIGTERM).
+    MIXED = "mixed"
+    #: The whole process group at once.
+    GROUP = "group"

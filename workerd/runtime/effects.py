@@ -1,9 +1,9 @@
 """Carries out the core's actions against the OS; decides nothing.
 
 Spawn makes the process and wires up what the slot owns (output pipe, reaper
-watch, sentinel entry, strays); signals go to process groups, and a group that
-is already gone is not an error. A worker's stop signal and its kill reach its
-strays too (see strays.py).
+watch, sentinel entry, strays); a stop signal goes to the main process or to its
+process group, as the core says, and a process or group that is already gone is not
+an error. A worker's stop signal and its kill reach its strays too (see strays.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable
 
-from workerd.core.actions import Action, KillGroup, SignalGroup, Spawn
+from workerd.core.actions import Action, EndGroup, KillGroup, SignalGroup, SignalMain, Spawn
 from workerd.core.events import Event, Exited, Spawned, SpawnFailed
 from workerd.core.strays import Proc
 from workerd.exit_status import ExitStatus
@@ -56,6 +56,8 @@ class Effects:
         #: Sessions whose stragglers the next sweep kills.
         self._to_sweep: set[int] = set()
         self._sweep_timer: asyncio.TimerHandle | None = None
+        #: Groups whose main process exited during a stop, in their grace ("mixed"), by pgid.
+        self._ending: dict[int, tuple[asyncio.TimerHandle, SlotContext]] = {}
         self._reaper = reaper
         self._sentinel = sentinel
         self._strays = Strays(reaper, sentinel)
@@ -67,6 +69,8 @@ class Effects:
         self._table: dict[type, Callable[[Action, SlotContext], Event | None]] = {
             Spawn: self._spawn,  # type: ignore[dict-item]
             SignalGroup: self._signal_group,  # type: ignore[dict-item]
+            SignalMain: self._signal_main,  # type: ignore[dict-item]
+            EndGroup: self._end_group,  # type: ignore[dict-item]
             KillGroup: self._kill_group,  # type: ignore[dict-item]
         }
 
@@ -98,12 +102,25 @@ class Effects:
             self.pipes_drained.set()
 
     def _signal_group(self, action: SignalGroup, ctx: SlotContext) -> None:
-        """The core signals a group only to stop its worker. Its strays are looked for
-        first, while their ancestry is intact, and get the same signal."""
+        """kill_mode "group": the stop signal to the worker's whole group."""
+        self._signal_strays(action.pgid, action.signal)
+        self.signal_group(action.pgid, action.signal, ctx)
+
+    def _signal_main(self, action: SignalMain, ctx: SlotContext) -> None:
+        """kill_mode "mixed": the stop signal to the worker's main process alone; its
+        children are its own to stop (a pool finishes their jobs)."""
+        self._signal_strays(action.pid, action.signal)
+        try:
+            os.kill(action.pid, action.signal)  # not reaped yet: the pid is still the worker's
+        except ProcessLookupError:
+            pass
+
+    def _signal_strays(self, worker: int, signo: int) -> None:
+        """A worker is being stopped: its strays are looked for first, while their ancestry
+        is intact, and get its stop signal (they left its session: it cannot stop them)."""
         procs = self.processes(fresh=False)
         self._sweep_soon(self._strays.find(procs))
-        self._strays.signal(action.pgid, action.signal, procs)
-        self.signal_group(action.pgid, action.signal, ctx)
+        self._strays.signal(worker, signo, procs)
 
     def signal_group(self, pgid: int, signo: int, ctx: SlotContext) -> None:
         """Send a signal to the worker's process group alone."""
@@ -121,11 +138,48 @@ class Effects:
         not known yet, goes in a sweep shortly after. The sweep reads all of /proc, so it
         runs once for every session collected in SWEEP_DELAY, off the critical path of
         the restart (whose new worker is exec'ing meanwhile); a stray found only then is
-        an orphan by now, and its environment names its slot (see core/strays.py)."""
-        self.signal_group(action.pgid, signal.SIGKILL, ctx)
+        an orphan by now, and its environment names its slot (see core/strays.py).
+        A stop that ran out of stop_timeout says what it killed."""
+        if action.overdue is not None:
+            sessions = self._strays.sessions_of(action.pgid) | {action.pgid}
+            killed = sum(1 for p in self.processes(fresh=False).values() if p.sid in sessions)
+            log.warning("%s[%d]: %s: SIGKILL to %d process%s; raise stop_timeout if jobs run longer",
+                        ctx.program, ctx.instance, action.overdue, killed, "" if killed == 1 else "es")
         if self._cgroup_tree is not None:
             self._cgroup_tree.kill(ctx.program, ctx.instance)
-        self._sweep_soon(self._strays.kill(action.pgid) | {action.pgid})
+        self._kill(action.pgid, ctx)
+
+    def _kill(self, pgid: int, ctx: SlotContext) -> None:
+        self.signal_group(pgid, signal.SIGKILL, ctx)
+        self._sweep_soon(self._strays.kill(pgid) | {pgid})
+
+    def _end_group(self, action: EndGroup, ctx: SlotContext) -> None:
+        """kill_mode "mixed", the main process gone after a stop: what is left of its
+        session (its group and any group it made) gets the stop signal, and SIGKILL after
+        the grace. Normally nothing is left (a pool waits for its children) and the kill
+        is at once. The slot's cgroup is not killed then: a restart's new worker is in it."""
+        left = {p.pgid for p in self.processes(fresh=False).values() if p.sid == action.pgid}
+        if not left:
+            return self._kill_group(KillGroup(action.pgid), ctx)
+        for pgid in left:
+            self.signal_group(pgid, action.signal, ctx)
+        handle = self._clock.call_at(self._clock.now() + action.grace, lambda: self._end(action.pgid))
+        self._ending[action.pgid] = (handle, ctx)
+
+    def _end(self, pgid: int) -> None:
+        """A grace is over: SIGKILL what is left. A live child of the daemon with that pid
+        means the session is long gone and the pid reused (as a new worker's group)."""
+        handle, ctx = self._ending.pop(pgid)
+        handle.cancel()
+        if not self._reaper.watches(pgid):
+            self._kill(pgid, ctx)
+
+    def finish(self) -> None:
+        """At the end of a shutdown: what is still in its grace is killed now, then swept;
+        the loop ends before a timer would."""
+        for pgid in list(self._ending):
+            self._end(pgid)
+        self.sweep()
 
     def find_strays(self, procs: Mapping[int, Proc]) -> None:
         """Look for strays in a read of /proc (see strays.py): status and the limit

@@ -112,6 +112,11 @@ class StatusCollector:
         for (name, cause), count in snapshot.forced.items():
             forced.add_metric([name, cause], count)
         yield forced
+        overdue = CounterMetricFamily("workerd_stop_timeouts", "Stops that ran out of stop_timeout: SIGKILL to "
+                                      "what was still running.", labels=["program"])
+        for name, count in snapshot.stop_timeouts.items():
+            overdue.add_metric([name], count)
+        yield overdue
         by_reason = CounterMetricFamily("workerd_restarts", "Restarts of workers, by reason: crash, failed start, "
                                         "exit (status 0 under restart = always), limit, watchdog, not ready, "
                                         "manual (workerctl restart).", labels=["program", "reason"])

@@ -81,6 +81,8 @@ class Snapshot:
     #: Restarts by (program, reason): see tally.Tally.restarts.
     restarts: Mapping[tuple[str, str], int]
     jobs: Mapping[str, tuple[tuple[int, ...], float]]
+    #: Stops that ran out of stop_timeout, by program.
+    stop_timeouts: Mapping[str, int]
 
 
 def take(programs: list[Program], now: float, table: Mapping[int, ProcStat], daemon: Mapping[str, Any],
@@ -93,7 +95,7 @@ def take(programs: list[Program], now: float, table: Mapping[int, ProcStat], dae
     jobs = {name: (tuple(j.buckets), j.total) for name, j in tally.jobs.items()}
     return Snapshot(now, dict(daemon), tuple(_program(p, now, usage, pss) for p in programs),
                     dict(limit_restarts), dict(tally.decisions), dict(tally.forced),
-                    dict(tally.restarts), jobs)
+                    dict(tally.restarts), jobs, dict(tally.stop_timeouts))
 
 
 def _program(program: Program, now: float, usage: Mapping[int, TreeUsage],

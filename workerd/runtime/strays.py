@@ -68,9 +68,13 @@ class Strays:
                          info.program, info.instance, sid)
         return found.abandoned
 
+    def sessions_of(self, worker: int) -> set[int]:
+        """The sessions of the worker's strays found so far."""
+        return {sid for sid, owner in self._sessions.items() if owner == worker}
+
     def signal(self, worker: int, signo: int, procs: Mapping[int, Proc]) -> None:
         """Send `signo` to every process group of the worker's strays."""
-        sessions = {sid for sid, owner in self._sessions.items() if owner == worker}
+        sessions = self.sessions_of(worker)
         for pgid in {proc.pgid for proc in procs.values() if proc.sid in sessions}:
             try:
                 os.killpg(pgid, signo)
@@ -80,7 +84,7 @@ class Strays:
     def kill(self, worker: int) -> set[int]:
         """SIGKILL the group of each stray session's leader; returns the sessions, for the
         sweep to kill their other members."""
-        sessions = {sid for sid, owner in self._sessions.items() if owner == worker}
+        sessions = self.sessions_of(worker)
         for sid in sessions:
             del self._sessions[sid]
             try:

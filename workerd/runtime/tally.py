@@ -1,6 +1,7 @@
 """What the supervisor counts as events are applied, for status and /metrics: scaling
-decisions, the stops the daemon forced (a limit, the watchdog, no READY=1), restarts
-by reason, and the jobs workers reported (BUSY=1 ... BUSY=0) with their durations.
+decisions, the stops the daemon forced (a limit, the watchdog, no READY=1), the stops
+that ran out of stop_timeout, restarts by reason, and the jobs workers reported
+(BUSY=1 ... BUSY=0) with their durations.
 
 Counts only grow (Prometheus counters); a program's jobs keep a fixed set of buckets,
 so the memory is bounded whatever the uptime.
@@ -45,6 +46,8 @@ class Tally:
     forced: dict[tuple[str, str], int] = field(default_factory=dict)
     #: By program.
     jobs: dict[str, Jobs] = field(default_factory=dict)
+    #: Stops that ran out of stop_timeout (SIGKILL), by program.
+    stop_timeouts: dict[str, int] = field(default_factory=dict)
     #: By (program, reason): "crash", "failed start", "exit" (status 0, restart = "always"),
     #: a forced stop's cause, "manual" (workerctl restart).
     restarts: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -65,6 +68,8 @@ class Tally:
         if new.forced is not None and old.forced is None:
             key = (program, new.forced.value)
             self.forced[key] = self.forced.get(key, 0) + 1
+        if new.overdue is not None and old.overdue is None:
+            self.stop_timeouts[program] = self.stop_timeouts.get(program, 0) + 1
         reason = _restart_reason(old, event) if new.restarts > old.restarts else None
         if reason is not None:
             self.restarts[(program, reason)] = self.restarts.get((program, reason), 0) + 1
