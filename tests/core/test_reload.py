@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workerd.core.reload import Facts, Step, changed_fields, decide_change, plan
+from workerd.core.reload import Facts, Step, changed_fields, decide_change, plan, reverts_to
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,27 @@ def test_the_scaling_fields_are_fields_of_a_program_config():
     from workerd.core.reload import SCALING_FIELDS
 
     assert SCALING_FIELDS <= {f.name for f in fields(ProgramConfig)}
+
+
+def test_changed_to_revert_when_the_old_processes_of_that_config_still_run():
+    """A→B (B cannot start: A's processes are kept), then back to A: A's processes are
+    the program again, never replaced by new ones of the same config."""
+    b_failing = Facts(running=0, enabled=True, removing=False, outgoing=((Conf(), 2),))
+    assert reverts_to(Conf(), b_failing) == 0
+    assert reverts_to(Conf(processes=3), b_failing) == 0  # and then rescaled
+    assert plan({"w": Conf(command="broken")}, {"w": Conf()}, {"w": b_failing}) == [("w", Step.REVERT)]
+
+
+def test_revert_goes_to_the_newest_generation_with_that_config():
+    facts = Facts(running=0, enabled=True, removing=False,
+                  outgoing=((Conf(command="b"), 1), (Conf(), 0), (Conf(), 1)))
+    assert reverts_to(Conf(), facts) == 2  # the one with no process left has nothing to keep
+    assert reverts_to(Conf(command="b"), facts) == 0
+
+
+def test_no_revert_to_a_generation_with_nothing_running_or_a_program_stopped_by_the_user():
+    assert reverts_to(Conf(), Facts(running=0, enabled=True, removing=False, outgoing=((Conf(), 0),))) is None
+    assert reverts_to(Conf(), Facts(running=0, enabled=False, removing=False, outgoing=((Conf(), 1),))) is None
+    assert reverts_to(Conf(), Facts(running=0, enabled=True, removing=False,
+                                    outgoing=((Conf(command="other"), 1),))) is None
+    assert plan({"w": Conf(command="b")}, {"w": Conf()}, {"w": IDLE}) == [("w", Step.RESTART)]

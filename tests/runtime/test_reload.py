@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import signal
+import time
 
 from tests.runtime.conftest import TOML_POS, alive, gone, one_line, read_pids
 
@@ -290,6 +291,34 @@ def test_a_changed_program_that_cannot_start_keeps_the_old_processes(daemon):
     assert not set(new) & set(old)
     for pid in old:
         d.wait_until(lambda pid=pid: gone(pid), 5, f"old process {pid} gone")
+
+
+def test_a_reload_back_to_the_config_that_runs_keeps_its_processes(daemon):
+    """A runs; a reload to B (which cannot start) keeps A's processes; a reload back to A
+    makes them the program again: the same pids, no new process, B's stopped."""
+    a = """
+        [programs.w]
+        command = "sleep 1001"
+        processes = 2
+        start_seconds = "0s"
+        backoff_initial = "0.2s"
+    """
+    d = daemon(a)
+    old = d.wait_running("w", 2)
+    d.write_config(a.replace('command = "sleep 1001"', 'command = "false"').replace('"0s"', '"0.5s"'))
+    assert d.ctl("reload").returncode == 0
+    d.wait_status(lambda s: [p for p in d.processes("w", None, s) if not p.get("outgoing") and p["restarts"] >= 1],
+                  10, "the new processes failing")
+    d.write_config(a)
+    result = d.ctl("reload")
+    assert result.returncode == 0, result.stderr
+    assert "back to" in result.stdout, result.stdout
+    status = d.wait_status(lambda s: not [p for p in d.processes("w", None, s) if p.get("outgoing")] and s,
+                           10, "no outgoing process left")
+    assert sorted(p["pid"] for p in d.processes("w", None, status)) == sorted(old)
+    assert all(alive(p) for p in old)
+    time.sleep(1)  # and nothing replaces them later
+    assert sorted(p["pid"] for p in d.processes("w", None)) == sorted(old), d.describe()
 
 
 def test_a_reload_to_a_missing_directory_or_command_is_refused(daemon, tmp_path):

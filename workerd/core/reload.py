@@ -35,6 +35,10 @@ class Step(str, enum.Enum):
     REPLACE = "replace"
     #: How the processes run changed and none runs: restart with the new config.
     RESTART = "restart"
+    #: Back to the config (but for its count) of processes still running from before an
+    #: earlier change (one that could not start): they are the program again, not
+    #: replaced by new processes of the same config; the newer ones stop.
+    REVERT = "revert"
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class Facts:
     enabled: bool
     #: Dropped by an earlier reload and still stopping.
     removing: bool
+    #: The outgoing generations (the configs before a change, kept until new processes
+    #: run), newest first: each one's config and how many of its processes run.
+    outgoing: tuple[tuple[Any, int], ...] = ()
 
 
 def changed_fields(old: Any, new: Any) -> frozenset[str]:
@@ -65,6 +72,18 @@ def decide_change(changed: frozenset[str], facts: Facts) -> Step:
     return Step.RESTART
 
 
+def reverts_to(new: Any, facts: Facts) -> int | None:
+    """The outgoing generation (its index in `facts.outgoing`) a changed config goes
+    back to: the newest whose processes still run and whose config differs from `new`
+    only in the count. None: no such generation, or the program was stopped by hand."""
+    if not facts.enabled:
+        return None
+    for index, (config, running) in enumerate(facts.outgoing):
+        if running and changed_fields(config, new) <= SCALING_FIELDS:
+            return index
+    return None
+
+
 def plan(old: Mapping[str, Any], new: Mapping[str, Any], facts: Mapping[str, Facts]) -> list[tuple[str, Step]]:
     """One step per program the reload touches: removals, then additions, then changes,
     in the new file's order. `old` holds the configs of the programs in force (not
@@ -75,5 +94,9 @@ def plan(old: Mapping[str, Any], new: Mapping[str, Any], facts: Mapping[str, Fac
         # added -> take back (still stopping from an earlier removal) | add
         steps.append((name, Step.TAKE_BACK if name in facts else Step.ADD))
     for name in d.changed:
-        steps.append((name, decide_change(changed_fields(old[name], new[name]), facts[name])))
+        if reverts_to(new[name], facts[name]) is not None:
+            # changed -> revert: processes of this config still run
+            steps.append((name, Step.REVERT))
+        else:
+            steps.append((name, decide_change(changed_fields(old[name], new[name]), facts[name])))
     return steps

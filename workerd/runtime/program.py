@@ -80,12 +80,27 @@ class Program:
         at once, or, `rolling`, one at a time."""
         new = Program(config, daemon, self.sink)
         new.rolling = rolling
+        self._hand_to(new, config, daemon)
+        return new
+
+    def revert_to(self, generation: Program, config: ProgramConfig, daemon: DaemonConfig) -> Program:
+        """Back to one of the outgoing generations (core.reload.reverts_to), with `config`
+        (its own but for the count): its processes are the program again, and this one
+        becomes its newest outgoing generation, kept until they cover the count."""
+        generation.keep = None
+        generation.rolling = False
+        self._hand_to(generation, config, daemon)
+        generation.outgoing.remove(generation)
+        return generation
+
+    def _hand_to(self, new: Program, config: ProgramConfig, daemon: DaemonConfig) -> None:
+        """`new` takes this generation's place: its log, pin and autoscaler state; this one
+        and its outgoing generations are new's, this one keeping what runs now."""
         new.enabled, new.pinned, new.scale = self.enabled, self.pinned, self.scale
         new.configure(config, daemon)  # the autoscaler's count, within the new bounds
         new.outgoing = [self, *self.outgoing]
         self.outgoing = []
         self.keep = self.running
-        return new
 
     def configure(self, config: ProgramConfig, daemon: DaemonConfig) -> None:
         self.config = config

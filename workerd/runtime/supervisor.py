@@ -27,7 +27,7 @@ from workerd.core.events import (
 from workerd.core.handover import Outgoing, keep_counts, restart_rolls
 from workerd.core.lifecycle import Slot, transition
 from workerd.core.reconcile import forgotten, reconcile, restart, start
-from workerd.core.reload import Facts, Step, plan
+from workerd.core.reload import Facts, Step, plan, reverts_to
 from workerd.core.scaling import QueueEvent
 from workerd.runtime import journal
 from workerd.runtime.clock import Clock
@@ -296,7 +296,8 @@ class Supervisor:
             new.daemon.log_backups,
         )
         current = {n: p.config for n, p in self.programs.items() if not p.removing}
-        facts = {n: Facts(p.running, p.enabled, p.removing) for n, p in self.programs.items()}
+        facts = {n: Facts(p.running, p.enabled, p.removing, tuple((g.config, g.running) for g in p.outgoing))
+                 for n, p in self.programs.items()}
         steps = plan(current, new.programs, facts)
         # Open every log the change needs before touching anything.
         sinks = _open_logs(new, new.programs if logs_moved else
@@ -307,7 +308,7 @@ class Supervisor:
             if getattr(new.daemon, key) != getattr(old_daemon, key):
                 changes.append(f"daemon.{key}: changed; takes effect at the next start")
         for name, step in steps:
-            changes.append(self._carry_out(name, step, new, sinks))
+            changes.append(self._carry_out(name, step, new, sinks, facts.get(name)))
         if logs_moved:
             for name, sink in sinks.items():
                 self.programs[name].sink.adopt(sink)
@@ -315,7 +316,8 @@ class Supervisor:
         self._drain()
         return changes or ["no changes"]
 
-    def _carry_out(self, name: str, step: Step, new: Config, sinks: dict[str, ProgramLog]) -> str:
+    def _carry_out(self, name: str, step: Step, new: Config, sinks: dict[str, ProgramLog],
+                   facts: Facts | None) -> str:
         """Apply one step of a reload's plan; returns the line that reports it."""
         config = new.programs.get(name)
         if step is Step.ADD:
@@ -339,6 +341,11 @@ class Supervisor:
             program.configure(config, new.daemon)
             self._reconcile(program)
             return rescaled_line(old_config, config)
+        if step is Step.REVERT:
+            assert facts is not None and (index := reverts_to(config, facts)) is not None
+            self.programs[name] = program.revert_to(program.outgoing[index], config, new.daemon)
+            self._reconcile(self.programs[name])
+            return f"changed: {name} (back to the config its old processes run; the newer ones stop)"
         if step is Step.REPLACE:
             self.programs[name] = program.successor(config, new.daemon, rolling=config.rolling)
             self._reconcile(self.programs[name])
