@@ -29,7 +29,8 @@ VENV = BENCH / ".venv"
 VENV_PY = VENV / "bin" / "python"
 # redis: the autoscale metrics push jobs with it, and workerd's redis source imports it
 # (workerd itself is installed without its extras)
-REQUIREMENTS = ["supervisor==4.3.0", "psutil", "redis>=5.0"]
+#: Installed with the test suite's lock (constraints.txt), so both measure the same versions.
+REQUIREMENTS = ["-c", str(ROOT / "constraints.txt"), "supervisor==4.3.0", "psutil", "redis>=5.0"]
 KINDS = ["workerd", "supervisord"]
 
 
@@ -41,6 +42,7 @@ def log(msg: str) -> None:
 def _stamp() -> str:
     h = hashlib.sha256(" ".join(REQUIREMENTS).encode())
     h.update((ROOT / "pyproject.toml").read_bytes())
+    h.update((ROOT / "constraints.txt").read_bytes())
     return h.hexdigest()
 
 
@@ -56,7 +58,7 @@ def ensure_venv() -> None:
     need = [VENV / "bin" / n for n in ("supervisord", "supervisorctl")]
     steps = [["--no-deps", "--force-reinstall", str(ROOT)]]
     if not (stamp.exists() and stamp.read_text() == _stamp() and all(p.exists() for p in need)):
-        steps = [REQUIREMENTS, ["--force-reinstall", str(ROOT)]]
+        steps = [REQUIREMENTS, ["-c", str(ROOT / "constraints.txt"), "--force-reinstall", str(ROOT)]]
     for args in steps:
         log(f"pip install {' '.join(args)}")
         r = subprocess.run([str(VENV_PY), "-m", "pip", "install", "-q", *args],

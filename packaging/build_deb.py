@@ -47,7 +47,7 @@ def make_venv(stage: Path) -> str:
     venv = stage / PREFIX.lstrip("/")
     run(TARGET_PYTHON, "-m", "venv", "--without-pip", str(venv))
     run(sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet",
-        "--no-compile", "--no-warn-script-location", str(ROOT))
+        "--no-compile", "--no-warn-script-location", "-c", str(ROOT / "constraints.txt"), str(ROOT))
     # Point what names the staging folder at the final one: the scripts' #! lines, the
     # activate scripts, pyvenv.cfg's record of the command that made it.
     for path in [*(venv / "bin").iterdir(), venv / "pyvenv.cfg"]:
