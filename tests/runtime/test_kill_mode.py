@@ -16,10 +16,10 @@ from tests.runtime.test_metrics import free_port, scrape
 #: A "pool": the main process runs one job in a child of its own group; on SIGTERM it
 #: waits for the job, then exits 0. The job says whether it got SIGTERM itself.
 JOB = """
-    trap 'echo TERM >> "$D/job"; exit 1' TERM
-    echo started >> "$D/job"
+    trap 'echo $$ TERM >> "$D/job"; exit 1' TERM
+    echo $$ started >> "$D/job"
     sleep 1.5 & wait $!
-    echo done >> "$D/job"
+    echo $$ done >> "$D/job"
 """
 POOL = """
     "$D/job.sh" &
@@ -47,16 +47,33 @@ def pool(d, kill_mode: str | None) -> None:
     one_worker(d, POOL, "10s", f'kill_mode = "{kill_mode}"' if kill_mode else "")
 
 
-def stop_during_the_job(d, tmp_path) -> tuple[float, list[str]]:
+def jobs(tmp_path) -> list[list[str]]:
+    """What each job said, in the order they started."""
+    said: dict[str, list[str]] = {}
+    for line in (tmp_path / "job").read_text().splitlines():
+        pid, word = line.split()
+        said.setdefault(pid, []).append(word)
+    return list(said.values())
+
+
+def during_the_job(d, tmp_path, *command: str) -> tuple[int, float]:
+    """Start the pool, run `workerctl COMMAND` while its job runs; returns the pool's pid
+    and when the command was run."""
     d.start()
-    d.wait_running("w", 1)
+    (pid,) = d.wait_running("w", 1)
     d.wait_until(lambda: (tmp_path / "job").exists() and read_pids(tmp_path / "idle"), 5, "the job started")
     t0 = time.monotonic()
-    result = d.ctl("stop", "w")
+    result = d.ctl(*command)
     assert result.returncode == 0, result.stderr
+    return pid, t0
+
+
+def stop_during_the_job(d, tmp_path) -> tuple[float, list[str]]:
+    _, t0 = during_the_job(d, tmp_path, "stop", "w")
     elapsed = time.monotonic() - t0
     assert (tmp_path / "main").read_text() == "TERM\n"
-    return elapsed, (tmp_path / "job").read_text().split()
+    (job,) = jobs(tmp_path)
+    return elapsed, job
 
 
 @pytest.mark.parametrize("kill_mode", [None, "mixed"], ids=["default", "mixed"])
@@ -72,6 +89,17 @@ def test_mixed_lets_the_main_process_finish_its_childs_job(daemon, tmp_path, kil
     # process had exited.
     for pid in read_pids(tmp_path / "idle"):
         d.wait_until(lambda pid=pid: gone(pid), 5, f"the leftover {pid} gone")
+
+
+@pytest.mark.parametrize("command", [("restart", "w"), ("restart", "--rolling", "w"), ("scale", "w", "0")],
+                         ids=["restart", "rolling", "scale-down"])
+def test_restarts_and_scale_down_let_the_job_finish_too(daemon, tmp_path, command):
+    d = daemon(start=False)
+    pool(d, None)
+    old, t0 = during_the_job(d, tmp_path, *command)
+    d.wait_until(lambda: gone(old), 10, f"the old worker {old} gone")
+    assert jobs(tmp_path)[0] == ["started", "done"], "the job was signalled, or did not finish"
+    assert time.monotonic() - t0 >= 0.5, "the old worker went before its job could finish"
 
 
 def test_group_signals_the_child_too(daemon, tmp_path):
