@@ -22,10 +22,13 @@ class Reply:
         return json.loads(self.body)
 
 
-def call(port: int, method: str, path: str, body: Any = None, **headers: str) -> Reply:
-    """One request to the console at 127.0.0.1:PORT; header names as keyword arguments
-    with _ for - (Host defaults to the console's own)."""
+def call(port: int, method: str, path: str, body: Any = None, token: str | None = TOKEN, **headers: str) -> Reply:
+    """One request to the console at 127.0.0.1:PORT, with TOKEN as `Authorization: Bearer`
+    (None: none); header names as keyword arguments with _ for - (Host defaults to the
+    console's own)."""
     sent = {"Host": f"127.0.0.1:{port}"}
+    if token is not None:
+        sent["Authorization"] = f"Bearer {token}"
     sent.update({name.replace("_", "-"): value for name, value in headers.items()})
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
@@ -37,6 +40,6 @@ def call(port: int, method: str, path: str, body: Any = None, **headers: str) ->
         connection.close()
 
 
-def act(port: int, program: str, action: str, body: Any = None, token: str = TOKEN, **headers: str) -> Reply:
-    headers = {"Authorization": f"Bearer {token}", "Content_Type": "application/json", **headers}
-    return call(port, "POST", f"/api/programs/{program}/{action}", body if body is not None else {}, **headers)
+def act(port: int, program: str, action: str, body: Any = None, token: str | None = TOKEN, **headers: str) -> Reply:
+    headers = {"Content_Type": "application/json", **headers}
+    return call(port, "POST", f"/api/programs/{program}/{action}", body if body is not None else {}, token, **headers)

@@ -35,7 +35,7 @@ def steady(document: object) -> object:
 
 def test_the_status_and_history_are_workerctl_s_json(daemon) -> None:
     port = free_port()
-    d = daemon(PROGRAMS, console=f"127.0.0.1:{port}")
+    d = daemon(PROGRAMS, console=f"127.0.0.1:{port}", console_token=TOKEN)
     d.wait_running("web-mailer", 2)
     page = call(port, "GET", "/api/status")
     assert page.status == 200 and page.headers["content-type"] == "application/json"
@@ -51,7 +51,7 @@ def test_the_status_and_history_are_workerctl_s_json(daemon) -> None:
 
 def test_the_page_and_its_assets_come_from_the_daemon_with_a_strict_policy(daemon) -> None:
     port = free_port()
-    daemon(PROGRAMS, console=f"127.0.0.1:{port}")
+    daemon(PROGRAMS, console=f"127.0.0.1:{port}", console_token=TOKEN).wait_running("web-mailer", 2)
     page = call(port, "GET", "/")
     assert page.status == 200 and b'<script src="/console.js"' in page.body
     assert "script-src 'self'" in page.headers["content-security-policy"]
@@ -61,18 +61,18 @@ def test_the_page_and_its_assets_come_from_the_daemon_with_a_strict_policy(daemo
 
 def test_the_log_tail_of_a_program(daemon) -> None:
     port = free_port()
-    d = daemon(PROGRAMS, console=f"127.0.0.1:{port}", log_dir="logs")
+    d = daemon(PROGRAMS, console=f"127.0.0.1:{port}", console_token=TOKEN, log_dir="logs")
     d.wait_running("web-mailer", 2)
     d.wait_until(lambda: call(port, "GET", "/api/logs/web-mailer?lines=5").body.count(b"hello from the mailer") == 2,
                  10, "both processes' first line in the tail")
     assert call(port, "GET", "/api/logs/nope").status == 404
 
 
-def test_a_read_only_console_refuses_every_action(daemon) -> None:
+def test_a_public_console_without_a_token_refuses_every_action(daemon) -> None:
     port = free_port()
-    d = daemon(PROGRAMS, console=f"127.0.0.1:{port}")
+    d = daemon(PROGRAMS, console=f"127.0.0.1:{port}", console_public=True)
     pids = d.wait_running("web-mailer", 2)
-    assert call(port, "GET", "/api/config").json() == {"actions": False}
+    assert call(port, "GET", "/api/config", token=None).json() == {"actions": False, "public": True}
     reply = act(port, "web-mailer", "restart")
     assert reply.status == 403 and "read-only" in reply.json()["error"]
     assert d.pids("web-mailer") == pids
@@ -89,7 +89,7 @@ def test_actions_need_the_token_the_console_s_own_origin_and_json(daemon) -> Non
         act(port, "web-mailer", "restart", Content_Type="text/plain"),
         act(port, "web-mailer", "restart", Host="evil.example:%d" % port),
     ]
-    assert [r.status for r in refused] == [403] * 5, [r.body for r in refused]
+    assert [r.status for r in refused] == [401, 401, 403, 403, 403], [r.body for r in refused]
     assert d.pids("web-mailer") == pids
     done = act(port, "web-mailer", "restart", Origin=f"http://127.0.0.1:{port}")
     assert done.status == 200 and done.json() == {"ok": True, "message": "requested"}
@@ -110,7 +110,7 @@ def test_actions_need_the_token_the_console_s_own_origin_and_json(daemon) -> Non
 def test_a_loopback_console_answers_only_to_loopback_names(daemon) -> None:
     """A page on another site whose name resolves to 127.0.0.1 (DNS rebinding) is refused."""
     port = free_port()
-    daemon(PROGRAMS, console=f"127.0.0.1:{port}")
+    daemon(PROGRAMS, console=f"127.0.0.1:{port}", console_token=TOKEN).wait_running("web-mailer", 2)
     assert call(port, "GET", "/api/status", Host=f"rebind.example:{port}").status == 403
     assert call(port, "GET", "/api/status", Host=f"localhost:{port}").status == 200
     assert call(port, "GET", "/api/status", Host="127.0.0.1:1").status == 403
@@ -118,11 +118,12 @@ def test_a_loopback_console_answers_only_to_loopback_names(daemon) -> None:
 
 def test_the_stream_sends_the_status_at_once_and_again_on_a_change(daemon) -> None:
     port = free_port()
-    d = daemon(PROGRAMS, console=f"127.0.0.1:{port}")
+    d = daemon(PROGRAMS, console=f"127.0.0.1:{port}", console_token=TOKEN)
     d.wait_running("web-mailer", 2)
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        connection.request("GET", "/api/stream", headers={"Host": f"127.0.0.1:{port}"})
+        connection.request("GET", "/api/stream",
+                           headers={"Host": f"127.0.0.1:{port}", "Authorization": f"Bearer {TOKEN}"})
         response = connection.getresponse()
         assert response.getheader("Content-Type") == "text/event-stream"
         first = _event(response)
@@ -150,7 +151,8 @@ def _event(response: http.client.HTTPResponse) -> dict:
 
 def test_the_console_and_metrics_share_one_address(daemon) -> None:
     port = free_port()
-    daemon(PROGRAMS, console=f"127.0.0.1:{port}", metrics=f"127.0.0.1:{port}")
+    daemon(PROGRAMS, console=f"127.0.0.1:{port}", metrics=f"127.0.0.1:{port}", console_token=TOKEN) \
+        .wait_running("web-mailer", 2)  # the listeners are up (the control socket answers before)
     assert b"workerd_program_desired{program=\"web-mailer\"} 2.0" in call(port, "GET", "/metrics").body
     assert call(port, "GET", "/api/status").status == 200
 
@@ -160,7 +162,7 @@ def test_a_taken_console_address_is_one_line_and_exit_2(daemon) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        d = daemon(PROGRAMS, start=False, console=f"127.0.0.1:{port}")
+        d = daemon(PROGRAMS, start=False, console=f"127.0.0.1:{port}", console_token=TOKEN)
         d.start(wait=False)
         assert d.wait_exit(10) == 2
         assert one_line(d.stderr_text()) == f"workerd: cannot serve the console on 127.0.0.1:{port}: " \
@@ -202,7 +204,7 @@ def test_a_port_alone_is_the_loopback_address(tmp_path) -> None:
                             ('"9809"', ("127.0.0.1", 9809)), ('"[::1]:9809"', ("::1", 9809)),
                             ('"0.0.0.0:9809"', ("0.0.0.0", 9809))):
         config = tmp_path / "w.toml"
-        config.write_text(f'[daemon]\nconsole = {value}\n[programs.w]\ncommand = "sleep 1"\n')
+        config.write_text(f'[daemon]\nconsole = {value}\nconsole_public = true\n[programs.w]\ncommand = "sleep 1"\n')
         assert load(config).daemon.console == expected, value
 
 

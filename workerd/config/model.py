@@ -54,9 +54,12 @@ class DaemonConfig:
     metrics: tuple[str, int] | None = _DAEMON["metrics"]
     #: (host, port) of the web console; None: off.
     console: tuple[str, int] | None = _DAEMON["console"]
-    #: console_token, or the first line of console_token_file; None: read-only.
+    #: console_token, or the first line of console_token_file; None: no actions (and, unless
+    #: console_public, no reads either).
     console_token: str | None = field(default=_DAEMON["console_token"], repr=False)
     console_token_file: Path | None = _DAEMON["console_token_file"]
+    #: The console's reads need no token.
+    console_public: bool = _DAEMON["console_public"]
     shutdown_timeout: float = _DAEMON["shutdown_timeout"]
     #: Default: see config.capacity.
     max_processes: int = field(default_factory=default_max_processes)

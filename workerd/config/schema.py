@@ -90,6 +90,16 @@ def _one_token(values: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def _console_guarded(values: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A console shows every program's output: only to the token's holders, unless the config says otherwise."""
+    if values["console"] is None or values["console_public"]:
+        return None
+    if values["console_token"] is None and values["console_token_file"] is None:
+        return "console", ("needs console_token or console_token_file (or console_public = true: then anyone "
+                           "who reaches it reads every program's status and output)")
+    return None
+
+
 def _watchdog_needs_notify(values: Mapping[str, Any]) -> tuple[str, str] | None:
     if values["watchdog"] and values["ready"] is not Readiness.NOTIFY:
         return "watchdog", 'needs ready = "notify" (the worker says it is alive on the notify socket)'
@@ -174,15 +184,18 @@ DAEMON = Table(
             "64 KiB: each rotation renames every backup).", bounds=Range(LOG_MAX_BYTES_MIN)),
         Key("log_backups", INT, 5, "Rotated log files kept per program.", bounds=Range(0, LOG_BACKUPS_MAX)),
         Key("metrics", ENDPOINT, None, 'Prometheus /metrics address, "host:port" (use a loopback '
-            "host unless the network is trusted); unset: off."),
+            "host unless the network is trusted; there it answers only requests addressed to "
+            "localhost, 127.0.0.1 or [::1] and its port); unset: off."),
         Key("console", ENDPOINT, None, 'The web console\'s address, "host:port", or a port alone '
             "for the loopback address (another host only where the network is trusted; the metrics "
             "address serves both); unset: off."),
-        Key("console_token", STRING, None, "Lets the console act (restart, stop, start, scale): "
-            "each action must carry it; unset: the console is read-only. 16 characters or more.",
-            check=token_problem),
+        Key("console_token", STRING, None, "The console answers only requests that carry it (each "
+            "read and action: the status, output, history, restart, stop, start, scale). "
+            "16 characters or more; a console needs it unless `console_public`.", check=token_problem),
         Key("console_token_file", PATH, None, "`console_token` read from this file's first line, "
             "which keeps it out of the config."),
+        Key("console_public", BOOL, False, "The console's reads (every program's status, history and "
+            "output) need no token; actions still do, and without a token there are none."),
         Key("shutdown_timeout", DURATION, 60.0, "Upper bound on a graceful shutdown.",
             bounds=Range(0, DAY)),
         Key("max_processes", INT, None, "Most processes of one program, and of all programs "
@@ -196,7 +209,7 @@ DAEMON = Table(
         Key("sample_interval", DURATION, 1.0, "How often `memory` and `cpu_percent` limits are "
             "checked (one pass over /proc for all workers).", bounds=Range(0.1, HOUR)),
     ),
-    checks=(_one_token,),
+    checks=(_one_token, _console_guarded),
 )  # fmt: skip
 
 

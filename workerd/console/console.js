@@ -1,12 +1,17 @@
 // The workerd console: the status table, a chart of the last hour per program, a program's
 // output on click, and the actions when the daemon has a console_token. It talks only to
 // the daemon that served it: /api/status, /api/history, /api/logs, /api/stream (SSE).
+// Every request carries the console token in an Authorization header, kept in this tab's
+// sessionStorage (asked for once per tab): never a cookie, which any other server on the
+// same host would be sent whatever its port, and never a URL. So the stream is read with
+// fetch, not EventSource, which cannot send a header.
 "use strict";
 
 const HOUR = 3600;
 const SVG = "http://www.w3.org/2000/svg";
 const W = 900, H = 140, PAD = 28;
 const series = {};          // name -> {points: [[t, depth, desired, running]], marks: [[t, kind, text]]}
+const TOKEN = "workerd-token";
 let actions = false;
 let lastStatus = null;
 
@@ -78,19 +83,43 @@ function controls(name) {
   return [...buttons, count, scale];
 }
 
-async function act(name, action, body) {
-  let token = sessionStorage.getItem("workerd-token");
-  if (!token) {
-    token = prompt("The console token ([daemon] console_token):");
-    if (!token) return;
+// The token from the form, once it is sent; every request that was refused waits for the same one.
+let asking = null;
+function askToken(message) {
+  const form = document.getElementById("login");
+  document.getElementById("login-why").textContent = message;
+  form.hidden = false;
+  form.querySelector("input").focus();
+  asking ??= new Promise(resolve => form.addEventListener("submit", event => {
+    event.preventDefault();
+    const input = form.querySelector("input");
+    sessionStorage.setItem(TOKEN, input.value);
+    input.value = "";
+    form.hidden = true;
+    asking = null;
+    resolve();
+  }, {once: true}));
+  return asking;
+}
+
+// fetch with the token; a 401 asks for the token and tries again.
+async function api(path, options = {}) {
+  for (;;) {
+    const token = sessionStorage.getItem(TOKEN);
+    const headers = {...options.headers, ...(token ? {"Authorization": "Bearer " + token} : {})};
+    const reply = await fetch(path, {...options, headers});
+    if (reply.status !== 401) return reply;
+    sessionStorage.removeItem(TOKEN);
+    await askToken(token ? "Wrong token (or it was changed): the console token ([daemon] console_token):"
+                         : "The console token ([daemon] console_token):");
   }
-  const reply = await fetch(`/api/programs/${encodeURIComponent(name)}/${action}`, {
-    method: "POST", body: JSON.stringify(body),
-    headers: {"Content-Type": "application/json", "Authorization": "Bearer " + token},
+}
+
+async function act(name, action, body) {
+  const reply = await api(`/api/programs/${encodeURIComponent(name)}/${action}`, {
+    method: "POST", body: JSON.stringify(body), headers: {"Content-Type": "application/json"},
   });
   const data = await reply.json();
-  if (reply.status === 403) sessionStorage.removeItem("workerd-token");
-  else sessionStorage.setItem("workerd-token", token);
   document.getElementById("mode").textContent = `${action} ${name}: ${data.message || data.error}`;
 }
 
@@ -142,7 +171,7 @@ function draw(name, data, now, autoscaled) {
 }
 
 async function openLogs(name) {
-  const reply = await fetch(`/api/logs/${encodeURIComponent(name)}?lines=100`);
+  const reply = await api(`/api/logs/${encodeURIComponent(name)}?lines=100`);
   document.getElementById("logs").hidden = false;
   document.getElementById("logs-program").textContent = name;
   document.getElementById("logs-text").textContent = await reply.text();
@@ -161,28 +190,61 @@ function merge(name, points, marks) {
   data.marks = data.marks.filter(m => m[0] >= cut);
 }
 
+// One Server-Sent Event: "event: update" and its data lines; keep-alive comments are skipped.
+function received(block) {
+  const lines = block.split("\n");
+  if (!lines.includes("event: update")) return;
+  const update = JSON.parse(lines.filter(l => l.startsWith("data: ")).map(l => l.slice(6)).join("\n"));
+  for (const [name, points] of Object.entries(update.points)) merge(name, points, update.marks[name] || []);
+  renderStatus(update.status);
+  renderCharts();
+  document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
+}
+
+// The live stream, read with fetch; reopened after a pause (1 s, doubling to 30 s) when it ends.
+async function follow() {
+  const live = document.getElementById("live");
+  let pause = 1000;
+  for (;;) {
+    try {
+      const reply = await api("/api/stream");
+      if (reply.ok) {
+        live.textContent = "live";
+        live.className = "";
+        pause = 1000;
+        const reader = reply.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+          buffer += chunk.value;
+          for (let end; (end = buffer.indexOf("\n\n")) >= 0; buffer = buffer.slice(end + 2)) {
+            received(buffer.slice(0, end));
+          }
+        }
+      }
+    } catch (error) {
+      // the daemon went away: tried again below
+    }
+    live.textContent = "reconnecting";
+    live.className = "off";
+    await new Promise(resolve => setTimeout(resolve, pause));
+    pause = Math.min(pause * 2, 30000);
+  }
+}
+
 async function start() {
-  actions = (await (await fetch("/api/config")).json()).actions;
-  document.getElementById("mode").textContent = actions
-    ? "Actions are on: each asks for the console token once per tab."
+  const config = await (await api("/api/config")).json();
+  actions = config.actions;
+  document.getElementById("mode").textContent =
+    !config.public ? "Actions are on: restart, stop, start and scale each program below."
+    : actions ? "Public: anyone who reaches this address reads it; an action asks for the console token once per tab."
     : "Read-only: the daemon has no [daemon] console_token, so nothing can be changed from here.";
-  renderStatus(await (await fetch("/api/status")).json());
+  renderStatus(await (await api("/api/status")).json());
   await Promise.all(lastStatus.programs.map(async program => {
-    const history = await (await fetch(`/api/history/${encodeURIComponent(program.name)}`)).json();
+    const history = await (await api(`/api/history/${encodeURIComponent(program.name)}`)).json();
     merge(program.name, history.points, history.marks);
   }));
   renderCharts();
-  const live = document.getElementById("live");
-  const stream = new EventSource("/api/stream");
-  stream.addEventListener("open", () => { live.textContent = "live"; live.className = ""; });
-  stream.addEventListener("error", () => { live.textContent = "reconnecting"; live.className = "off"; });
-  stream.addEventListener("update", event => {
-    const update = JSON.parse(event.data);
-    for (const [name, points] of Object.entries(update.points)) merge(name, points, update.marks[name] || []);
-    renderStatus(update.status);
-    renderCharts();
-    document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
-  });
+  follow();
 }
 
 start();

@@ -202,13 +202,14 @@ class Daemon:
 
     async def _serve_web(self) -> list[HttpServer]:
         daemon = self._config.daemon
-        servers = await start_web(daemon, self._commands, self._timeline,
-                                  lambda: self._supervisor.config.daemon.console_token)
+        servers = await start_web(daemon, self._commands, self._timeline, lambda: self._supervisor.config.daemon)
         if daemon.metrics is not None:
             log.info("metrics on http://%s:%d/metrics", *daemon.metrics)
         if daemon.console is not None:
             log.info("console on http://%s:%d/ (%s)", *daemon.console,
-                     "actions on" if daemon.console_token else "read-only: no console_token")
+                     "reads and actions need the token" if not daemon.console_public else
+                     "public reads, actions need the token" if daemon.console_token else
+                     "public and read-only: no console_token")
         return servers
 
     def request_shutdown(self) -> None:

@@ -22,7 +22,9 @@ class WebError(Exception):
 
 
 async def start_web(daemon: DaemonConfig, commands: Commands, timeline: Timeline,
-                    token: Callable[[], str | None]) -> list[HttpServer]:
+                    current: Callable[[], DaemonConfig]) -> list[HttpServer]:
+    """Serve what DAEMON turns on; the console reads its token from CURRENT(), the
+    settings in force after any reload."""
     if daemon.metrics is None and daemon.console is None:
         return []
     from workerd.runtime.http import HttpServer
@@ -39,7 +41,7 @@ async def start_web(daemon: DaemonConfig, commands: Commands, timeline: Timeline
         from workerd.runtime.console import Console
 
         server = servers.setdefault(daemon.console, HttpServer())
-        server.route("/", Console(commands, timeline, daemon.console, token))
+        server.route("/", Console(commands, timeline, current))
         what.setdefault(daemon.console, []).append("the console")
     started: list[HttpServer] = []
     for address, server in servers.items():
