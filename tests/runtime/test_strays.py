@@ -169,3 +169,56 @@ def test_a_running_workers_daemonised_helper_stays_until_its_worker_stops(daemon
     d.wait_until(lambda: gone(helper), 5, f"helper {helper} gone with its worker")
     d.wait_until(lambda: gone(keeper_pid), 5, f"worker {keeper_pid} gone")
 
+
+
+#: A worker that keeps making sessions (100 a second, and ignores SIGTERM), so every look
+#: at /proc finds sessions the last one did not.
+SESSION_STORM = """
+    trap '' TERM
+    echo $$ >> "$D/pids"
+    while :; do
+        setsid sleep 1000 &
+        echo $! >> "$D/strays"
+        sleep 0.01
+    done
+"""
+
+
+def test_a_worker_making_sessions_without_end_stops_within_stop_timeout_and_a_few_log_lines(daemon):
+    d = daemon(start=False)
+    worker = d.script("worker.sh", SESSION_STORM)
+    d.write_config(f"""
+        [programs.w]
+        command = "{worker}"
+        start_seconds = "0s"
+        stop_timeout = "2s"
+    """)
+    d.start()
+    (pid,) = d.wait_running("w", 1)
+    d.wait_until(lambda: len(read_pids(d.dir / "strays")) >= 10, 5, "sessions being made")
+    lines_before = len(d.stderr_text().splitlines())
+    started = time.monotonic()
+    result = d.ctl("stop", "w")
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert took < 2 + 1.0, f"the stop took {took:.1f}s for a stop_timeout of 2s"
+    assert gone(pid)
+    # Nothing of the worker's is left a moment later: not a spawner, not a sleep.
+    time.sleep(0.5)
+    left = [p for p in _worker_processes(d) if alive(p)]
+    assert left == [], f"{len(left)} processes of the stopped worker left"
+    new_lines = d.stderr_text().splitlines()[lines_before:]
+    assert len(new_lines) <= 10, "\n".join(new_lines[:20])
+
+
+def _worker_processes(d) -> list[int]:
+    """Processes that carry this daemon's socket in their environment (its workers' tree)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if environ_of(int(entry)).get("WORKERD_SOCKET") == str(d.socket):
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return found

@@ -27,7 +27,7 @@ from workerd.runtime.procstat import ProcStat, processes
 from workerd.runtime.reaper import Reaper
 from workerd.runtime.sentinel import Sentinel, watch_child
 from workerd.runtime.spawn import ProcessSpec, SpawnError, spawn
-from workerd.runtime.strays import Strays
+from workerd.runtime.strays import Strays, few
 
 log = logging.getLogger("workerd")
 
@@ -156,11 +156,12 @@ class Effects:
     def _end_group(self, action: EndGroup, ctx: SlotContext) -> None:
         """kill_mode "mixed", the main process gone after a stop: what is left of its
         session (its group and any group it made) gets the stop signal, and SIGKILL after
-        the grace. Normally nothing is left (a pool waits for its children) and the kill
-        is at once. The slot's cgroup is not killed then: a restart's new worker is in it."""
-        left = {p.pgid for p in self.processes(fresh=False).values() if p.sid == action.pgid}
-        if not left:
+        the grace (not the slot's cgroup then: a restart's new worker is in it). Normally
+        nothing is left (a pool waits for its children): an empty group is cleared as
+        after a crash, without a read of /proc on the way of each exit of a shutdown."""
+        if not _group_exists(action.pgid):
             return self._kill_group(KillGroup(action.pgid), ctx)
+        left = {p.pgid for p in self.processes(fresh=False).values() if p.sid == action.pgid}
         for pgid in left:
             self.signal_group(pgid, action.signal, ctx)
         handle = self._clock.call_at(self._clock.now() + action.grace, lambda: self._end(action.pgid))
@@ -206,18 +207,37 @@ class Effects:
 
     def sweep(self) -> None:
         """SIGKILL every member of the sessions collected, and of abandoned orphans' sessions.
-        The daemon calls it once more at the end of a shutdown, so nothing waits for a timer."""
+        While a sweep kills abandoned orphans, another follows SWEEP_DELAY later: a tree that
+        keeps making sessions (setsid in a loop) forks new orphans between a read of /proc
+        and the kills, and is gone within a few rounds. One log line per sweep, however many
+        sessions. The daemon calls it once more at the end of a shutdown, so nothing waits
+        for a timer."""
         if self._sweep_timer is not None:
             self._sweep_timer.cancel()
             self._sweep_timer = None
         procs = self.processes()
         abandoned = self._strays.find(procs)
         sessions, self._to_sweep = self._to_sweep | abandoned, set()
-        for sid in abandoned:
-            log.warning("killing session %d: an orphan whose worker is gone", sid)
+        if abandoned:
+            log.warning("killing %d session(s) of orphans whose worker is gone (%s)", len(abandoned),
+                        few(abandoned))
+        killed = 0
         for pid, proc in procs.items():
             if proc.sid in sessions:
                 try:
                     os.kill(pid, signal.SIGKILL)
+                    killed += 1
                 except ProcessLookupError:
                     pass
+        if abandoned and killed and self._sweep_timer is None:
+            self._sweep_timer = self._clock.call_at(self._clock.now() + SWEEP_DELAY, self.sweep)
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # a member runs as another user: the group is there
+    return True

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from workerd.core.strays import Proc, Worker, attribute
@@ -58,14 +58,17 @@ class Strays:
             self._workers[pid] = replace(self._workers[pid], start=procs[pid].start)
         self._unstarted -= seen
         found = attribute(procs, self._daemon, self._workers, self._reaper.watches, self._sessions, _slot_of)
+        new: dict[int, list[int]] = {}
         for sid, worker in found.strays.items():
             if sid not in self._sessions:
                 self._sessions[sid] = worker
                 if self._sentinel is not None:
                     self._sentinel.track(sid)
-                info = self._workers[worker]
-                log.info("%s[%d]: session %d left the worker's session; it stops and dies with the worker",
-                         info.program, info.instance, sid)
+                new.setdefault(worker, []).append(sid)
+        for worker, sids in new.items():  # one line per worker and look, however many sessions
+            info = self._workers[worker]
+            log.info("%s[%d]: %d session(s) left the worker's session (%s); they stop and die with the worker",
+                     info.program, info.instance, len(sids), few(sids))
         return found.abandoned
 
     def sessions_of(self, worker: int) -> set[int]:
@@ -94,6 +97,13 @@ class Strays:
             if self._sentinel is not None:
                 self._sentinel.forget(sid)
         return sessions
+
+
+def few(sids: Iterable[int], most: int = 5) -> str:
+    """A log line's list of session ids: the first few, then how many more."""
+    ordered = sorted(sids)
+    shown = ", ".join(map(str, ordered[:most]))
+    return shown if len(ordered) <= most else f"{shown} and {len(ordered) - most} more"
 
 
 def _slot_of(pid: int) -> tuple[str, int] | None:
