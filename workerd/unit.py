@@ -17,6 +17,9 @@ PACKAGED_WORKERD = "/usr/bin/workerd"
 #: What the daemon needs after shutdown_timeout, on top: the SIGKILL grace and the
 #: last output (runtime/daemon.py's KILL_GRACE and DRAIN_GRACE), with room to spare.
 STOP_MARGIN = 15.0
+#: LimitNOFILE=: systemd's own defaults, soft for the workers and hard for the daemon.
+NOFILE_SOFT = 1024
+NOFILE_HARD = 524288
 #: systemd aborts the daemon after this long without a WATCHDOG=1 (sent every half of it).
 WATCHDOG_SECONDS = 30
 
@@ -67,6 +70,10 @@ class Unit:
             "RestartSec=2",
             "# Exit status 2 is a bad config: restarting would only fail again.",
             "RestartPreventExitStatus=2",
+            "# Open files: the daemon holds one or two per worker and raises its soft limit to this",
+            "# hard one (`workerd check` refuses a config that needs more); each worker gets the",
+            "# soft 1024 back unless its open_files says otherwise (select() breaks above 1024).",
+            f"LimitNOFILE={NOFILE_SOFT}:{NOFILE_HARD}",
         ]
         if self.user is not None:
             lines += ["# The daemon's own user: programs cannot switch to another `user`.", f"User={self.user}"]

@@ -141,3 +141,13 @@ def test_install_unit_names_are_checked(config: Path) -> None:
     assert result.returncode == 2 and "not a unit name" in result.stderr
     result = install_unit("-c", str(config), "--dry-run", "--user", "no-such-user-here")
     assert result.returncode == 2 and "no such user" in result.stderr
+
+
+def test_every_unit_sets_the_open_files_limit(config: Path) -> None:
+    """systemd's default soft limit (1024) held 1,000 programs to 2 running: the daemon
+    raises its soft limit to the hard one set here, and its workers get 1024 back."""
+    for name, unit in shipped().items():
+        assert "\nLimitNOFILE=1024:524288\n" in unit.render(), name
+    result = install_unit("-c", str(config), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "\nLimitNOFILE=1024:524288\n" in result.stdout

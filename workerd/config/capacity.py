@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the model imports the schema, which imports this module
     from workerd.config.model import Config
 
-__all__ = ["Box", "default_max_processes", "max_processes_for", "over_max_processes", "pins_problem", "read_box"]
+__all__ = ["Box", "default_max_processes", "max_processes_for", "over_max_processes", "pins_problem", "read_box",
+           "read_int"]
 
 HARD_CEILING = 1024
 MEMORY_PER_PROCESS = 8 << 20
@@ -61,7 +62,7 @@ def read_box(proc: Path = Path("/proc")) -> Box:
     nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
     return Box(
         memory=_mem_total(proc / "meminfo"),
-        pid_max=_read_int(proc / "sys" / "kernel" / "pid_max"),
+        pid_max=read_int(proc / "sys" / "kernel" / "pid_max"),
         nproc=None if nproc == resource.RLIM_INFINITY else nproc,
     )
 
@@ -105,7 +106,8 @@ def _mem_total(path: Path) -> int | None:
     return None
 
 
-def _read_int(path: Path) -> int | None:
+def read_int(path: Path) -> int | None:
+    """A /proc file holding one number; None when it cannot be read."""
     try:
         return int(path.read_text())
     except (OSError, ValueError):

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from workerd.config.capacity import over_max_processes
+from workerd.config.descriptors import descriptors_problem, open_files_problem, read_fd_box
 from workerd.config.envfile import EnvFileError, read_env_file
 from workerd.config.exec_size import argument_problem, total_problem, variable_problem
 from workerd.config.kinds import toml_repr
@@ -118,7 +119,11 @@ def _config(document: Mapping[str, object], path: Path) -> Config:
         programs[name] = _program(name, settings, base)
         counts.append(_most_processes(settings, programs[name]))
     _check_max_processes(counts, daemon.max_processes)
-    return Config(path, daemon, MappingProxyType(programs))
+    config = Config(path, daemon, MappingProxyType(programs))
+    problem = descriptors_problem(config, read_fd_box())  # this process's: the daemon's, or check's
+    if problem is not None:
+        raise Invalid(*problem)
+    return config
 
 
 def _most_processes(settings: Mapping[str, Setting], program: ProgramConfig) -> Setting:
@@ -191,6 +196,7 @@ def _program(name: str, settings: Mapping[str, Setting], base: Path) -> ProgramC
     values["environment"] = _environment(settings, values["env_file"])
     _check_exec_size(name, settings, values["command"], values["environment"])
     values["limits"] = _limits(settings["limits"])
+    _check_open_files(settings["limits"], values["limits"].open_files)
     values["autoscale"] = _autoscale(settings["autoscale"], base)
     return ProgramConfig(name=name, **values)
 
@@ -199,6 +205,13 @@ def _limits(limits: Setting) -> LimitsConfig:
     given = limits.value or {}
     settings = complete(LIMITS, given, limits.path)
     return LimitsConfig(**{name: s.value for name, s in settings.items()})
+
+
+def _check_open_files(limits: Setting, open_files: int | None) -> None:
+    """An open_files the daemon could not grant would be a crash loop (prlimit refusing)."""
+    problem = None if open_files is None else open_files_problem(open_files, read_fd_box())
+    if problem is not None:
+        raise Invalid(limits.value["open_files"].path, problem)
 
 
 def _autoscale(autoscale: Setting, base: Path) -> AutoscaleConfig | None:

@@ -29,6 +29,7 @@ from workerd.runtime.clock import Clock, LoopClock
 from workerd.runtime.commands import Commands
 from workerd.runtime.effects import Effects
 from workerd.runtime.log_dir_lock import LogDirBusy, LogDirLock
+from workerd.runtime.nofile import raise_soft_limit
 from workerd.runtime.notify import NotifySocket
 from workerd.runtime.prctl import become_subreaper
 from workerd.runtime.procstat import session_of
@@ -57,6 +58,7 @@ SERVICE_STATUS_DELAY = 1.0
 
 def run(config: Config) -> int:
     """Run the daemon in the foreground; returns the process exit code."""
+    raise_soft_limit()  # a descriptor or two per worker: the hard limit is what binds (config/descriptors.py)
     d = config.daemon
     service = ServiceManager.from_environ(os.environ)
     try:

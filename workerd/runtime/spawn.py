@@ -7,6 +7,7 @@ programs that the child execs on its way to the command, each replacing the one
 before (same pid, process group and pipes), in this order:
 
     prlimit --nofile=... --   kernel limits, set while still root, so they may be raised
+                              (and the soft open-file limit the daemon raised, given back)
     nice -n N --              also while root: a negative nice needs it
     setpriv [--reuid --regid --init-groups] --pdeathsig KILL --
                               the user switch, then the parent-death signal
@@ -31,6 +32,7 @@ from typing import Mapping, Sequence
 from workerd.config.model import LimitsConfig
 from workerd.config.preflight import chdir_problem, exec_problem
 from workerd.config.schema import RLIMITS
+from workerd.runtime.nofile import workers_soft_limit
 
 SETPRIV = shutil.which("setpriv")
 PRLIMIT = shutil.which("prlimit")
@@ -162,13 +164,17 @@ def _identity(spec: ProcessSpec) -> list[str]:
 
 def _rlimits(limits: LimitsConfig) -> list[str]:
     """soft = hard = the value, except for CPU time: the kernel sends SIGXCPU at the soft
-    limit but SIGKILL at the hard one, so the hard limit is one CPU second later."""
+    limit but SIGKILL at the hard one, so the hard limit is one CPU second later. Without
+    open_files, the soft limit on open files the daemon was started with (runtime/nofile.py)."""
     options = []
     for name, option in RLIMITS.items():
         value = getattr(limits, name)
         if value is not None:
             hard = int(value) + 1 if name == "cpu_time" else int(value)
             options.append(f"{option}={int(value)}:{hard}")
+    soft = workers_soft_limit()
+    if limits.open_files is None and soft is not None:
+        options.append(f"{RLIMITS['open_files']}={soft}:")
     return options
 
 
