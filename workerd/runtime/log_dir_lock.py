@@ -19,7 +19,12 @@ LOCK_NAME = ".workerd.lock"
 
 
 class LogDirBusy(Exception):
-    """log_dir belongs to another daemon, or cannot be locked; one line."""
+    """log_dir belongs to another daemon, or cannot be locked; one line. `taken`
+    tells the two apart (a usage error, not a failure to set up)."""
+
+    def __init__(self, message: str, taken: bool = False) -> None:
+        super().__init__(message)
+        self.taken = taken
 
 
 class LogDirLock:
@@ -46,7 +51,7 @@ class LogDirLock:
             os.close(fd)
             if isinstance(exc, BlockingIOError):
                 raise LogDirBusy(f"log_dir {directory} is used by another workerd{holder}; "
-                                 "one daemon per log_dir") from None
+                                 "one daemon per log_dir", taken=True) from None
             raise LogDirBusy(f"cannot lock log_dir {directory}: {exc.strerror}") from None
         try:
             os.ftruncate(fd, 0)
