@@ -3,6 +3,11 @@
 The socket file is created with socket_mode already in force (umask around bind),
 so there is no moment with looser permissions; every peer is checked with
 SO_PEERCRED: root, the daemon's own user and members of socket_group are served.
+
+A client must read what it asked for: at most HIGH_WATER bytes of a reply wait in the
+daemon beyond what the kernel holds, and a client that has not read its reply within
+REPLY_TIMEOUT is dropped (its buffer goes with it), so clients that ask and never read
+cannot pile up the daemon's memory.
 """
 
 from __future__ import annotations
@@ -29,6 +34,12 @@ Handler = Callable[
 
 #: How long a client may take to send its one request line.
 REQUEST_TIMEOUT = 10.0
+#: How long a client may take to read its reply before it is dropped.
+REPLY_TIMEOUT = 5.0
+#: Reply bytes held in the daemon per client before writing waits for the client to read.
+HIGH_WATER = 64 * 1024
+#: At most one log line per this many seconds about dropped clients.
+DROP_LOG_INTERVAL = 60.0
 
 
 class SocketInUse(Exception):
@@ -99,6 +110,8 @@ class ControlServer:
         self._handlers = handlers
         self._server: asyncio.base_events.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
+        self._dropped = 0
+        self._drop_logged_at: float | None = None
 
     async def start(self) -> None:
         self._server = await asyncio.start_unix_server(self._serve, sock=self._sock, limit=MAX_REQUEST)
@@ -107,6 +120,7 @@ class ControlServer:
         task = asyncio.current_task()
         if task is not None:
             self._clients.add(task)
+        writer.transport.set_write_buffer_limits(high=HIGH_WATER)
         try:
             # Read the request before any answer, even a refusal: a client still
             # sending when the socket closes would see EPIPE instead of the reason.
@@ -135,7 +149,11 @@ class ControlServer:
             reply = await handler(request, reader, writer)
             if reply is not None:
                 writer.write(encode(reply))
-            await writer.drain()
+            try:
+                await asyncio.wait_for(writer.drain(), REPLY_TIMEOUT)
+            except asyncio.TimeoutError:
+                writer.transport.abort()
+                self._drop(who)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError):
             pass
         except asyncio.CancelledError:
@@ -150,6 +168,15 @@ class ControlServer:
             if task is not None:
                 self._clients.discard(task)
             writer.close()
+
+    def _drop(self, who: str) -> None:
+        """One warning for a burst of dropped clients, not one per client."""
+        self._dropped += 1
+        now = asyncio.get_running_loop().time()
+        if self._drop_logged_at is None or now - self._drop_logged_at >= DROP_LOG_INTERVAL:
+            log.warning("control: dropped %d client(s) (the last: %s) that did not read the reply within %gs",
+                        self._dropped, who, REPLY_TIMEOUT)
+            self._dropped, self._drop_logged_at = 0, now
 
     async def close(self) -> None:
         if self._server is not None:

@@ -242,17 +242,20 @@ def reopen_logs(logs: Iterable[ProgramLog], log_dir: Path | None) -> None:
 
 
 def _read_tail(path: Path, lines: int) -> bytes:
-    """Read backwards from the end until `lines` newlines are found."""
+    """Read backwards from the end until `lines` newlines are found (each block read
+    and counted once: a large `lines` costs linear time, not quadratic)."""
     try:
         with open(path, "rb") as f:
-            end = f.seek(0, os.SEEK_END)
-            pos, data = end, b""
-            while pos > 0 and data.count(b"\n") <= lines:
-                step = min(64 * 1024, pos)
+            pos = f.seek(0, os.SEEK_END)
+            blocks: list[bytes] = []
+            found = 0
+            while pos > 0 and found <= lines:
+                step = min(1 << 20, pos)
                 pos -= step
                 f.seek(pos)
-                data = f.read(step) + data
-            return data
+                blocks.append(f.read(step))
+                found += blocks[-1].count(b"\n")
+            return b"".join(reversed(blocks))
     except FileNotFoundError:
         return b""
 
