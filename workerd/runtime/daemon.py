@@ -75,7 +75,7 @@ def run(config: Config) -> int:
         print(f"workerd: {exc}", file=sys.stderr)
         sock.close()
         d.socket.unlink(missing_ok=True)
-        return EXIT_USAGE
+        return EXIT_USAGE if exc.taken else EXIT_FAILED
     # Into the cgroup leaf before the sentinel is made: a cgroup v2 parent may not
     # hold processes once its children have controllers.
     cgroup_tree, why = cgroups.CgroupTree.find()
