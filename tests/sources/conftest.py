@@ -14,6 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.sources.services import delete_tagged
+
 #: TEST_REDIS_URL points the suite at another server (e.g. to check the skip/fail path).
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -47,13 +49,7 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
 
     prefix = f"wdtest-{uuid.uuid4().hex[:8]}:"
     yield prefix
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"*{prefix[:-1]}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    delete_tagged(redis.Redis.from_url(redis_url), prefix[:-1])
 
 
 @pytest.fixture

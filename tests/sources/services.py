@@ -62,6 +62,16 @@ def need_client(module: str, extra: str) -> Any:
         pytest.skip(message, allow_module_level=True)
 
 
+def delete_tagged(client: Any, tag: str) -> None:
+    """Delete every Redis key holding `tag` (a test's random tag), and close the client."""
+    try:
+        keys = list(client.scan_iter(match=f"*{tag}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 def listening(port: int, host: str = "127.0.0.1") -> bool:
     try:
         with socket.create_connection((host, port), timeout=1.0):
