@@ -182,3 +182,19 @@ def test_live_streams_are_capped_per_local_user_and_in_total(daemon) -> None:
         for proc in holders:
             proc.kill()
             proc.wait(10)
+
+
+@pytest.mark.parametrize("listen, connect", [("127.0.0.1", "127.0.0.1"), ("::1", "::1"), ("::", "127.0.0.1")])
+def test_the_owner_of_a_local_connection_is_its_user(listen: str, connect: str) -> None:
+    import socket
+
+    from workerd.runtime.tcp_owner import tcp_owner
+
+    with socket.socket(socket.AF_INET6 if ":" in listen else socket.AF_INET) as server:
+        server.bind((listen, 0))
+        server.listen()
+        with socket.create_connection((connect, server.getsockname()[1]), timeout=5):
+            accepted, peer = server.accept()
+            with accepted:
+                assert tcp_owner(peer[:2], accepted.getsockname()[:2]) == os.geteuid()
+    assert tcp_owner(("192.0.2.1", 5000), ("127.0.0.1", 9809)) is None  # not a socket of this host

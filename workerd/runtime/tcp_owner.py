@@ -12,6 +12,7 @@ def tcp_owner(peer: tuple[str, int], local: tuple[str, int]) -> int | None:
     """The uid of the socket at PEER connected to LOCAL; None when it is not on this host
     (a remote client) or cannot be read."""
     try:
+        peer, local = _unmapped(peer), _unmapped(local)
         family = "tcp" if ipaddress.ip_address(peer[0]).version == 4 else "tcp6"
         wanted = (_proc_address(*peer), _proc_address(*local))
         with open(f"/proc/net/{family}", encoding="ascii") as table:
@@ -23,6 +24,12 @@ def tcp_owner(peer: tuple[str, int], local: tuple[str, int]) -> int | None:
     except (OSError, ValueError, IndexError, StopIteration):
         pass
     return None
+
+
+def _unmapped(address: tuple[str, int]) -> tuple[str, int]:
+    """An IPv4 client of an IPv6 listener (::ffff:127.0.0.1) as its own socket has it."""
+    mapped = getattr(ipaddress.ip_address(address[0].partition("%")[0]), "ipv4_mapped", None)
+    return address if mapped is None else (str(mapped), address[1])
 
 
 def _proc_address(host: str, port: int) -> str:
