@@ -7,13 +7,16 @@ stops idle workers first), WATCHDOG=1 on each of RQ's heartbeats.
 workers.toml:
 
     [programs.rq-email]
-    command = "python etc/examples/rq_worker.py email redis://127.0.0.1:6379/0"
+    command = "python /srv/app/rq_worker.py email redis://127.0.0.1:6379/0"
+    directory = "/srv/app"    # where the jobs' modules are: it goes on sys.path, as with `rq worker`
     ready = "notify"
     watchdog = "10m"          # RQ heartbeats at least every worker_ttl (7 min by default)
+    stop_timeout = "5m"       # SIGTERM: RQ finishes the running job; longer than your longest job
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from redis import Redis
@@ -36,6 +39,10 @@ class NotifyingWorker(Worker):
 
 
 def main() -> None:
+    # The jobs' modules are the app's, in the program's `directory` (this process's cwd).
+    # `rq worker` puts it on sys.path (--path, "." by default); run as a script, only the
+    # script's own directory is there, and every job would fail to import.
+    sys.path.append(os.getcwd())
     queue = sys.argv[1]
     connection = Redis.from_url(sys.argv[2] if len(sys.argv) > 2 else "redis://127.0.0.1:6379/0")
     connection.ping()
