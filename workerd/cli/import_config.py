@@ -11,17 +11,25 @@ from workerd.config.load import ConfigError, load
 from workerd.control.protocol import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from workerd.migrate import MigrationError, convert, guess
 from workerd.migrate.draft import render
+from workerd.migrate.pm2 import NODE_TIMEOUT, runs_javascript
 
 
 def import_config(source: str, kind: str | None, output: str | None, force: bool, include_web: bool,
-                  env_name: str | None) -> int:
+                  env_name: str | None, allow_js: bool = True) -> int:
     path = Path(source)
     target = Path(output) if output else None
     if target is not None and target.exists() and not force:
         print(f"workerd: {target} exists; --force replaces it", file=sys.stderr)
         return EXIT_FAILED
     try:
-        draft = convert(path, kind or guess(path), os.environ, include_web, env_name)
+        kind = kind or guess(path)
+        if kind == "pm2" and runs_javascript(path):
+            if not allow_js:
+                raise MigrationError(f"{path}: a .js ecosystem file is JavaScript that only running it can read, "
+                                     "and --no-js refuses that; give its JSON form (`pm2 ecosystem`, JSON.stringify)")
+            print(f"workerd: {path} is JavaScript: running it with node to read its apps (at most "
+                  f"{NODE_TIMEOUT:g} s; --no-js refuses)", file=sys.stderr, flush=True)
+        draft = convert(path, kind, os.environ, include_web, env_name)
     except MigrationError as exc:
         print(f"workerd: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -147,8 +147,9 @@ def kubernetes(config_path: str, image: str, namespace: str | None, name_prefix:
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--include-web", is_flag=True, help="Procfile: keep the `web` process type.")
 @click.option("--env", "env_name", metavar="NAME", help="PM2: merge the apps' env_NAME over env.")
+@click.option("--no-js", "no_js", is_flag=True, help="PM2: refuse a .js file (reading one runs it with node).")
 def import_(source: str, kind: str | None, output: str | None, force: bool, include_web: bool,
-            env_name: str | None) -> None:
+            env_name: str | None, no_js: bool) -> None:
     """Write a workers.toml equivalent to a supervisord.conf, a Procfile or a PM2 ecosystem file.
 
     Where the two tools differ, a comment above the key says what was done; what has no
@@ -156,4 +157,4 @@ def import_(source: str, kind: str | None, output: str | None, force: bool, incl
     """
     from workerd.cli.import_config import import_config
 
-    sys.exit(import_config(source, kind, output, force, include_web, env_name))
+    sys.exit(import_config(source, kind, output, force, include_web, env_name, allow_js=not no_js))

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,6 +37,7 @@ APP_KEYS = frozenset("""name script args interpreter exec_interpreter interprete
     output error log merge_logs combine_logs log_date_format time user uid gid instance_var stop_exit_codes
     treekill""".split())
 NODE_TIMEOUT = 10.0
+JS_SUFFIXES = (".js", ".cjs", ".mjs")
 
 
 def import_pm2(path: Path, env_name: str | None) -> Draft:
@@ -46,8 +48,13 @@ def import_pm2(path: Path, env_name: str | None) -> Draft:
     return draft
 
 
+def runs_javascript(path: Path) -> bool:
+    """Whether importing `path` runs it: a .js ecosystem file is read by evaluating it."""
+    return path.suffix in JS_SUFFIXES
+
+
 def _read(path: Path) -> Any:
-    if path.suffix in (".js", ".cjs", ".mjs"):
+    if runs_javascript(path):
         return _evaluate(path)
     text = read_text(path)
     if path.suffix in (".yaml", ".yml"):
@@ -76,14 +83,31 @@ def _evaluate(path: Path) -> Any:
         raise MigrationError(f"{path}: reading a .js ecosystem file needs node, which is not installed; "
                              "`pm2 ecosystem` or JSON.stringify gives the JSON form, which needs nothing")
     script = "process.stdout.write(JSON.stringify(require(require('path').resolve(process.argv[1]))))"
+    # A session of its own, killed whole afterwards: what the file starts must not outlive
+    # the import, nor hold node's output pipe open and keep the import waiting.
+    proc = subprocess.Popen([node, "-e", script, str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=path.parent, start_new_session=True)
     try:
-        result = subprocess.run([node, "-e", script, str(path)], capture_output=True, text=True,
-                                timeout=NODE_TIMEOUT, cwd=path.parent)
+        stdout, stderr = proc.communicate(timeout=NODE_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise MigrationError(f"{path}: node did not finish evaluating it in {NODE_TIMEOUT:g} s") from None
-    if result.returncode != 0:
-        raise MigrationError(_node_error(path, result.stderr))
-    return json.loads(result.stdout or "null")
+    finally:
+        _kill_session(proc)
+    if proc.returncode != 0:
+        raise MigrationError(_node_error(path, stderr))
+    return json.loads(stdout or "null")
+
+
+def _kill_session(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL node's process group (its session's), then reap node and close its pipes."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # node has exited and left nothing behind
+        pass
+    proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def _node_error(path: Path, stderr: str) -> str:
