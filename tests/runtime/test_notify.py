@@ -10,6 +10,7 @@ import os
 import signal
 import shutil
 import socket
+import struct
 import time
 from pathlib import Path
 
@@ -245,3 +246,25 @@ def test_systemd_notify_ready_is_understood_barrier_and_all(daemon, tmp_path):
     assert time.monotonic() - t0 < 4, "systemd-notify waited for its barrier"
     (proc,) = d.processes("w")
     assert proc["status_text"] == "warm"
+
+
+def test_a_root_process_claiming_a_workers_pid_for_another_user_is_refused(daemon, tmp_path):
+    """Root (CAP_SYS_ADMIN) may put any pid in a datagram's credentials: the test, not in
+    the worker's session, claims the pid of a worker that runs as `nobody`, with its own
+    uid 0 (as `systemd-notify --pid` does). The credentials do not match that process."""
+    d = daemon("""
+        [programs.w]
+        command = "sleep 1000"
+        user = "nobody"
+        start_seconds = "0s"
+    """)
+    (pid,) = d.wait_running("w", 1)
+    path = str(d.socket) + ".notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendmsg([b"STATUS=spoofed"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, struct.pack("3i", pid, 0, 0))],
+                  0, path)
+    notify = d.wait_status(lambda s: s["daemon"]["notify"]["dropped"] and s["daemon"]["notify"], 5,
+                           "the datagram dropped")
+    assert notify["dropped"] == {"foreign": 1}, json.dumps(notify)
+    (proc,) = d.processes("w")
+    assert proc["status_text"] != "spoofed"

@@ -140,10 +140,10 @@ class NotifySocket:
 
     def _handle(self, data: bytes, ancillary: list[tuple[int, int, bytes]], flags: int) -> None:
         self.received += 1
-        pid, passed_fds = None, False
+        pid, uid, gid, passed_fds = None, -1, -1, False
         for level, kind, payload in ancillary:
             if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-                pid = _UCRED.unpack_from(payload)[0]
+                pid, uid, gid = _UCRED.unpack_from(payload)
             elif level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 passed_fds = True
                 fds = array.array("i")
@@ -156,7 +156,7 @@ class NotifySocket:
             return self._drop("descriptors")
         if len(data) > MAX_DATAGRAM or flags & socket.MSG_TRUNC:
             return self._drop("oversized")
-        worker = self._attribute(pid) if pid is not None else None
+        worker = self._attribute(pid) if pid is not None and _is_whose(pid, uid, gid) else None
         if worker is None:
             return self._drop("foreign")
         try:
@@ -176,6 +176,20 @@ class NotifySocket:
             self._sock.close()
             self._sock = None
             self.path.unlink(missing_ok=True)
+
+
+def _is_whose(pid: int, uid: int, gid: int) -> bool:
+    """The credentials' user and group are the named process's own. The kernel fills
+    them in truly, but lets a process with CAP_SYS_ADMIN (root) claim any pid: one that
+    claims a worker's pid with its own uid (as `systemd-notify --pid` does) is refused
+    when the worker runs as another user. Root can claim the uid too: nothing tells a
+    root process's datagram from the worker's (README, "Talking to workers")."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            lines = {line.partition(b":")[0]: line.split()[1:4] for line in f if line[:4] in (b"Uid:", b"Gid:")}
+    except OSError:
+        return False
+    return str(uid).encode() in lines.get(b"Uid", ()) and str(gid).encode() in lines.get(b"Gid", ())
 
 
 def _grow_buffer(sock: socket.socket) -> None:
