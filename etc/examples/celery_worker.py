@@ -11,6 +11,7 @@ workers.toml:
     command = "celery -A etc.examples.celery_worker worker -Q email --concurrency 1"
     ready = "notify"
     start_timeout = "2m"
+    stop_timeout = "5m"       # above the longest task: Celery's warm shutdown waits for it
 
 With --concurrency N > 1, one worker runs N tasks at once: it is busy from the first
 BUSY=1 to the last BUSY=0 of a burst only approximately; run one process per task slot
