@@ -144,3 +144,38 @@ def test_a_sentinel_killed_again_and_again_is_restarted_with_a_delay(daemon):
     d.wait_status(lambda s: s["daemon"]["sentinel"]["restarts"] == 2 and s["daemon"]["sentinel"]["pid"]
                   not in (None, first, second), 5, "a third sentinel after the delay")
     assert sentinels(d) == [d.status()["daemon"]["sentinel"]["pid"]]
+
+
+def test_a_daemon_killed_with_its_sentinel_takes_its_workers_first_processes(daemon, tmp_path):
+    """With nothing left to signal them, each worker's first process still dies by its
+    parent-death signal. Their children are out of reach without a cgroup (the README says
+    so); the test kills those itself."""
+    d = daemon(start=False)
+    worker = d.script("parent.sh", """
+        sleep 1000 &
+        echo $! >> "$D/children"
+        exec sleep 1000
+    """)
+    d.write_config(f"""
+        [programs.w]
+        command = "{worker}"
+        processes = 3
+        start_seconds = "0s"
+    """)
+    d.start()
+    pids = d.wait_running("w", 3)
+    children = d.wait_until(lambda: len(read_pids(tmp_path / "children")) == 3 and read_pids(tmp_path / "children"),
+                            5, "3 children's pids")
+    (sentinel,) = d.wait_until(lambda: sentinels(d), 5, "the sentinel")
+    try:
+        os.kill(sentinel, signal.SIGKILL)
+        d.send(signal.SIGKILL)
+        assert d.wait_exit(5) == -signal.SIGKILL
+        for pid in pids:
+            d.wait_until(lambda pid=pid: dead(pid), 5, f"worker {pid} killed by its parent-death signal")
+    finally:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
