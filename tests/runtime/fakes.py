@@ -10,7 +10,7 @@ from typing import Any
 
 from workerd.config.load import load
 from workerd.config.model import Config
-from workerd.core.actions import Action, KillGroup, SignalGroup, Spawn
+from workerd.core.actions import Action, KillGroup, SignalGroup, SignalMain, Spawn
 from workerd.core.events import Event, Exited, Spawned
 from workerd.runtime.effects import SlotContext
 
@@ -84,8 +84,9 @@ class RecordingEffects:
 
 
 def signalled(actions: list[tuple[str, int, Action]]) -> list[int]:
-    """The pgids that got a stop signal."""
-    return [a.pgid for _, _, a in actions if isinstance(a, SignalGroup)]
+    """The workers that got a stop signal (their main process, or their group)."""
+    return [a.pid if isinstance(a, SignalMain) else a.pgid for _, _, a in actions
+            if isinstance(a, (SignalMain, SignalGroup))]
 
 
 def killed(actions: list[tuple[str, int, Action]]) -> list[int]:
