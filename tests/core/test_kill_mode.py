@@ -173,6 +173,15 @@ def test_a_watchdog_restart_keeps_its_reason_as_the_last_exit():
     assert (slot.state, slot.last_exit) == (State.STARTING, "watchdog: no WATCHDOG=1 for 1.0s")
 
 
+def test_a_not_ready_restart_keeps_its_reason_as_the_last_exit():
+    notify = replace(MIXED, notify=True, start_timeout=5.0)
+    slot, _ = step(Slot(0), StartRequested(), 0.0, notify)
+    slot, _ = step(slot, Spawned(100), 0.0, notify)
+    slot, _ = step(slot, TimerExpired(), 5.0, notify)
+    slot, _ = step(slot, Exited(100, True, "exit status 0"), 5.5, notify)
+    assert (slot.state, slot.last_exit) == (State.BACKOFF, "no READY=1 within start_timeout (5.0s)")
+
+
 def test_a_forced_stop_past_stop_timeout_says_both():
     never = replace(MIXED, restart=RestartPolicy.NEVER)
     slot, _ = step(running(policy=never), LimitExceeded(100, "memory 313 MiB > 100 MiB"), 50.0, never)

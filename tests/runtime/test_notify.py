@@ -89,6 +89,7 @@ def test_no_ready_within_start_timeout_is_a_failed_start(daemon, tmp_path):
     (proc,) = d.wait_status(lambda s: [p for p in d.processes("w", None, s) if p["restarts"] >= 1], 10,
                             "a failed start for want of READY=1")
     assert proc["state"] in ("backoff", "starting")
+    assert proc["last_exit"] == "no READY=1 within start_timeout (500ms)", proc
     assert "no READY=1 within start_timeout (500ms)" in d.stderr_text()
     result = d.ctl("start", "w")
     assert result.returncode == 1 and "start_timeout" in result.stderr
