@@ -108,7 +108,7 @@ def test_rq_becomes_a_deployment_and_a_scaled_object_with_its_password_in_a_secr
     assert deployment["spec"]["replicas"] == 0  # KEDA scales it from zero
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["command"] == ["rq", "worker", "email", "--url", "redis://:s3cret@127.0.0.1:6379/2"]
+    assert container["command"] == ["rq", "worker", "email", "--url", "$(WORKERD_SECRET_ARG_4)"]
     assert container["workingDir"] == "/srv/app"
     assert container["resources"] == {"limits": {"memory": "512Mi", "cpu": "1500m"},
                                       "requests": {"memory": "256Mi", "cpu": "750m"}}
@@ -281,7 +281,8 @@ def test_instance_numbers_become_the_pod_s_name_and_autostart_false_no_replicas(
         {"name": "PORT", "value": "80$(WORKERD_INSTANCE)"},
         {"name": "QUEUE", "value": "celery"},
     ]
-    assert dropped == ["celery: dropped {instance} numbers (each pod's name stands in)"]
+    assert dropped == ["celery: dropped {instance} in command, environment PORT: each pod's name stands in where "
+                       "the app expects 0..2 (a StatefulSet numbers its pods)"]
     assert backfill["spec"]["replicas"] == 0
 
 
@@ -292,7 +293,7 @@ def test_the_command_writes_a_directory_and_strict_refuses(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["celery.yaml", "rq-email.yaml"]
     names = {d["metadata"]["name"] for d in validated((out / "rq-email.yaml").read_text())}
-    assert names == {"shop-rq-email", "shop-rq-email-queue"}
+    assert names == {"shop-rq-email", "shop-rq-email-queue", "shop-rq-email-env"}  # -env: the --url argument
     strict = run("-c", str(config), "--image", "app:1", "--strict")
     assert strict.returncode == 1 and strict.stdout == ""
     assert strict.stderr.splitlines()[-1].startswith("workerd: --strict: nothing exported")

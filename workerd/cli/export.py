@@ -12,14 +12,14 @@ from workerd.export.yaml import dump
 
 
 def export_kubernetes(config: Config, image: str, namespace: str | None, prefix: str, output: str | None,
-                      strict: bool, probe: bool) -> int:
+                      strict: bool, probe: bool, env_secrets: frozenset[str] = frozenset()) -> int:
     key_types = None
     if probe:
         from workerd.export.probe import redis_key_types
 
         key_types = redis_key_types()
-    result = export(config, image, namespace, prefix, key_types)
-    for line in result.dropped:
+    result = export(config, image, namespace, prefix, key_types, env_secrets)
+    for line in [*result.notes, *result.dropped]:
         print(f"workerd: {line}", file=sys.stderr)
     if strict and result.dropped:
         print(f"workerd: --strict: nothing exported ({len(result.dropped)} line(s) above)", file=sys.stderr)

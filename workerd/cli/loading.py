@@ -14,11 +14,11 @@ if TYPE_CHECKING:
     from workerd.config.model import Config
 
 
-def load_config(path: str) -> Config:
+def load_config(path: str, host_checks: bool = True) -> Config:
     from workerd.config.load import ConfigError, load
 
     try:
-        return load(path)
+        return load(path, host_checks)
     except ConfigError as exc:
         print(f"workerd: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)

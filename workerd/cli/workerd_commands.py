@@ -125,15 +125,20 @@ def export() -> None:
               "stream on stdout).")
 @click.option("--strict", is_flag=True, help="Refuse to export when anything would be dropped.")
 @click.option("--probe", is_flag=True, help="Ask Redis for the type of each key (streams and their groups).")
+@click.option("--env-secret", "env_secrets", multiple=True, metavar="NAME", help="Put this environment variable in "
+              "the program's Secret too (names with PASSWORD, SECRET, TOKEN, KEY, DSN and URLs with credentials "
+              "always go there). Repeatable.")
 def kubernetes(config_path: str, image: str, namespace: str | None, name_prefix: str, output: str | None,
-               strict: bool, probe: bool) -> None:
+               strict: bool, probe: bool, env_secrets: tuple[str, ...]) -> None:
     """Deployments, and KEDA ScaledObjects for the autoscaled programs.
 
-    The commands run in the image, so this box need not have them.
+    The commands run in the image, and the users are the image's, so this box need
+    have neither.
     """
     from workerd.cli.export import export_kubernetes
 
-    sys.exit(export_kubernetes(load_config(config_path), image, namespace, name_prefix, output, strict, probe))
+    config = load_config(config_path, host_checks=False)
+    sys.exit(export_kubernetes(config, image, namespace, name_prefix, output, strict, probe, frozenset(env_secrets)))
 
 
 @cli.command(name="import", epilog=examples(

@@ -66,8 +66,10 @@ CONFIG_LIMIT = 16 << 20
 _SYNTAX = re.compile(r"(.*) \(at (?:line (\d+), column (\d+)|end of document)\)", re.DOTALL)
 
 
-def load(path: str | Path) -> Config:
-    """Read, parse and validate the config file at `path`; raises only ConfigError."""
+def load(path: str | Path, host_checks: bool = True) -> Config:
+    """Read, parse and validate the config file at `path`; raises only ConfigError.
+    Without `host_checks` (an export, for another box) users and groups are not looked
+    up (uid and gid stay None) and this box's open-file limits are not applied."""
     shown = str(path)
     text = _read(shown, Path(path))
     try:
@@ -75,7 +77,7 @@ def load(path: str | Path) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(_syntax_error(shown, text, str(e))) from None
     try:
-        return _config(document, Path(path).absolute())
+        return _config(document, Path(path).absolute(), host_checks)
     except Invalid as e:
         raise ConfigError(f"{shown}: {e}") from None
 
@@ -98,12 +100,12 @@ def _syntax_error(shown: str, text: str, message: str) -> str:
     return f"{shown}:{line}:{column}: {what[:1].lower()}{what[1:]}"
 
 
-def _config(document: Mapping[str, object], path: Path) -> Config:
+def _config(document: Mapping[str, object], path: Path, host_checks: bool) -> Config:
     for name in document:
         if name not in _TOP_LEVEL:
             raise Invalid(key_path("", name), unknown_key(name, _TOP_LEVEL))
     base = path.parent
-    daemon = _daemon(_table(document, "daemon"), base)
+    daemon = _daemon(_table(document, "daemon"), base, host_checks)
     defaults = parse_table(PROGRAM, _table(document, "defaults"), "defaults")
     programs: dict[str, ProgramConfig] = {}
     counts: list[Setting] = []
@@ -116,11 +118,11 @@ def _config(document: Mapping[str, object], path: Path) -> Config:
         if not isinstance(raw, dict):
             raise Invalid(where, f"expected a table, got {toml_repr(raw)}")
         settings = complete(PROGRAM, overlay(defaults, parse_table(PROGRAM, raw, where)), where)
-        programs[name] = _program(name, settings, base)
+        programs[name] = _program(name, settings, base, host_checks)
         counts.append(_most_processes(settings, programs[name]))
     _check_max_processes(counts, daemon.max_processes)
     config = Config(path, daemon, MappingProxyType(programs))
-    problem = descriptors_problem(config, read_fd_box())  # this process's: the daemon's, or check's
+    problem = descriptors_problem(config, read_fd_box()) if host_checks else None  # the daemon's, or check's
     if problem is not None:
         raise Invalid(*problem)
     return config
@@ -163,7 +165,7 @@ def _values(settings: Mapping[str, Setting], base: Path, model: type) -> dict[st
     }
 
 
-def _daemon(raw: Mapping[str, object], base: Path) -> DaemonConfig:
+def _daemon(raw: Mapping[str, object], base: Path, host_checks: bool) -> DaemonConfig:
     settings = complete(DAEMON, parse_table(DAEMON, raw, "daemon"), "daemon")
     values = _values(settings, base, DaemonConfig)
     # The notify socket's path is this one's plus a suffix: both must fit.
@@ -171,7 +173,7 @@ def _daemon(raw: Mapping[str, object], base: Path) -> DaemonConfig:
     most = _SOCKET_PATH_MAX - len(NOTIFY_SUFFIX)
     if length > most:
         raise Invalid(settings["socket"].path, f"too long for a Unix socket ({length} bytes, at most {most})")
-    values["socket_gid"] = _gid(settings["socket_group"])
+    values["socket_gid"] = _gid(settings["socket_group"]) if host_checks else None
     if values["console_token_file"] is not None:
         values["console_token"] = _token_from(values["console_token_file"], settings["console_token_file"].path)
     return DaemonConfig(**values)
@@ -189,14 +191,15 @@ def _token_from(path: Path, key: str) -> str:
     return token
 
 
-def _program(name: str, settings: Mapping[str, Setting], base: Path) -> ProgramConfig:
+def _program(name: str, settings: Mapping[str, Setting], base: Path, host_checks: bool) -> ProgramConfig:
     values = _values(settings, base, ProgramConfig)
-    values["uid"], values["gid"] = _identity(settings["user"], settings["group"])
+    values["uid"], values["gid"] = _identity(settings["user"], settings["group"]) if host_checks else (None, None)
     values["command"] = _argv(settings["command"], values["shell"])
     values["environment"] = _environment(settings, values["env_file"])
     _check_exec_size(name, settings, values["command"], values["environment"])
     values["limits"] = _limits(settings["limits"])
-    _check_open_files(settings["limits"], values["limits"].open_files)
+    if host_checks:
+        _check_open_files(settings["limits"], values["limits"].open_files)
     values["autoscale"] = _autoscale(settings["autoscale"], base)
     return ProgramConfig(name=name, **values)
 

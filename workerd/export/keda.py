@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from workerd.config.model import AutoscaleConfig
 from workerd.config.source_rules import Source
+from workerd.export.credentials import split_url
 from workerd.sources.layouts import typed_keys
 
 API_VERSION = "keda.sh/v1alpha1"
@@ -184,9 +185,27 @@ def _nats(auto: AutoscaleConfig, key_types: KeyTypes | None) -> Triggers:
 
 
 def _http(auto: AutoscaleConfig, key_types: KeyTypes | None) -> Triggers:
-    made = Triggers(triggers=[{"type": "metrics-api", "metadata": {
-        "url": auto.url or "", "valueLocation": auto.field or "", "targetValue": str(auto.per_worker),
-        "format": "json"}}])
+    """The URL's credentials go to the Secret: a user and password as basic auth, else
+    one secret-looking query parameter as an API key. metrics-api sends one kind of
+    credential: any other is left out of the URL, and said."""
+    split = split_url(auto.url or "")
+    meta = {"url": split.url, "valueLocation": auto.field or "", "targetValue": str(auto.per_worker),
+            "format": "json"}
+    made = Triggers(triggers=[{"type": "metrics-api", "metadata": meta}])
+    params = dict(split.params)
+    if split.username or split.password:
+        meta["authMode"] = "basic"
+        made.secrets["username"] = split.username
+        if split.password:
+            made.secrets["password"] = split.password
+    elif len(params) == 1:
+        ((name, value),) = params.items()
+        meta.update({"authMode": "apiKey", "method": "query", "keyParamName": name})
+        made.secrets["apiKey"] = value
+        params.clear()
+    for name in params:
+        made.dropped.append(f"the query parameter {name} of the URL (KEDA's metrics-api sends one credential, "
+                            "and a credential stays out of the ScaledObject)")
     if auto.age_field:
         made.dropped.append("age_field (KEDA's metrics-api reads one value)")
     return made
