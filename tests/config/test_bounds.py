@@ -230,7 +230,7 @@ def test_a_tiny_log_max_bytes_with_many_backups_is_refused(error: Error) -> None
     """`log_max_bytes = "1B"` with 1000 backups rotated (1000 renames) on every line
     and spun a core: a rotation is at least 64 KiB of output away, at most 100 renames."""
     assert error('[daemon]\nlog_max_bytes = "1B"\n') == (
-        'workers.toml: daemon.log_max_bytes: must be >= "64KiB", got "1B"'
+        'workers.toml: daemon.log_max_bytes: must be 0 (no rotation) or >= "64KiB", got "1B"'
     )
     assert error("[daemon]\nlog_backups = 1000\n") == (
         "workers.toml: daemon.log_backups: must be between 0 and 100, got 1000"

@@ -135,7 +135,7 @@ def test_bad_values(error: Error, line: str, message: str) -> None:
             "log_max_bytes = '10k'",
             f"log_max_bytes: invalid size '10k' {SIZE_HINT}",
         ),
-        ("log_max_bytes = 0", 'log_max_bytes: must be >= "64KiB", got 0'),
+        ("log_max_bytes = 1", 'log_max_bytes: must be 0 (no rotation) or >= "64KiB", got 1'),
         ("max_load = -1", "max_load: must be >= 0, got -1"),
         (
             "socket_mode = 660",

@@ -61,6 +61,14 @@ def size_at_least(low: int) -> Callable[[int], str | None]:
     return check
 
 
+def _not_among_devices(path: Path) -> str | None:
+    """/dev/stdout as a log file is an import's Docker habit: log_dir would be /dev."""
+    if Path(os.path.normpath(path)).parts[1:2] in (("dev",), ("proc",)):
+        return (f'"{path}" is under /dev or /proc: workerd would write <log_dir>/<program>.log files there; '
+                "leave log_dir unset for output on the daemon's stderr")
+    return None
+
+
 def _fraction(v: float) -> str | None:
     return None if 0 <= v < 1 else f"must be >= 0 and < 1, got {v}"
 
@@ -179,9 +187,11 @@ DAEMON = Table(
             "`socket_group` lets a group use workerctl.", check=_permissions),
         Key("socket_group", STRING, None, "Group owning the socket; must exist."),
         Key("log_dir", PATH, None, "Worker output goes to `<log_dir>/<program>.log`; unset: to "
-            'the daemon\'s stderr, each line prefixed "program[instance]: ".'),
+            'the daemon\'s stderr, each line prefixed "program[instance]: ". Not under /dev or /proc.',
+            check=_not_among_devices),
         Key("log_max_bytes", SIZE, 50 * MiB, "A program's log file is rotated at this size (at least "
-            "64 KiB: each rotation renames every backup).", bounds=Range(LOG_MAX_BYTES_MIN)),
+            "64 KiB: each rotation renames every backup); 0: never rotated (logrotate's job, say).",
+            bounds=Range(LOG_MAX_BYTES_MIN, zero="no rotation")),
         Key("log_backups", INT, 5, "Rotated log files kept per program.", bounds=Range(0, LOG_BACKUPS_MAX)),
         Key("metrics", ENDPOINT, None, 'Prometheus /metrics address, "host:port" (use a loopback '
             "host unless the network is trusted; there it answers only requests addressed to "

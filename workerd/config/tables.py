@@ -34,20 +34,24 @@ class Range:
 
     low: float
     high: float | None = None
+    #: What 0 means when 0 is accepted below `low` (log_max_bytes: "no rotation").
+    zero: str | None = None
 
     def problem(self, value: Any, raw: object, show: Callable[[Any], str]) -> str | None:
         """Why `value` (written `raw`) is out of range, or None."""
-        if value >= self.low and (self.high is None or value <= self.high):
+        if value >= self.low and (self.high is None or value <= self.high) or value == 0 and self.zero:
             return None
         got = toml_repr(raw)
+        zero = f"0 ({self.zero}) or " if self.zero else ""
         if self.high is None:
-            return f"must be >= {show(self.low)}, got {got}"
-        return f"must be between {show(self.low)} and {show(self.high)}, got {got}"
+            return f"must be {zero}>= {show(self.low)}, got {got}"
+        return f"must be {zero}between {show(self.low)} and {show(self.high)}, got {got}"
 
     def spelled(self, show: Callable[[Any], str]) -> str:
+        zero = f"`0` ({self.zero}), or " if self.zero else ""
         if self.high is None:
-            return f"`{show(self.low)}` or more"
-        return f"`{show(self.low)}` to `{show(self.high)}`"
+            return f"{zero}`{show(self.low)}` or more"
+        return f"{zero}`{show(self.low)}` to `{show(self.high)}`"
 
 
 @dataclass(frozen=True)
