@@ -53,6 +53,8 @@ class Section:
 @dataclass
 class ProgramDraft(Section):
     name: str = ""
+    #: The other tool's name for it, where workerd's differs.
+    origin: str = ""
     environment: dict[str, str] = field(default_factory=dict)
     limits: Section = field(default_factory=Section)
 

@@ -53,7 +53,11 @@ def import_procfile(path: Path, include_web: bool) -> Draft:
         program.note(f"PORT = {port} + the instance number, as foreman and honcho set it for the "
                      f"{_ordinal(index + 1)} process type")
     if not draft.programs:
-        raise MigrationError(f"{path}: no process type to import (a Procfile line is `name: command`)")
+        left = [name for _, name, _ in _entries(path)]
+        why = {"web": "web is left out (--include-web keeps it)", "release": "release always"}
+        said = ", ".join(why[name] for name in why if name in left)
+        raise MigrationError(f"{path}: no process type to import" + (f": {said}" if said else
+                                                                     " (a Procfile line is `name: command`)"))
     return draft
 
 

@@ -8,7 +8,9 @@ a comment; what has none at all is listed at the end of the file.
 
 from __future__ import annotations
 
+import grp
 import platform
+import pwd
 import re
 import shlex
 import signal
@@ -17,8 +19,9 @@ from pathlib import Path
 
 from workerd.config.units import format_duration
 from workerd.migrate.draft import Draft, ProgramDraft
-from workerd.migrate.source import MigrationError, size_text
-from workerd.migrate.supervisord_ini import IniSection, env_names, expand, read
+from workerd.migrate.source import MigrationError
+from workerd.migrate.supervisord_ini import IniSection, check_variables, env_names, expand, read, whole_number
+from workerd.migrate.supervisord_logs import KEYS, Logs, log_files, place_logs
 
 TRUE = ("yes", "true", "on", "1")
 FALSE = ("no", "false", "off", "0")
@@ -33,31 +36,32 @@ PROGRAM_KEYS = frozenset("""command process_name numprocs numprocs_start priorit
 NOT_SUPPORTED = ("stdout_capture_maxbytes", "stderr_capture_maxbytes", "stdout_events_enabled",
                  "stderr_events_enabled", "stdout_syslog", "stderr_syslog", "serverurl")
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
-_LOG_NONE = ("none", "off", "syslog")
-_SIZE = re.compile(r"(\d+)\s*(kb|mb|gb)?", re.IGNORECASE)
-Getter = Callable[[str], "str | None"]
 
 
 def import_supervisord(path: Path, environ: Mapping[str, str]) -> Draft:
-    sections = read(path, environ)
+    sections, unmatched = read(path, environ)
+    check_variables(sections, environ)
     draft = Draft(path, "supervisord")
+    draft.unsupported += [f"{at}: [include] files: {pattern} matches no file here" for at, pattern in unmatched]
     env = dict(environ)
     main = next((s for s in sections if s.name == "supervisord"), None)
     if main is not None:
         env.update(_supervisord(main, draft, env))
     groups = _groups(sections)
-    logs: list[tuple[ProgramDraft, IniSection, str]] = []
+    logs: list[Logs] = []
     for section in sections:
         kind, _, name = section.name.partition(":")
         if kind == "program" and name:
-            program, log = _program(section, name.strip(), groups.get(name.strip()), draft, env)
-            if log is not None:
-                logs.append((program, section, log))
+            logs.append(_program(section, name.strip(), groups.get(name.strip()), draft, env))
         elif section.name == "unix_http_server":
             _unix_http_server(section, draft, env)
         elif section.name != "supervisord" and kind != "group":
             draft.unsupported.append(_unsupported(section))
-    _log_dir(draft, logs, main)
+    if not draft.programs:
+        nothing = (f" (its [include] files: {', '.join(p for _, p in unmatched)} "
+                   f"{'match' if len(unmatched) > 1 else 'matches'} no file here)") if unmatched else ""
+        raise MigrationError(f"{path}: no [program:x] to import{nothing}")
+    place_logs(draft, logs, main.values.get("childlogdir") if main is not None else None)
     draft.daemon.notes.insert(0, "supervisord signals a program's main process only, unless stopasgroup/"
                               "killasgroup; workerd always signals the whole process group")
     return draft
@@ -121,15 +125,23 @@ def _groups(sections: list[IniSection]) -> dict[str, str]:
 
 
 def _program(section: IniSection, name: str, group: str | None, draft: Draft,
-             environ: Mapping[str, str]) -> tuple[ProgramDraft, str | None]:
-    """[program:x] -> [programs.x]; returns the program and its explicit log file, if any."""
+             environ: Mapping[str, str]) -> Logs:
+    """[program:x] -> [programs.x]; returns the program with its log files."""
     values = section.values
-    numprocs = _int(section, "numprocs", values.get("numprocs", "1"), low=1)
-    start = str(_int(section, "numprocs_start", values.get("numprocs_start", "0"), low=0))
+    numprocs = whole_number(section, "numprocs", values.get("numprocs", "1"), low=1)
+    start = str(whole_number(section, "numprocs_start", values.get("numprocs_start", "0"), low=0))
     workerd_name = _NAME.sub("-", name)
-    program = draft.program(workerd_name)
-    if workerd_name != name:
+    taken = draft.programs.get(workerd_name)
+    suffix = 2
+    while workerd_name + (f"-{suffix}" if taken else "") in draft.programs:
+        suffix += 1
+    program = draft.program(workerd_name + (f"-{suffix}" if taken else ""))
+    if taken is not None:
+        program.note(f"[program:{name}]: workerd names are letters, digits and _.-, and {workerd_name} is "
+                     f"[program:{taken.origin or taken.name}]'s: {program.name}")
+    elif workerd_name != name:
         program.note(f"[program:{name}]: workerd names are letters, digits and _.-")
+    program.origin = name
     names: dict[str, object] = {"program_name": name, "group_name": (group or f":{name}").partition(":")[2],
                                 "host_node_name": platform.node(), "here": str(section.path.parent.resolve()),
                                 "numprocs": numprocs, **env_names(environ)}
@@ -165,13 +177,13 @@ def _program(section: IniSection, name: str, group: str | None, draft: Draft,
         program.set("autostart", False)
     _restart(section, program, get("autorestart", "unexpected") or "", get("exitcodes", "0") or "")
     if "startsecs" in values:
-        program.set("start_seconds", format_duration(_int(section, "startsecs", get("startsecs"), low=0)))
-    retries = _int(section, "startretries", get("startretries", "3"), low=0)
+        program.set("start_seconds", format_duration(whole_number(section, "startsecs", get("startsecs"), low=0)))
+    retries = whole_number(section, "startretries", get("startretries", "3"), low=0)
     program.set("max_restarts", retries + 1, f"startretries = {retries}: supervisord gives up after {retries} "
                 "retries, that is after this many failed starts in a row")
     if "stopsignal" in values:
         program.set("stop_signal", _signal(section, get("stopsignal") or ""))
-    program.set("stop_timeout", format_duration(_int(section, "stopwaitsecs", get("stopwaitsecs", "10"), low=0)),
+    program.set("stop_timeout", format_duration(whole_number(section, "stopwaitsecs", get("stopwaitsecs", "10"), low=0)),
                 *([] if "stopwaitsecs" in values else ["supervisord's default stopwaitsecs (workerd's is 30s)"]))
     for key in ("stopasgroup", "killasgroup"):
         if key in values:
@@ -180,14 +192,14 @@ def _program(section: IniSection, name: str, group: str | None, draft: Draft,
         if key in values:
             program.set(key, get_single(key) or "")
     if "umask" in values:
-        program.set("umask", f"{_int(section, 'umask', get('umask'), low=0, base=8):04o}")
+        program.set("umask", f"{whole_number(section, 'umask', get('umask'), low=0, base=8):04o}")
     program.environment.update(environment)
     for key in NOT_SUPPORTED:
         if key in values:
             program.note(f"{key} = {values[key]}: not supported")
     for key in sorted(values.keys() - PROGRAM_KEYS):
         program.note(f"unknown key kept as it was: {key} = {values[key]}")
-    return program, _logs(section, program, get_single)
+    return log_files(section, program, {key: get_single(key) or "" for key in KEYS if key in values})
 
 
 def _restart(section: IniSection, program: ProgramDraft, autorestart: str, exitcodes_text: str) -> None:
@@ -212,52 +224,31 @@ def _restart(section: IniSection, program: ProgramDraft, autorestart: str, exitc
                              "expected true, false or unexpected")
 
 
-def _logs(section: IniSection, program: ProgramDraft, get: Getter) -> str | None:
-    """Notes on the log keys; returns the explicit stdout log file, if any."""
-    values = section.values
-    stdout = values.get("stdout_logfile", "AUTO")
-    if "stderr_logfile" in values or "redirect_stderr" in values:
-        program.note("workerd writes stdout and stderr to one log, in order (as redirect_stderr = true)")
-    if stdout.lower() in _LOG_NONE:
-        program.note(f"stdout_logfile = {stdout}: workerd keeps the output (in [daemon] log_dir, or its stderr)")
-        return None
-    if stdout.upper() == "AUTO":
-        return None
-    return get("stdout_logfile")
-
-
-def _log_dir(draft: Draft, logs: list[tuple[ProgramDraft, IniSection, str]], main: IniSection | None) -> None:
-    """One [daemon] log_dir for all: the directory of the first explicit stdout_logfile,
-    else [supervisord] childlogdir."""
-    if logs:
-        log_dir = str(Path(logs[0][2]).parent)
-        for program, _, logfile in logs:
-            program.note(f"stdout_logfile = {logfile}: workerd writes {log_dir}/{program.name}.log")
-        sizes = [_size(s, s.values.get("stdout_logfile_maxbytes", "50MB")) for _, s, _ in logs]
-        backups = [_int(s, "stdout_logfile_backups", s.values.get("stdout_logfile_backups", "10"), low=0)
-                   for _, s, _ in logs]
-        draft.daemon.set("log_dir", log_dir)
-        draft.daemon.set("log_max_bytes", size_text(max(sizes)), "the largest stdout_logfile_maxbytes")
-        draft.daemon.set("log_backups", max(backups), "the most stdout_logfile_backups")
-    elif main is not None and "childlogdir" in main.values:
-        draft.daemon.set("log_dir", main.values["childlogdir"], "[supervisord] childlogdir, where the AUTO logs went")
-
-
 def _unix_http_server(section: IniSection, draft: Draft, environ: Mapping[str, str]) -> None:
     get = _getter(section, {"here": str(section.path.parent.resolve()), **env_names(environ)})
     values = section.values
     if "file" in values:
         draft.daemon.set("socket", get("file"), "[unix_http_server] file")
-    draft.daemon.set("socket_mode", f"{int(values.get('chmod', '0700'), 8):04o}",
-                     *([] if "chmod" in values else ["supervisord's default chmod"]))
+    mode = whole_number(section, "chmod", values.get("chmod", "0700"), low=0, base=8)
     if "chown" in values:
         user, _, group = get("chown").partition(":")
-        if group:
-            draft.daemon.set("socket_group", group, f"[unix_http_server] chown = {values['chown']}: the socket's "
-                             "owner is the daemon's user")
+        group = group or _primary_group(user)
+        mode |= (mode >> 6 & 0o7) << 3  # the group gets what the owner had
+        draft.daemon.set("socket_group", group, f"[unix_http_server] chown = {values['chown']}, chmod = "
+                         f"{values.get('chmod', '0700')}: {user} owned the socket; workerd's belongs to its own "
+                         f"user, so the group {group} gets the owner's rights and {user}, in it, can use workerctl")
+    draft.daemon.set("socket_mode", f"{mode:04o}", *([] if "chmod" in values else ["supervisord's default chmod"]))
     if "username" in values or "password" in values:
         draft.daemon.note("[unix_http_server] username/password: workerd checks each peer's uid on the socket "
                           "(SO_PEERCRED) instead: root, the daemon's user and socket_group")
+
+
+def _primary_group(user: str) -> str:
+    """USER's primary group here; else a group of the same name, as most systems make."""
+    try:
+        return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+    except KeyError:
+        return user
 
 
 def _unsupported(section: IniSection) -> str:
@@ -307,25 +298,6 @@ def _bool(section: IniSection, key: str, value: str | None) -> bool:
     if text in TRUE or text in FALSE:
         return text in TRUE
     raise MigrationError(f"{section.at(key)}: {key} = {value!r}: expected true or false")
-
-
-def _int(section: IniSection, key: str, value: str | None, low: int, base: int = 10) -> int:
-    try:
-        number = int(value or "", base)
-    except ValueError:
-        number = low - 1
-    if number < low:
-        raise MigrationError(f"{section.at(key)}: {key} = {value!r}: expected a whole number >= {low}")
-    return number
-
-
-def _size(section: IniSection, value: str) -> int:
-    """supervisord's byte sizes: KB, MB and GB are powers of 1024."""
-    match = _SIZE.fullmatch(value.strip())
-    if match is None:
-        raise MigrationError(f"{section.at()}: {value!r}: expected a size such as 50MB")
-    number, unit = match.groups()
-    return int(number) * {"kb": 1024, "mb": 1024**2, "gb": 1024**3}.get((unit or "").lower(), 1)
 
 
 def _signal(section: IniSection, value: str) -> str:

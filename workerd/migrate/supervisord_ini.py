@@ -38,29 +38,60 @@ class IniSection:
         return where(self.path, self.lines.get(key, self.line) if key else self.line)
 
 
-def read(path: Path, environ: Mapping[str, str]) -> list[IniSection]:
-    """The file's sections, then those of the files its `[include]` names, in order."""
+def read(path: Path, environ: Mapping[str, str]) -> tuple[list[IniSection], list[tuple[str, str]]]:
+    """The file's sections, then those of the files its `[include]` names, in order; and
+    each `[include]` glob that matches no file here, with where it is written."""
     sections = _parse(path)
     include = next((s for s in sections if s.name == "include"), None)
     if include is None:
-        return sections
+        return sections, []
     if "files" not in include.values:
         raise MigrationError(f"{include.at()}: [include] has no files")
     names = {"here": str(path.parent.resolve()), **env_names(environ)}
     merged = {s.name: s for s in sections if s.name != "include"}
+    unmatched = []
     for pattern in expand(include.values["files"], names, include.at("files")).split():
-        for file in sorted(glob.glob(str(path.parent / pattern))):
+        files = sorted(glob.glob(str(path.parent / pattern)))
+        if not files:
+            unmatched.append((include.at("files"), pattern))
+        for file in files:
             for section in _parse(Path(file)):
                 if section.name in merged:  # supervisord's parser adds to a known section
                     merged[section.name].values.update(section.values)
                     merged[section.name].lines.update(section.lines)
                 else:
                     merged[section.name] = section
-    return list(merged.values())
+    return list(merged.values()), unmatched
 
 
 def env_names(environ: Mapping[str, str]) -> dict[str, str]:
     return {f"ENV_{name}": value for name, value in environ.items()}
+
+
+_ENV_REFERENCE = re.compile(r"%\(ENV_(\w+)\)")
+_ENVIRONMENT_KEY = re.compile(r"(?:^|,)\s*(\w+)\s*=")
+
+
+def check_variables(sections: list[IniSection], environ: Mapping[str, str]) -> None:
+    """Every `%(ENV_X)s` of the file that this box does not set, in one error: one per
+    run took Baserow's file 8 runs. A program's own `environment` counts for it."""
+    main = next((s for s in sections if s.name == "supervisord"), None)
+    shared = set(_ENVIRONMENT_KEY.findall(main.values.get("environment", ""))) if main else set()
+    unset: dict[str, str] = {}
+    for section in sections:
+        own = set() if section is main else shared | set(_ENVIRONMENT_KEY.findall(section.values.get("environment",
+                                                                                                    "")))
+        for key, value in section.values.items():
+            for name in _ENV_REFERENCE.findall(value):
+                if name not in environ and name not in own:
+                    unset.setdefault(name, section.at(key))
+    if not unset:
+        return
+    (first, at), *others = unset.items()
+    nor = "".join(f", nor ${name} ({where})" if i == 0 else f", ${name} ({where})"
+                  for i, (name, where) in enumerate(others))
+    raise MigrationError(f"{at}: %(ENV_{first})s: ${first} is not set here{nor} (supervisord reads "
+                         f"{'them' if others else 'it'} from its own environment when it starts)")
 
 
 def expand(text: str, names: Mapping[str, object], at: str, instance: str | None = None) -> str:
@@ -90,6 +121,16 @@ def expand(text: str, names: Mapping[str, object], at: str, instance: str | None
             raise MigrationError(f"{at}: {match.group(0)}: badly formatted for {names[name]!r}") from None
     out.append(_literal(text[position:], text, at))
     return "".join(out)
+
+
+def whole_number(section: IniSection, key: str, value: str | None, low: int, base: int = 10) -> int:
+    try:
+        number = int(value or "", base)
+    except ValueError:
+        number = low - 1
+    if number < low:
+        raise MigrationError(f"{section.at(key)}: {key} = {value!r}: expected a whole number >= {low}")
+    return number
 
 
 def instance_placeholder(match: re.Match[str], start: str, at: str) -> str:
