@@ -136,7 +136,8 @@ def test_a_command_argument_with_a_credential_comes_from_the_secret(tmp_path: Pa
     env = {e["name"]: e for e in container["env"]}
     assert env["WORKERD_SECRET_ARG_4"]["valueFrom"] == {"secretKeyRef": {"name": "rq-env",
                                                                          "key": "WORKERD_SECRET_ARG_4"}}
-    assert by_kind(documents, "Secret")[0]["stringData"] == {"WORKERD_SECRET_ARG_4": "redis://:pw-arg@redis.internal:6379/2"}
+    assert by_kind(documents, "Secret")[0]["stringData"] == {
+        "WORKERD_SECRET_ARG_4": "redis://:pw-arg@redis.internal:6379/2"}
     assert "pw-arg" not in outside_secrets(documents)
 
 

@@ -61,7 +61,7 @@ def test_an_app_s_keys_map_to_workerd_s(tmp_path: Path) -> None:
     assert (mailer.start_seconds, mailer.max_restarts) == (5.0, 4)
     assert (mailer.backoff_initial, mailer.backoff_factor, mailer.backoff_max) == (0.1, 1.5, 15.0)
     assert "unknown key kept as it was: namespace = \"shop\"" in result.comments_of("programs.mailer")
-    assert "apps[0] (mailer): cron_restart = '0 3 * * *': restarts on a schedule are not supported yet" \
+    assert 'apps[0] (mailer): cron_restart = "0 3 * * *": restarts on a schedule are not supported yet' \
         in result.not_imported()
     report = result.config.programs["report"]
     assert report.command == (f"{tmp_path}/bin/report",)
@@ -113,7 +113,7 @@ def test_a_js_file_is_evaluated_by_node(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("name", "text", "error"), [
-    ("ecosystem.json", '{"apps": [\n  {"name": "a",}\n]}', "ecosystem.json:2: Expecting property name"),
+    ("ecosystem.json", '{"apps": [\n  {"name" "a"}\n]}', "ecosystem.json:2: Expecting ':' delimiter"),
     ("ecosystem.yaml", "apps:\n  - name: a\n   script: x\n", "ecosystem.yaml:3: "),
     ("ecosystem.config.js", "module.exports = {\n  apps: [\n    {name: 'a' script: 'x'}\n  ]\n}\n",
      "ecosystem.config.js:3: SyntaxError"),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from workerd.config.units import format_duration
+from workerd.migrate import json5
 from workerd.migrate.draft import Draft, ProgramDraft
 from workerd.migrate.source import MigrationError, read_text, size_text
 
@@ -35,14 +36,31 @@ APP_KEYS = frozenset("""name script args interpreter exec_interpreter interprete
     exec_mode cwd env max_memory_restart kill_timeout autorestart autostart max_restarts min_uptime
     restart_delay exp_backoff_restart_delay cron_restart cron watch ignore_watch out_file error_file log_file
     output error log merge_logs combine_logs log_date_format time user uid gid instance_var stop_exit_codes
-    treekill""".split())
+    treekill exec""".split())
+#: Keys PM2 knows that have no workers.toml equivalent, and why.
+NOT_TRANSLATED = {
+    "wait_ready": "workerd's equivalent is ready = \"notify\" with READY=1 on the notify socket (PM2's was "
+                  "process.send('ready'))",
+    "listen_timeout": "the wait for wait_ready's signal: start_seconds, with ready = \"notify\", is workerd's",
+    "source_map_support": "a node option PM2 passed to its wrapper: add --enable-source-maps to the command",
+    "vizion": "PM2's version metadata: no equivalent",
+    "pmx": "PM2's monitoring agent: workerd serves /metrics",
+    "automation": "PM2's monitoring agent: workerd serves /metrics",
+    "force": "lets PM2 start an app twice: workerd runs `processes` of each",
+    "shutdown_with_message": "workerd stops with stop_signal",
+    "increment_var": "workerd numbers processes with {instance} and {instance+N}",
+}
 NODE_TIMEOUT = 10.0
 JS_SUFFIXES = (".js", ".cjs", ".mjs")
 
 
 def import_pm2(path: Path, env_name: str | None) -> Draft:
-    apps = _apps(_read(path), path)
+    data = _read(path)
+    apps = _apps(data, path)
     draft = Draft(path, "pm2")
+    if isinstance(data, dict) and "deploy" in data:
+        draft.unsupported.append(f"{path}: deploy: not translated: PM2's deploy ships code over ssh and git; "
+                                 "workerd supervises what is on its box")
     for index, app in enumerate(apps):
         _app(app, index, path, env_name, draft)
     return draft
@@ -71,7 +89,7 @@ def _read(path: Path) -> Any:
         except yaml.YAMLError as e:
             raise MigrationError(f"{path}: {e}") from None
     try:
-        return json.loads(text)
+        return json5.loads(text)
     except json.JSONDecodeError as e:
         raise MigrationError(f"{path}:{e.lineno}: {e.msg}") from None
 
@@ -85,7 +103,7 @@ def _evaluate(path: Path) -> Any:
     script = "process.stdout.write(JSON.stringify(require(require('path').resolve(process.argv[1]))))"
     # A session of its own, killed whole afterwards: what the file starts must not outlive
     # the import, nor hold node's output pipe open and keep the import waiting.
-    proc = subprocess.Popen([node, "-e", script, str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([node, "-e", script, str(path.resolve())], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=path.parent, start_new_session=True)
     try:
         stdout, stderr = proc.communicate(timeout=NODE_TIMEOUT)
@@ -118,7 +136,10 @@ def _node_error(path: Path, stderr: str) -> str:
 
 
 def _apps(data: Any, path: Path) -> list[dict[str, Any]]:
-    apps = data.get("apps") if isinstance(data, dict) else data
+    """PM2's shapes: {apps: [...]}, {pm2: [...]}, a list of apps, or one app."""
+    apps = data
+    if isinstance(data, dict) and not ("script" in data or "exec" in data):
+        apps = data.get("apps", data.get("pm2"))
     if isinstance(apps, dict):
         apps = [apps]
     if not isinstance(apps, list) or not apps or not all(isinstance(a, dict) for a in apps):
@@ -128,15 +149,15 @@ def _apps(data: Any, path: Path) -> list[dict[str, Any]]:
 
 def _app(app: Mapping[str, Any], index: int, path: Path, env_name: str | None, draft: Draft) -> None:
     at = f"{path}: apps[{index}]"
-    script = app.get("script")
+    script = app.get("script", app.get("exec"))  # PM2 takes exec for script
     if not isinstance(script, str) or not script.strip():
         raise MigrationError(f"{at}: no script")
     name = str(app.get("name") or Path(script.split()[0]).stem)
     program = draft.program(re.sub(r"[^A-Za-z0-9_.-]+", "-", name))
     at = f"{at} ({name})"
-    cwd = Path(app.get("cwd") or path.parent).expanduser()
+    cwd = Path(app.get("cwd") or path.parent.resolve()).expanduser()
     if not cwd.is_absolute():
-        cwd = (path.parent / cwd).resolve()
+        cwd = (path.parent.resolve() / cwd).resolve()
     if "cwd" not in app:
         program.note("no cwd: PM2 used the directory `pm2 start` ran in; this is the ecosystem file's")
     program.set("directory", str(cwd))
@@ -191,7 +212,7 @@ def _count(app: Mapping[str, Any], program: ProgramDraft, at: str, node: bool) -
     instances = app.get("instances", 1)
     cores = len(os.sched_getaffinity(0))
     if instances == "max" or instances == 0:
-        count, note = cores, [f"instances = {instances!r}: the core count of this box ({cores})"]
+        count, note = cores, [f"instances = {json.dumps(instances)}: the core count of this box ({cores})"]
     elif instances == -1:
         count, note = max(cores - 1, 1), [f"instances = -1: the core count of this box less one ({cores} - 1)"]
     elif isinstance(instances, int) and instances > 0:
@@ -251,20 +272,22 @@ def _limits(app: Mapping[str, Any], program: ProgramDraft, at: str) -> None:
 def _not_supported(app: Mapping[str, Any], program: ProgramDraft, draft: Draft, at: str) -> None:
     for key in ("cron_restart", "cron"):
         if key in app:
-            draft.unsupported.append(f"{at}: {key} = {app[key]!r}: restarts on a schedule are not supported yet "
-                                     "(a systemd timer running `workerctl restart` does it)")
+            draft.unsupported.append(f"{at}: {key} = {json.dumps(app[key])}: restarts on a schedule are not "
+                                     "supported yet (a systemd timer running `workerctl restart` does it)")
     for key in ("watch", "ignore_watch"):
         if app.get(key):
-            program.note(f"{key} = {app[key]!r}: restarting on file changes is not supported")
+            program.note(f"{key} = {json.dumps(app[key])}: restarting on file changes is not supported")
     for key in ("out_file", "error_file", "log_file", "output", "error", "log", "merge_logs", "combine_logs",
                 "log_date_format", "time"):
         if key in app:
-            program.note(f"{key} = {app[key]!r}: workerd writes one log per program, in [daemon] log_dir or "
+            program.note(f"{key} = {json.dumps(app[key])}: workerd writes one log per program, in [daemon] log_dir or "
                          "its stderr")
     if app.get("treekill") is False:
         program.note("treekill = false: workerd always signals the whole process group")
     for key in sorted(app.keys() - APP_KEYS):
-        if not key.startswith("env_"):
+        if key in NOT_TRANSLATED:
+            program.note(f"{key} = {json.dumps(app[key])}: not translated: {NOT_TRANSLATED[key]}")
+        elif not key.startswith("env_"):
             program.note(f"unknown key kept as it was: {key} = {json.dumps(app[key])}")
 
 

@@ -183,7 +183,8 @@ def _program(section: IniSection, name: str, group: str | None, draft: Draft,
                 "retries, that is after this many failed starts in a row")
     if "stopsignal" in values:
         program.set("stop_signal", _signal(section, get("stopsignal") or ""))
-    program.set("stop_timeout", format_duration(whole_number(section, "stopwaitsecs", get("stopwaitsecs", "10"), low=0)),
+    stop_timeout = whole_number(section, "stopwaitsecs", get("stopwaitsecs", "10"), low=0)
+    program.set("stop_timeout", format_duration(stop_timeout),
                 *([] if "stopwaitsecs" in values else ["supervisord's default stopwaitsecs (workerd's is 30s)"]))
     for key in ("stopasgroup", "killasgroup"):
         if key in values:
