@@ -17,8 +17,8 @@ from workerd.config.load import load
 ROOT = Path(__file__).resolve().parents[2]
 BLOCKS = [
     (path.name, i, block)
-    for path in (ROOT / "docs" / "autoscaling-examples.md", ROOT / "docs" / "talking-to-workers.md",
-                 ROOT / "README.md")
+    for path in (ROOT / "README.md", *(ROOT / "docs" / name for name in (
+        "autoscaling.md", "autoscaling-examples.md", "talking-to-workers.md")))
     for i, block in enumerate(re.findall(r"```toml\n(.*?)```", path.read_text(), re.S))
     if "[programs." in block
 ]
