@@ -18,6 +18,11 @@ Value = str | int | float | bool | list[str] | dict[str, str]
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 #: Comments are wrapped to this width.
 WIDTH = 100
+#: What kill_mode = "mixed" does beyond a stop that reached the main process only
+#: (supervisord's default, PM2's treekill = false).
+MIXED_ADDS = ("kill_mode = \"mixed\" stops the main process first too, but once it has exited, what is left of its "
+              "process group gets stop_signal, then SIGKILL within 1 s; and at stop_timeout the whole group gets "
+              "SIGKILL")
 
 
 @dataclass

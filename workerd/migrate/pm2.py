@@ -21,7 +21,7 @@ from typing import Any
 
 from workerd.config.units import format_duration
 from workerd.migrate import json5
-from workerd.migrate.draft import Draft, ProgramDraft
+from workerd.migrate.draft import MIXED_ADDS, Draft, ProgramDraft
 from workerd.migrate.source import MigrationError, read_text, size_text
 
 #: PM2's interpreter for a script extension (lib/API/interpreter.json).
@@ -171,6 +171,12 @@ def _app(app: Mapping[str, Any], index: int, path: Path, env_name: str | None, d
     program.set("stop_signal", "INT", "PM2 stops an app with SIGINT")
     program.set("stop_timeout", format_duration(_number(app, "kill_timeout", 1600, at) / 1000),
                 *([] if "kill_timeout" in app else ["PM2's default kill_timeout, 1600 ms"]))
+    if app.get("treekill") is False:
+        program.set("kill_mode", "mixed", "treekill = false: PM2 sent SIGINT to the main process only and, after "
+                    f"kill_timeout, SIGKILL to it alone, leaving its children running; {MIXED_ADDS}")
+    else:
+        program.set("kill_mode", "group", "treekill (PM2's default): PM2 sent SIGINT to the app's whole process "
+                    "tree, and SIGKILL to what was left of it after kill_timeout")
     _restarts(app, program, at)
     if app.get("autostart") is False:
         program.set("autostart", False)
@@ -282,8 +288,6 @@ def _not_supported(app: Mapping[str, Any], program: ProgramDraft, draft: Draft, 
         if key in app:
             program.note(f"{key} = {json.dumps(app[key])}: workerd writes one log per program, in [daemon] log_dir or "
                          "its stderr")
-    if app.get("treekill") is False:
-        program.note("treekill = false: workerd always signals the whole process group")
     for key in sorted(app.keys() - APP_KEYS):
         if key in NOT_TRANSLATED:
             program.note(f"{key} = {json.dumps(app[key])}: not translated: {NOT_TRANSLATED[key]}")

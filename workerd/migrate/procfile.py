@@ -33,6 +33,9 @@ def import_procfile(path: Path, include_web: bool) -> Draft:
     directory = path.parent.resolve()
     draft.defaults.set("directory", str(directory), "foreman and honcho run the commands in the Procfile's "
                        "directory")
+    draft.defaults.set("kill_mode", "group", "honcho sent SIGTERM to each process's whole process group (each ran in "
+                       "a session of its own), and SIGKILL to it 5 s later (foreman sent both to each main process "
+                       "only)")
     env_file = directory / ".env"
     base_port = BASE_PORT
     if env_file.is_file():

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from workerd.config.units import format_duration
-from workerd.migrate.draft import Draft, ProgramDraft
+from workerd.migrate.draft import MIXED_ADDS, Draft, ProgramDraft
 from workerd.migrate.source import MigrationError
 from workerd.migrate.supervisord_ini import IniSection, check_variables, env_names, expand, read, whole_number
 from workerd.migrate.supervisord_logs import KEYS, Logs, log_files, place_logs
@@ -62,8 +62,10 @@ def import_supervisord(path: Path, environ: Mapping[str, str]) -> Draft:
                    f"{'match' if len(unmatched) > 1 else 'matches'} no file here)") if unmatched else ""
         raise MigrationError(f"{path}: no [program:x] to import{nothing}")
     place_logs(draft, logs, main.values.get("childlogdir") if main is not None else None)
-    draft.daemon.notes.insert(0, "supervisord signals a program's main process only, unless stopasgroup/"
-                              "killasgroup; workerd always signals the whole process group")
+    if any(program.get("kill_mode") is None for program in draft.programs.values()):
+        draft.defaults.set("kill_mode", "mixed", "supervisord sent stopsignal to a program's main process only and, "
+                           "at stopwaitsecs, SIGKILL to it alone (without stopasgroup and killasgroup), leaving its "
+                           f"children running; {MIXED_ADDS}")
     return draft
 
 
@@ -186,9 +188,7 @@ def _program(section: IniSection, name: str, group: str | None, draft: Draft,
     stop_timeout = whole_number(section, "stopwaitsecs", get("stopwaitsecs", "10"), low=0)
     program.set("stop_timeout", format_duration(stop_timeout),
                 *([] if "stopwaitsecs" in values else ["supervisord's default stopwaitsecs (workerd's is 30s)"]))
-    for key in ("stopasgroup", "killasgroup"):
-        if key in values:
-            program.note(f"{key} = {values[key]}: workerd always signals the whole process group")
+    _kill_mode(section, program, get("stopasgroup", "false"), get("killasgroup"))
     for key in ("user", "directory"):
         if key in values:
             program.set(key, get_single(key) or "")
@@ -201,6 +201,23 @@ def _program(section: IniSection, name: str, group: str | None, draft: Draft,
     for key in sorted(values.keys() - PROGRAM_KEYS):
         program.note(f"unknown key kept as it was: {key} = {values[key]}")
     return log_files(section, program, {key: get_single(key) or "" for key in KEYS if key in values})
+
+
+def _kill_mode(section: IniSection, program: ProgramDraft, stopasgroup: str | None, killasgroup: str | None) -> None:
+    """stopasgroup, killasgroup -> kill_mode, as supervisord reads them: killasgroup is
+    stopasgroup's value unless set. Without either, [defaults] says what differs."""
+    values = section.values
+    stop_as_group = _bool(section, "stopasgroup", stopasgroup)
+    kill_as_group = stop_as_group if killasgroup is None else _bool(section, "killasgroup", killasgroup)
+    if stop_as_group and not kill_as_group:
+        raise MigrationError(f"{section.at('killasgroup')}: killasgroup = {values['killasgroup']!r}: supervisord "
+                             "refuses it with stopasgroup = true")
+    if stop_as_group:
+        program.set("kill_mode", "group", f"stopasgroup = {values['stopasgroup']}: supervisord sent stopsignal to "
+                    "the whole process group, and SIGKILL to it at stopwaitsecs")
+    elif kill_as_group:
+        program.note(f"killasgroup = {values['killasgroup']}: supervisord sent SIGKILL to the whole process group at "
+                     "stopwaitsecs; workerd does that at stop_timeout in either kill_mode")
 
 
 def _restart(section: IniSection, program: ProgramDraft, autorestart: str, exitcodes_text: str) -> None:
