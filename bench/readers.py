@@ -1,6 +1,6 @@
 """Metric 16, workerd only: the daemon's hand-written /proc readers against psutil asking
 the same facts, on the same live tree of N_WORKERS workers. It is the figure behind
-keeping the hand readers in workerd/runtime/procstat.py (issue: use psutil where it is
+keeping the hand readers in workerd/process/procstat.py (issue: use psutil where it is
 no slower)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from daemons import Program
 from harness import N_WORKERS, Ctx, Metric, Row, count_workers
 from procs import wait_for
 
-from workerd.runtime.procstat import open_files, processes, tree_usage, trees_pss
+from workerd.process.procstat import open_files, processes, tree_usage, trees_pss
 
 #: The facts the daemon's one pass reads for every process.
 FACTS = ["ppid", "memory_info", "cpu_times", "num_threads", "create_time"]

@@ -15,7 +15,7 @@ from pathlib import Path
 #: Where the .deb puts the commands; the shipped units point there.
 PACKAGED_WORKERD = "/usr/bin/workerd"
 #: What the daemon needs after shutdown_timeout, on top: the SIGKILL grace and the
-#: last output (runtime/daemon.py's KILL_GRACE and DRAIN_GRACE), with room to spare.
+#: last output (daemon.py's KILL_GRACE and DRAIN_GRACE), with room to spare.
 STOP_MARGIN = 15.0
 #: LimitNOFILE=: systemd's own defaults, soft for the workers and hard for the daemon.
 NOFILE_SOFT = 1024

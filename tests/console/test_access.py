@@ -103,7 +103,7 @@ def test_a_loopback_metrics_answers_only_to_loopback_names(daemon, where: str) -
 
 
 def test_the_host_check_reads_ports_and_brackets() -> None:
-    from workerd.runtime.http import addressed_to
+    from workerd.web.http import addressed_to
 
     ok = [("localhost:9809", 9809), ("127.0.0.1:9809", 9809), ("127.3.2.1:9809", 9809), ("[::1]:9809", 9809),
           ("localhost", 80), ("[::1]", 80)]
@@ -155,7 +155,7 @@ def hold_streams(uid: int, port: int, count: int) -> tuple[subprocess.Popen[str]
 @pytest.mark.skipif(os.geteuid() != 0, reason="opens streams as other users (setpriv): needs root")
 def test_live_streams_are_capped_per_local_user_and_in_total(daemon) -> None:
     """16 idle streams from `nobody` locked the owner's page out."""
-    from workerd.runtime.console import MAX_STREAMS, STREAMS_PER_CLIENT as PER
+    from workerd.web.console import MAX_STREAMS, STREAMS_PER_CLIENT as PER
 
     port = free_port()
     d = daemon(PROGRAMS, console=f"127.0.0.1:{port}", console_token=TOKEN)
@@ -188,7 +188,7 @@ def test_live_streams_are_capped_per_local_user_and_in_total(daemon) -> None:
 def test_the_owner_of_a_local_connection_is_its_user(listen: str, connect: str) -> None:
     import socket
 
-    from workerd.runtime.tcp_owner import tcp_owner
+    from workerd.web.tcp_owner import tcp_owner
 
     with socket.socket(socket.AF_INET6 if ":" in listen else socket.AF_INET) as server:
         server.bind((listen, 0))

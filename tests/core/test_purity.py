@@ -59,7 +59,7 @@ def test_core_module_imports_only_pure_modules(path: Path) -> None:
         "import time as clock",
         "from asyncio import sleep",
         "import os.path",
-        "from workerd.runtime import spawn",
+        "from workerd.process import spawn",
         "from workerd import runtime",
         "import workerd.config",
         "import json",

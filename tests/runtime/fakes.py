@@ -12,7 +12,7 @@ from workerd.config.load import load
 from workerd.config.model import Config
 from workerd.core.actions import Action, KillGroup, SignalGroup, SignalMain, Spawn
 from workerd.core.events import Event, Exited, Spawned
-from workerd.runtime.effects import SlotContext
+from workerd.process.effects import SlotContext
 
 
 @dataclass

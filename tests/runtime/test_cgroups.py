@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from workerd.config.model import LimitsConfig
-from workerd.runtime.cgroups import CgroupTree, enforcement, settings
+from workerd.process.cgroups import CgroupTree, enforcement, settings
 
 MiB = 1024 * 1024
 

@@ -155,7 +155,7 @@ async def timed(body: Awaitable[T]) -> tuple[T | BaseException, float]:
 
 
 class PidfdLauncher:
-    """The tests' own Launcher (the daemon's is runtime/children.ReapedLauncher): Popen
+    """The tests' own Launcher (the daemon's is process/children.ReapedLauncher): Popen
     with the same pipes and new session, and the exit learnt from a pidfd, so that no
     SIGCHLD handler is installed in the test process."""
 
@@ -207,8 +207,8 @@ class ReaperHarness:
 def reaper_installed(loop: asyncio.AbstractEventLoop) -> Iterator[ReaperHarness]:
     """Install the daemon's SIGCHLD reaper for the duration (the previous handler is
     put back): it reaps every child of the test process meanwhile."""
-    from workerd.runtime.children import ReapedLauncher
-    from workerd.runtime.reaper import Reaper
+    from workerd.process.children import ReapedLauncher
+    from workerd.process.reaper import Reaper
 
     previous = signal.getsignal(signal.SIGCHLD)
     reaper = Reaper(loop)

@@ -288,7 +288,7 @@ def test_the_daemon_side_imports_no_client_library() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, workerd.runtime.daemon, workerd.sources.factory, workerd.sources.sqs, "
+    code = ("import sys, workerd.daemon, workerd.sources.factory, workerd.sources.sqs, "
             "workerd.sources.command, workerd.sources.http; "
             "print(sorted(m for m in ('boto3', 'botocore', 'psycopg', 'aiormq', 'nats', 'redis') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)

@@ -41,6 +41,6 @@ def start_daemon(config_path: str, verbose: bool) -> NoReturn:
     configure(sys.stderr, verbose)
     for line in preflight(config):  # the worker's start fails with the OS error and is retried
         logging.getLogger("workerd").warning("%s", line)
-    from workerd.runtime.daemon import run as run_daemon
+    from workerd.daemon import run as run_daemon
 
     sys.exit(run_daemon(config))

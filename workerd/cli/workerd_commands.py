@@ -51,7 +51,7 @@ def check(config_path: str) -> None:
     """Validate the config file and print one line per program."""
     from workerd.config.model import LimitsConfig
     from workerd.config.summary import summarize
-    from workerd.runtime.cgroups import CgroupTree, enforcement
+    from workerd.process.cgroups import CgroupTree, enforcement
 
     config = load_config(config_path)
     missing = preflight(config)

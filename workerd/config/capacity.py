@@ -19,10 +19,6 @@ import resource
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # the model imports the schema, which imports this module
-    from workerd.config.model import Config
 
 __all__ = ["Box", "default_max_processes", "max_processes_for", "over_max_processes", "pins_problem", "read_box",
            "read_int"]
@@ -81,13 +77,13 @@ def over_max_processes(count: int, total: int, limit: int) -> str | None:
     return None
 
 
-def pins_problem(config: Config, pins: Mapping[str, int]) -> str | None:
-    """Why the counts pinned by `workerctl scale` (they survive a reload) would take the
-    new config past its max_processes, or None; the config's own counts were checked
-    when it was loaded."""
-    pins = {name: count for name, count in pins.items() if name in config.programs}
-    total = sum(pins.get(name, c.most_processes) for name, c in config.programs.items())
-    limit = config.daemon.max_processes
+def pins_problem(counts: Mapping[str, int], limit: int, pins: Mapping[str, int]) -> str | None:
+    """Why the counts pinned by `workerctl scale` (they survive a reload) would take a new
+    config (`counts`: each program's most processes) past its max_processes, or None; the
+    config's own counts were checked when it was loaded. Counts, not the Config: the model
+    imports this module."""
+    pins = {name: count for name, count in pins.items() if name in counts}
+    total = sum(pins.get(name, count) for name, count in counts.items())
     if not pins or total <= limit:
         return None
     pinned = ", ".join(f"{name} is pinned to {count}" for name, count in pins.items())

@@ -1,7 +1,7 @@
 """Open files: what the daemon holds for a config, against what the box lets it hold.
 
 The daemon raises its soft RLIMIT_NOFILE to the hard one when it starts (see
-runtime/nofile.py), so the hard limit is what binds. Per config, in the worst case,
+process/nofile.py), so the hard limit is what binds. Per config, in the worst case,
 it holds:
 
 - `PER_WORKER` per process (counted at `processes`, or at its autoscale `max`): the

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
-from workerd.runtime.clock import Clock
+from workerd.process.clock import Clock
 
 K = TypeVar("K", bound=Hashable)
 

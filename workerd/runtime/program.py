@@ -13,8 +13,8 @@ from workerd.core.placeholders import expand_argv, expand_environment, has_place
 from workerd.core.reconcile import wanted_count
 from workerd.core.scaling import ScalePolicy, ScaleState, reconfigured
 from workerd.core.states import AT_REST, State
-from workerd.runtime.output import ProgramLog
-from workerd.runtime.spawn import ProcessSpec
+from workerd.process.output import ProgramLog
+from workerd.process.spawn import ProcessSpec
 
 
 def policy_of(config: ProgramConfig, daemon: DaemonConfig) -> Policy:

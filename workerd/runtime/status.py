@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workerd.core.states import HAS_PROCESS, State
-from workerd.runtime.procstat import ProcStat, TreeUsage, open_files, tree_usage, trees_pss
+from workerd.process.procstat import ProcStat, TreeUsage, open_files, tree_usage, trees_pss
 from workerd.runtime.program import Program
 from workerd.runtime.tally import Tally
 

@@ -29,12 +29,12 @@ from workerd.core.lifecycle import Slot, transition
 from workerd.core.reconcile import forgotten, reconcile, restart, start
 from workerd.core.reload import Facts, Step, plan, reverts_to
 from workerd.core.scaling import QueueEvent
+from workerd.process.clock import Clock
+from workerd.process.effects import Effects, SlotContext
+from workerd.process.output import LogError, ProgramLog, open_logs, reopen_logs
+from workerd.process.procstat import ProcStat
 from workerd.runtime import journal
-from workerd.runtime.clock import Clock
 from workerd.runtime.deadlines import Deadlines
-from workerd.runtime.effects import Effects, SlotContext
-from workerd.runtime.output import LogError, ProgramLog, open_logs, reopen_logs
-from workerd.runtime.procstat import ProcStat
 from workerd.runtime.program import Program, most_processes
 from workerd.runtime.tally import Tally
 from workerd.runtime.waiters import Waiters
@@ -286,7 +286,9 @@ class Supervisor:
         """Apply only what changed; returns one line per change. Raises CommandError,
         having changed nothing, when the new config's log files cannot be opened or the
         pinned counts would take it past its max_processes."""
-        problem = pins_problem(new, {name: p.pinned for name, p in self.programs.items() if p.pinned is not None})
+        counts = {name: c.most_processes for name, c in new.programs.items()}
+        pins = {name: p.pinned for name, p in self.programs.items() if p.pinned is not None}
+        problem = pins_problem(counts, new.daemon.max_processes, pins)
         if problem is not None:
             raise CommandError(problem)
         old_daemon = self.config.daemon

@@ -14,8 +14,8 @@ import asyncio
 from workerd.core.events import LimitExceeded
 from workerd.core.limits import Reading, Watch, check, needs_pss
 from workerd.core.states import State
-from workerd.runtime.clock import Clock
-from workerd.runtime.procstat import tree_usage, trees_pss
+from workerd.process.clock import Clock
+from workerd.process.procstat import tree_usage, trees_pss
 from workerd.runtime.supervisor import Supervisor
 
 

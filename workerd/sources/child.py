@@ -1,11 +1,11 @@
 """Child processes for the sources that run a command or whose client can only block.
 
 The daemon has one thread and one reaper: a source never waits for a process itself
-(only runtime/reaper.py calls wait*()) and never uses the loop's subprocess APIs
+(only process/reaper.py calls wait*()) and never uses the loop's subprocess APIs
 (uvloop's own child watcher would race the reaper for exit statuses). A source that
 needs a child is given a `Launcher` instead: it starts an argv as the leader of a new
 process group with three pipes and resolves a future once the child is reaped. The
-daemon's launcher (runtime/children.py) spawns through runtime/spawn.py and learns
+daemon's launcher (process/children.py) spawns through process/spawn.py and learns
 exits from its Reaper; a test injects one of its own.
 
 `Child` turns a launched child's pipes into what a source reads: stdout as a stream,

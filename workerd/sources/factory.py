@@ -24,7 +24,7 @@ def make_dead_letter_source(config: AutoscaleConfig, launcher: Launcher | None =
 
 def make_source(config: AutoscaleConfig, launcher: Launcher | None = None) -> Source:
     """`launcher` starts the children of the sources that need one (command, sqs);
-    the daemon passes its own (runtime/children.py). The schema's checks guarantee
+    the daemon passes its own (process/children.py). The schema's checks guarantee
     the keys each source needs."""
     if config.source is SourceKind.SQLITE:
         from workerd.sources.sqlite import SqliteSource

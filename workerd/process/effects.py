@@ -20,14 +20,14 @@ from workerd.core.actions import Action, EndGroup, KillGroup, SignalGroup, Signa
 from workerd.core.events import Event, Exited, Spawned, SpawnFailed
 from workerd.core.strays import Proc
 from workerd.exit_status import ExitStatus
-from workerd.runtime.cgroups import CgroupTree
-from workerd.runtime.clock import Clock
-from workerd.runtime.output import OutputPipe, ProgramLog
-from workerd.runtime.procstat import ProcStat, processes
-from workerd.runtime.reaper import Reaper
-from workerd.runtime.sentinel import Sentinel, watch_child
-from workerd.runtime.spawn import ProcessSpec, SpawnError, spawn
-from workerd.runtime.strays import Strays, few
+from workerd.process.cgroups import CgroupTree
+from workerd.process.clock import Clock
+from workerd.process.output import OutputPipe, ProgramLog
+from workerd.process.procstat import ProcStat, processes
+from workerd.process.reaper import Reaper
+from workerd.process.sentinel import Sentinel, watch_child
+from workerd.process.spawn import ProcessSpec, SpawnError, spawn
+from workerd.process.strays import Strays, few
 
 log = logging.getLogger("workerd")
 

@@ -1,6 +1,6 @@
-"""The web console: one page (workerd/console/), its JSON, a live stream, and actions.
+"""The web console: one page (workerd/web/static/), its JSON, a live stream, and actions.
 
-Routes, all on the daemon's loop (runtime/http.py):
+Routes, all on the daemon's loop (web/http.py):
   GET  /                              the page, its script and style (no data: anyone may load them)
   GET  /api/status                    exactly `workerctl status --json`
   GET  /api/history/NAME?since=S      exactly `workerctl history NAME --json`
@@ -18,7 +18,7 @@ would be sent it; never a URL), compared in constant time; without it, 401. With
 send that, nor the header, without a preflight, which is never answered), and with an
 Origin, if any, that is this console's own. Every action is logged with the client's
 address. Streams are capped in total and per client, a client being the local user
-that holds the connection on this host (runtime/tcp_owner.py), else its address.
+that holds the connection on this host (web/tcp_owner.py), else its address.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from importlib import resources
 from typing import Any
 
 from workerd.config.model import DaemonConfig
-from workerd.runtime.commands import Commands
-from workerd.runtime.http import Request, Response, text
-from workerd.runtime.tcp_owner import tcp_owner
+from workerd.runtime.handlers import Commands
 from workerd.runtime.timeline import Timeline, news_document
+from workerd.web.http import Request, Response, text
+from workerd.web.tcp_owner import tcp_owner
 
 log = logging.getLogger("workerd")
 
@@ -83,7 +83,7 @@ class Console:
         path = request.path
         if request.method == "GET" and path in ASSETS:
             file, kind = ASSETS[path]
-            return Response(200, resources.files("workerd.console").joinpath(file).read_bytes(), kind,
+            return Response(200, resources.files("workerd.web.static").joinpath(file).read_bytes(), kind,
                             dict(PAGE_HEADERS))
         if request.method == "POST" and path.startswith("/api/programs/"):
             return await self._act(request)

@@ -22,27 +22,27 @@ from workerd.config.model import Config
 from workerd.control.protocol import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from workerd.control.server import ControlServer, SocketInUse, bind_socket
 from workerd.exit_status import ExitStatus
-from workerd.runtime import cgroups
+from workerd.process import cgroups
+from workerd.process.children import ReapedLauncher
+from workerd.process.clock import Clock, LoopClock
+from workerd.process.effects import Effects
+from workerd.process.log_dir_lock import LogDirBusy, LogDirLock
+from workerd.process.nofile import raise_soft_limit
+from workerd.process.prctl import become_subreaper
+from workerd.process.procstat import session_of
+from workerd.process.reaper import Reaper
+from workerd.process.sentinel import Sentinel
 from workerd.runtime.autoscaler import Autoscaler
-from workerd.runtime.children import ReapedLauncher
-from workerd.runtime.clock import Clock, LoopClock
-from workerd.runtime.commands import Commands
-from workerd.runtime.effects import Effects
-from workerd.runtime.log_dir_lock import LogDirBusy, LogDirLock
-from workerd.runtime.nofile import raise_soft_limit
+from workerd.runtime.handlers import Commands
 from workerd.runtime.notify import NotifySocket
-from workerd.runtime.prctl import become_subreaper
-from workerd.runtime.procstat import session_of
-from workerd.runtime.reaper import Reaper
-from workerd.runtime.sentinel import Sentinel
 from workerd.runtime.service import ServiceManager, status_line
 from workerd.runtime.supervisor import CommandError, Supervisor
 from workerd.runtime.timeline import Timeline
 from workerd.runtime.watcher import LimitWatcher
-from workerd.runtime.web import WebError, start_web
+from workerd.web.listeners import WebError, start_web
 
 if TYPE_CHECKING:
-    from workerd.runtime.http import HttpServer
+    from workerd.web.http import HttpServer
 
 log = logging.getLogger("workerd")
 

@@ -32,7 +32,7 @@ from typing import Mapping, Sequence
 from workerd.config.model import LimitsConfig
 from workerd.config.preflight import chdir_problem, exec_problem
 from workerd.config.schema import RLIMITS
-from workerd.runtime.nofile import workers_soft_limit
+from workerd.process.nofile import workers_soft_limit
 
 SETPRIV = shutil.which("setpriv")
 PRLIMIT = shutil.which("prlimit")
@@ -165,7 +165,7 @@ def _identity(spec: ProcessSpec) -> list[str]:
 def _rlimits(limits: LimitsConfig) -> list[str]:
     """soft = hard = the value, except for CPU time: the kernel sends SIGXCPU at the soft
     limit but SIGKILL at the hard one, so the hard limit is one CPU second later. Without
-    open_files, the soft limit on open files the daemon was started with (runtime/nofile.py)."""
+    open_files, the soft limit on open files the daemon was started with (process/nofile.py)."""
     options = []
     for name, option in RLIMITS.items():
         value = getattr(limits, name)

@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import Sequence
 
 from workerd.exit_status import ExitStatus
-from workerd.runtime.reaper import Reaper
-from workerd.runtime.sentinel import Sentinel, watch_child
-from workerd.runtime.spawn import SpawnError, spawn_helper
+from workerd.process.reaper import Reaper
+from workerd.process.sentinel import Sentinel, watch_child
+from workerd.process.spawn import SpawnError, spawn_helper
 from workerd.sources.base import SourceError
 from workerd.sources.child import Launched
 

@@ -6,7 +6,7 @@ config/descriptors.py), so it raises its soft limit to the hard one. Its workers
 not inherit that: many programs misbehave with a huge soft limit (select() cannot see
 a descriptor past 1024, some close every possible descriptor at start), so a worker
 without `open_files` gets back the soft limit the daemon was started with, set by
-prlimit in its exec chain (runtime/spawn.py).
+prlimit in its exec chain (process/spawn.py).
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ from collections.abc import Callable
 
 from workerd.core.backoff import Backoff
 from workerd.exit_status import ExitStatus
-from workerd.runtime.clock import Clock
-from workerd.runtime.reaper import Reaper
-from workerd.runtime.spawn import spawn_reader
+from workerd.process.clock import Clock
+from workerd.process.reaper import Reaper
+from workerd.process.spawn import spawn_reader
 
 _SCRIPT = r"""
 trap '' INT TERM HUP QUIT USR1 USR2

@@ -1,4 +1,4 @@
-"""Prometheus /metrics, served from the daemon's own loop (runtime/http.py, no thread).
+"""Prometheus /metrics, served from the daemon's own loop (web/http.py, no thread).
 
 A Collector turns a status snapshot (status.py), taken at scrape time, into metric
 families, so the metrics can never disagree with `workerctl status`. prometheus_client is imported
@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from workerd.runtime.http import Request, Response, text
 from workerd.runtime.status import CpuMeter, Snapshot
 from workerd.runtime.tally import JOB_BUCKETS
+from workerd.web.http import Request, Response, text
 
 
 class StatusCollector:
@@ -133,7 +133,7 @@ class StatusCollector:
 
 
 class MetricsPage:
-    """GET /metrics: the registry rendered at scrape time (served by runtime/http.py)."""
+    """GET /metrics: the registry rendered at scrape time (served by web/http.py)."""
 
     def __init__(self, collector: StatusCollector) -> None:
         self._registry = CollectorRegistry(auto_describe=False)

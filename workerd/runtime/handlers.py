@@ -16,12 +16,12 @@ from workerd.config.preflight import problems
 from workerd.config.units import parse_signal
 from workerd.control.protocol import encode
 from workerd.control.server import Handler
+from workerd.process.log_dir_lock import LogDirBusy, LogDirLock
+from workerd.process.output import ProgramLog
+from workerd.process.sentinel import Sentinel
 from workerd.runtime.autoscaler import Autoscaler
-from workerd.runtime.log_dir_lock import LogDirBusy, LogDirLock
 from workerd.runtime.notify import NotifySocket
-from workerd.runtime.output import ProgramLog
 from workerd.runtime.program import Program
-from workerd.runtime.sentinel import Sentinel
 from workerd.runtime.service import ServiceManager, status_line
 from workerd.runtime.status import CpuMeter, Snapshot, document, take
 from workerd.runtime.supervisor import CommandError, Supervisor

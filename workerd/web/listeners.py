@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 from workerd.config.model import DaemonConfig
 
 if TYPE_CHECKING:
-    from workerd.runtime.commands import Commands
-    from workerd.runtime.http import HttpServer
+    from workerd.runtime.handlers import Commands
     from workerd.runtime.timeline import Timeline
+    from workerd.web.http import HttpServer
 
 
 class WebError(Exception):
@@ -27,18 +27,18 @@ async def start_web(daemon: DaemonConfig, commands: Commands, timeline: Timeline
     settings in force after any reload."""
     if daemon.metrics is None and daemon.console is None:
         return []
-    from workerd.runtime.http import HttpServer
+    from workerd.web.http import HttpServer
 
     servers: dict[tuple[str, int], HttpServer] = {}
     what: dict[tuple[str, int], list[str]] = {}
     if daemon.metrics is not None:
-        from workerd.runtime.metrics import MetricsPage, StatusCollector
+        from workerd.web.metrics import MetricsPage, StatusCollector
 
         server = servers.setdefault(daemon.metrics, HttpServer())
         server.route("/metrics", MetricsPage(StatusCollector(lambda: commands.snapshot([]))))
         what.setdefault(daemon.metrics, []).append("metrics")
     if daemon.console is not None:
-        from workerd.runtime.console import Console
+        from workerd.web.console import Console
 
         server = servers.setdefault(daemon.console, HttpServer())
         server.route("/", Console(commands, timeline, current))

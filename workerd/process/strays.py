@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from workerd.core.strays import Proc, Worker, attribute
-from workerd.runtime.procstat import environment
-from workerd.runtime.reaper import Reaper
-from workerd.runtime.sentinel import Sentinel
+from workerd.process.procstat import environment
+from workerd.process.reaper import Reaper
+from workerd.process.sentinel import Sentinel
 
 log = logging.getLogger("workerd")
 
