@@ -16,6 +16,10 @@ from pathlib import Path
 Value = str | int | float | bool | list[str] | dict[str, str]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+#: What a program name may not have (workerd/config/load.py), a run of it becoming `-`.
+_NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_.-]+")
+#: Program names workerd's loader refuses, and why.
+RESERVED_NAMES = {"all": "`workerctl start all` means every program"}
 #: Comments are wrapped to this width.
 WIDTH = 100
 #: What kill_mode = "mixed" does beyond a stop that reached the main process only
@@ -58,7 +62,7 @@ class Section:
 @dataclass
 class ProgramDraft(Section):
     name: str = ""
-    #: The other tool's name for it, where workerd's differs.
+    #: Where the other tool has it (`[program:x]`), for the notes of others.
     origin: str = ""
     environment: dict[str, str] = field(default_factory=dict)
     limits: Section = field(default_factory=Section)
@@ -75,8 +79,24 @@ class Draft:
     #: One line per part of the source that has no equivalent, listed at the end.
     unsupported: list[str] = field(default_factory=list)
 
-    def program(self, name: str) -> ProgramDraft:
-        return self.programs.setdefault(name, ProgramDraft(name=name))
+    def new_program(self, name: str, origin: str) -> ProgramDraft:
+        """The program the other tool calls NAME (at ORIGIN), under a name workerd's loader
+        takes and no earlier program has (`-2`, `-3`, ...), said when it differs: none is
+        refused, lost or merged into another."""
+        base = _NOT_IN_NAMES.sub("-", name)
+        unique, suffix = base, 2
+        while unique in self.programs or unique in RESERVED_NAMES:
+            unique, suffix = f"{base}-{suffix}", suffix + 1
+        holder = self.programs.get(base)
+        program = self.programs[unique] = ProgramDraft(name=unique, origin=origin)
+        why = ["workerd names are letters, digits and _.-"] if base != name else []
+        if base in RESERVED_NAMES:
+            why.append(f"{base} is reserved ({RESERVED_NAMES[base]})")
+        elif holder is not None:
+            why.append(f"{base} is {holder.origin}'s")
+        if why:
+            program.note(f"{origin}: {', and '.join(why)}" + (f": {unique}" if unique != base else ""))
+        return program
 
 
 def render(draft: Draft) -> str:

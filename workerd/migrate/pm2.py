@@ -153,7 +153,7 @@ def _app(app: Mapping[str, Any], index: int, path: Path, env_name: str | None, d
     if not isinstance(script, str) or not script.strip():
         raise MigrationError(f"{at}: no script")
     name = str(app.get("name") or Path(script.split()[0]).stem)
-    program = draft.program(re.sub(r"[^A-Za-z0-9_.-]+", "-", name))
+    program = draft.new_program(name, f"apps[{index}] ({name})")
     at = f"{at} ({name})"
     cwd = Path(app.get("cwd") or path.parent.resolve()).expanduser()
     if not cwd.is_absolute():

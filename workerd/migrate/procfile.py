@@ -48,7 +48,7 @@ def import_procfile(path: Path, include_web: bool) -> Draft:
         if name in LEFT_OUT and not (name == "web" and include_web):
             draft.unsupported.append(f"{path}:{number}: {name}: {command} ({LEFT_OUT[name]})")
             continue
-        program = draft.program(name)
+        program = draft.new_program(name, f"the {name} process type")
         program.set("command", command)
         program.set("shell", True, "run by the shell, as a Procfile line is")
         port = base_port + index * PORT_STEP

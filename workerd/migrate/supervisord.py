@@ -35,7 +35,6 @@ PROGRAM_KEYS = frozenset("""command process_name numprocs numprocs_start priorit
 #: Per-program keys workerd has nothing for: noted when set.
 NOT_SUPPORTED = ("stdout_capture_maxbytes", "stderr_capture_maxbytes", "stdout_events_enabled",
                  "stderr_events_enabled", "stdout_syslog", "stderr_syslog", "serverurl")
-_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def import_supervisord(path: Path, environ: Mapping[str, str]) -> Draft:
@@ -132,18 +131,7 @@ def _program(section: IniSection, name: str, group: str | None, draft: Draft,
     values = section.values
     numprocs = whole_number(section, "numprocs", values.get("numprocs", "1"), low=1)
     start = str(whole_number(section, "numprocs_start", values.get("numprocs_start", "0"), low=0))
-    workerd_name = _NAME.sub("-", name)
-    taken = draft.programs.get(workerd_name)
-    suffix = 2
-    while workerd_name + (f"-{suffix}" if taken else "") in draft.programs:
-        suffix += 1
-    program = draft.program(workerd_name + (f"-{suffix}" if taken else ""))
-    if taken is not None:
-        program.note(f"[program:{name}]: workerd names are letters, digits and _.-, and {workerd_name} is "
-                     f"[program:{taken.origin or taken.name}]'s: {program.name}")
-    elif workerd_name != name:
-        program.note(f"[program:{name}]: workerd names are letters, digits and _.-")
-    program.origin = name
+    program = draft.new_program(name, f"[program:{name}]")
     names: dict[str, object] = {"program_name": name, "group_name": (group or f":{name}").partition(":")[2],
                                 "host_node_name": platform.node(), "here": str(section.path.parent.resolve()),
                                 "numprocs": numprocs, **env_names(environ)}
@@ -171,7 +159,7 @@ def _program(section: IniSection, name: str, group: str | None, draft: Draft,
     if numprocs != 1:
         program.set("processes", numprocs)
     if values.get("process_name", "%(program_name)s") != "%(program_name)s":
-        program.note(f"process_name = {values['process_name']}: workerd names each process {workerd_name}[N]")
+        program.note(f"process_name = {values['process_name']}: workerd names each process {program.name}[N]")
     if "priority" in values:
         program.note(f"priority = {values['priority']}: workerd starts every program at once and stops them "
                      "together (a worker that needs another should retry until it answers)")
