@@ -80,7 +80,10 @@ def lay_out(stage: Path) -> None:
     shutil.copy(PACKAGING / "logrotate", stage / "etc" / "logrotate.d" / "workerd")
     docs = stage / "usr" / "share" / "doc" / "workerd"
     docs.mkdir(parents=True)
-    shutil.copy(ROOT / "README.md", docs / "README.md")
+    # The README's links lead into docs/ and to the changelog: ship them beside it.
+    for name in ("README.md", "CHANGELOG.md"):
+        shutil.copy(ROOT / name, docs / name)
+    shutil.copytree(ROOT / "docs", docs / "docs")
 
 
 def control(stage: Path, python: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grp
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,9 @@ def test_the_file_list_and_no_trace_of_the_build(deb: Path) -> None:
         assert "workerd-deb-" not in (tree / "opt/workerd/pyvenv.cfg").read_text()
         shipped = (ROOT / "systemd/workerd.service").read_text()
         assert (tree / "lib/systemd/system/workerd.service").read_text() == shipped
+        doc = tree / "usr/share/doc/workerd"
+        for target in re.findall(r"\]\(((?:docs/|CHANGELOG)[^)#]*)", (doc / "README.md").read_text()):
+            assert (doc / target).is_file(), f"the README's link {target} leads nowhere in the package"
     finally:
         shutil.rmtree(tree)
 

@@ -183,7 +183,8 @@ def _is_whose(pid: int, uid: int, gid: int) -> bool:
     them in truly, but lets a process with CAP_SYS_ADMIN (root) claim any pid: one that
     claims a worker's pid with its own uid (as `systemd-notify --pid` does) is refused
     when the worker runs as another user. Root can claim the uid too: nothing tells a
-    root process's datagram from the worker's (README, "Talking to workers")."""
+    root process's datagram from the worker's (docs/talking-to-workers.md, "Who may
+    speak for a worker")."""
     try:
         with open(f"/proc/{pid}/status", "rb") as f:
             lines = {line.partition(b":")[0]: line.split()[1:4] for line in f if line[:4] in (b"Uid:", b"Gid:")}
