@@ -148,8 +148,8 @@ def test_a_sentinel_killed_again_and_again_is_restarted_with_a_delay(daemon):
 
 def test_a_daemon_killed_with_its_sentinel_takes_its_workers_first_processes(daemon, tmp_path):
     """With nothing left to signal them, each worker's first process still dies by its
-    parent-death signal. Their children are out of reach without a cgroup (the README says
-    so); the test kills those itself."""
+    parent-death signal. Their children are out of reach without a cgroup
+    (docs/processes.md says so); the test kills those itself."""
     d = daemon(start=False)
     worker = d.script("parent.sh", """
         sleep 1000 &
