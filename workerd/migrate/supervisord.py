@@ -20,7 +20,7 @@ from pathlib import Path
 from workerd.config.units import format_duration
 from workerd.migrate.draft import MIXED_ADDS, Draft, ProgramDraft
 from workerd.migrate.source import MigrationError
-from workerd.migrate.supervisord_ini import IniSection, check_variables, env_names, expand, read, whole_number
+from workerd.migrate.supervisord_ini import IniSection, env_names, expand, read, whole_number
 from workerd.migrate.supervisord_logs import KEYS, Logs, log_files, place_logs
 
 TRUE = ("yes", "true", "on", "1")
@@ -39,7 +39,6 @@ NOT_SUPPORTED = ("stdout_capture_maxbytes", "stderr_capture_maxbytes", "stdout_e
 
 def import_supervisord(path: Path, environ: Mapping[str, str]) -> Draft:
     sections, unmatched = read(path, environ)
-    check_variables(sections, environ)
     draft = Draft(path, "supervisord")
     draft.unsupported += [f"{at}: [include] files: {pattern} matches no file here" for at, pattern in unmatched]
     env = dict(environ)

@@ -40,17 +40,19 @@ class IniSection:
 
 def read(path: Path, environ: Mapping[str, str]) -> tuple[list[IniSection], list[tuple[str, str]]]:
     """The file's sections, then those of the files its `[include]` names, in order; and
-    each `[include]` glob that matches no file here, with where it is written."""
+    each `[include]` glob that matches no file here, with where it is written. Every
+    unset `%(ENV_X)s` of them all is one error (`check_variables`)."""
     sections = _parse(path)
     include = next((s for s in sections if s.name == "include"), None)
     if include is None:
+        check_variables(sections, environ)
         return sections, []
     if "files" not in include.values:
         raise MigrationError(f"{include.at()}: [include] has no files")
-    names = {"here": str(path.parent.resolve()), **env_names(environ)}
     merged = {s.name: s for s in sections if s.name != "include"}
+    added = []
     unmatched = []
-    for pattern in expand(include.values["files"], names, include.at("files")).split():
+    for pattern in _patterns(include, path, environ):
         files = sorted(glob.glob(str(path.parent / pattern)))
         if not files:
             unmatched.append((include.at("files"), pattern))
@@ -61,7 +63,19 @@ def read(path: Path, environ: Mapping[str, str]) -> tuple[list[IniSection], list
                     merged[section.name].lines.update(section.lines)
                 else:
                     merged[section.name] = section
+                    added.append(section)
+    check_variables(sections + added, environ)
     return list(merged.values()), unmatched
+
+
+def _patterns(include: IniSection, path: Path, environ: Mapping[str, str]) -> list[str]:
+    """The globs of `[include] files`, expanded as supervisord does (from its process
+    environment: it reads them before [supervisord] environment), but for those that name
+    a variable this box does not set: check_variables says these with the rest."""
+    names = {"here": str(path.parent.resolve()), **env_names(environ)}
+    return [pattern for word in include.values["files"].split()
+            if all(name in environ for name in _ENV_REFERENCE.findall(word))
+            for pattern in expand(word, names, include.at("files")).split()]
 
 
 def env_names(environ: Mapping[str, str]) -> dict[str, str]:
@@ -79,8 +93,8 @@ def check_variables(sections: list[IniSection], environ: Mapping[str, str]) -> N
     shared = set(_ENVIRONMENT_KEY.findall(main.values.get("environment", ""))) if main else set()
     unset: dict[str, str] = {}
     for section in sections:
-        own = set() if section is main else shared | set(_ENVIRONMENT_KEY.findall(section.values.get("environment",
-                                                                                                    "")))
+        own = set() if section is main or section.name == "include" else \
+            shared | set(_ENVIRONMENT_KEY.findall(section.values.get("environment", "")))
         for key, value in section.values.items():
             for name in _ENV_REFERENCE.findall(value):
                 if name not in environ and name not in own:
