@@ -132,10 +132,12 @@ def test_every_unset_variable_is_said_at_once(tmp_path: Path) -> None:
 
 def test_unset_variables_in_include_files_are_said_with_the_others(tmp_path: Path) -> None:
     """A container image's: its include directories come from the environment; the files
-    of the globs that do not need one are read, and theirs are said too."""
+    of the globs that do not need one are read, and theirs are said too. supervisord reads
+    the includes before its own environment, which the programs see."""
     conf = write(tmp_path / "supervisord.conf", """
         [supervisord]
         nodaemon=true
+        environment=APP_HOME="/srv/app"
 
         [include]
         files = %(ENV_APP_HOME)s/supervisor/*.conf conf.d/*.conf %(ENV_EXTRA_CONF_DIR)s/*.ini
@@ -145,7 +147,7 @@ def test_unset_variables_in_include_files_are_said_with_the_others(tmp_path: Pat
     """)
     included = write(tmp_path / "conf.d" / "queue.conf", "[program:queue]\ncommand=worker %(ENV_QUEUES)s\n")
     assert refusal(conf, "supervisord", {"HOME": "/root"}) == (
-        f"{conf}:5: %(ENV_APP_HOME)s: $APP_HOME is not set here, nor $EXTRA_CONF_DIR ({conf}:5), $PORT ({conf}:8), "
+        f"{conf}:6: %(ENV_APP_HOME)s: $APP_HOME is not set here, nor $EXTRA_CONF_DIR ({conf}:6), $PORT ({conf}:9), "
         f"$QUEUES ({included}:2) (supervisord reads them from its own environment when it starts)")
 
 
