@@ -1,4 +1,5 @@
-"""One line per program for `workerd check`: what will run, how many, and as whom."""
+"""A program in one line: `workerd check`'s summary (what will run, how many, and as
+whom) and what a reload that changed only a program's count reports."""
 
 from __future__ import annotations
 

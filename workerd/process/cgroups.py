@@ -3,7 +3,7 @@
 Under systemd with `Delegate=yes` the daemon owns its cgroup. It then moves itself
 into a leaf (`daemon/`; cgroup v2 allows processes only in leaves), enables the
 memory, pids and cpu controllers for its children, and puts each worker in a cgroup
-of its own, `<program>/<instance>`, where its limits are the kernel's:
+of its own, `program-<program>/instance-<instance>`, where its limits are the kernel's:
 
     memory      -> memory.high = the limit (reclaim and throttle above it) and
                    memory.max = 125 % (the hard stop); the watcher still restarts
@@ -77,7 +77,7 @@ class CgroupTree:
         (self.base / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in _CONTROLLERS))
 
     def place(self, program: str, instance: int, pid: int, limits: LimitsConfig) -> None:
-        """Put a new worker in `<program>/<instance>` with its limits. A failure is logged
+        """Put a new worker in `program-<program>/instance-<instance>` with its limits. A failure is logged
         and leaves the worker to the rlimits and the watcher."""
         try:
             group = self.base / f"program-{program}"

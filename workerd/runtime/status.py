@@ -1,9 +1,10 @@
-"""One status snapshot, read by every view: `workerctl status`, `/metrics`.
+"""One status snapshot, read by every view: `workerctl status`, the console, `/metrics`.
 
 A Snapshot is built once per request from the supervisor's facts and one read of
-/proc, and never changes after. CPU% is a rate, so it is not in the snapshot: each
-view keeps its own CpuMeter (its own baseline), and a status call no longer resets
-the "CPU since the previous scrape" of /metrics, nor a scrape the status's.
+/proc, and never changes after. CPU% is a rate, so it is not in the snapshot: whoever
+shows it keeps a CpuMeter (its own baseline). /metrics has its own, so a status call
+does not reset the "CPU since the previous scrape", nor a scrape the status's; the
+control handlers hold one for `workerctl status` and the console's page alike.
 """
 
 from __future__ import annotations

@@ -268,7 +268,7 @@ class Supervisor:
 
     def processes(self) -> dict[int, ProcStat]:
         """One read of /proc, shared by everything that needs one in this loop iteration;
-        the processes that left their worker's session are looked for in it (strays.py)."""
+        the processes that left their worker's session are looked for in it (process/strays.py)."""
         table = self._effects.processes()
         self._effects.find_strays(table)
         return table

@@ -1,6 +1,6 @@
 """Prometheus /metrics, served from the daemon's own loop (web/http.py, no thread).
 
-A Collector turns a status snapshot (status.py), taken at scrape time, into metric
+A Collector turns a status snapshot (runtime/status.py), taken at scrape time, into metric
 families, so the metrics can never disagree with `workerctl status`. prometheus_client is imported
 only when `[daemon] metrics` is set: a daemon without metrics does not pay for it.
 """
