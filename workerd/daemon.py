@@ -162,16 +162,18 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._reload)
         loop.add_signal_handler(signal.SIGUSR1, self._supervisor.reopen_logs)
         self._server = ControlServer(self._sock, self._config.daemon.socket_gid, self._commands.handlers())
-        await self._server.start()
+        # The web listeners first: once the control socket answers, every address the
+        # config names answers too (a script that waited for `workerctl status` may scrape).
         try:
             self._web = await self._serve_web()
         except WebError as exc:
             print(f"workerd: {exc}", file=sys.stderr)
-            await self._server.close()
+            self._sock.close()
             self._notify.close()
             self._config.daemon.socket.unlink(missing_ok=True)
             self._close_sentinel()
             return EXIT_USAGE
+        await self._server.start()
         self._supervisor.start()
         watcher.update()
         self._autoscaler.update()
