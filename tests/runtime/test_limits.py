@@ -771,7 +771,8 @@ def test_status_json_shows_usage_and_limits(daemon, tmp_path):
     d.wait_until(lambda: read_pids(tmp_path / "child"), 5, "the worker's child started")
     d.wait_running("spin", 1)
     # the CPU% of a first status is the average since the start: wait until it shows the spin
-    d.wait_status(lambda s: d.processes("spin", None, s)[0]["cpu_percent"] > 50, 5, "spin's CPU above 50%")
+    # (20 %, not 100: on a loaded 2-core box the spinner gets what the scheduler leaves it)
+    d.wait_status(lambda s: d.processes("spin", None, s)[0]["cpu_percent"] > 20, 5, "spin's CPU above 20%")
     result = d.ctl("status", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -794,9 +795,9 @@ def test_status_json_shows_usage_and_limits(daemon, tmp_path):
     assert plain["tree_processes"] == 1 and plain["rss"] > 0 and plain["threads"] == 1
 
     (spin,) = programs["spin"]["processes"]
-    assert spin["cpu_percent"] > 50, spin
+    assert spin["cpu_percent"] > 20, spin
     # since the previous status: a spinning worker keeps showing it, status after status
     for _ in range(3):
         again = json.loads(d.ctl("status", "--json", "spin").stdout)
         (spin,) = again["programs"][0]["processes"]
-        assert spin["cpu_percent"] > 50, "since the previous status"
+        assert spin["cpu_percent"] > 20, "since the previous status"
