@@ -1,15 +1,25 @@
-"""The real daemon fixture of tests/runtime, and a small HTTP client for the console."""
+"""The real daemon fixture of tests/runtime, a small HTTP client for the console, and the
+programs and `workerd check` the console's tests share."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
-from tests.runtime.conftest import daemon, pytest_runtest_makereport  # noqa: F401
-from tests.runtime.test_metrics import free_port  # noqa: F401 (the tests import it from here)
+from tests.runtime.conftest import Daemon, daemon, pytest_runtest_makereport  # noqa: F401
 
 TOKEN = "console-token-for-tests-0123"
+PROGRAMS = """
+    [programs.web-mailer]
+    command = "sh -c 'echo hello from the mailer; exec sleep 1000'"
+    processes = 2
+    start_seconds = "0s"
+    stop_timeout = "2s"
+"""
 
 
 class Reply:
@@ -43,3 +53,9 @@ def call(port: int, method: str, path: str, body: Any = None, token: str | None 
 def act(port: int, program: str, action: str, body: Any = None, token: str | None = TOKEN, **headers: str) -> Reply:
     headers = {"Content_Type": "application/json", **headers}
     return call(port, "POST", f"/api/programs/{program}/{action}", body if body is not None else {}, token, **headers)
+
+
+def check(d: Daemon) -> subprocess.CompletedProcess[str]:
+    """`workerd check` on the daemon's config."""
+    return subprocess.run([str(Path(sys.executable).with_name("workerd")), "check", "-c", str(d.config_path)],
+                          capture_output=True, text=True, timeout=30)

@@ -12,8 +12,8 @@ import textwrap
 
 import pytest
 
-from tests.console.conftest import TOKEN, act, call, free_port
-from tests.console.test_console import PROGRAMS, check
+from tests.console.conftest import PROGRAMS, TOKEN, act, call, check
+from tests.helpers import free_port
 from tests.runtime.conftest import one_line
 
 READS = ("/api/status", "/api/history/web-mailer", "/api/logs/web-mailer", "/api/config", "/api/stream")

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.console.browser import browser, chromium
-from tests.console.conftest import TOKEN, free_port
+from tests.console.conftest import TOKEN
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.skipif(chromium() is None and os.environ.get("CI") != "true",
                                 reason="chromium is not installed (Debian's chromium package; .ci/run installs it)")

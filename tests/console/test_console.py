@@ -6,20 +6,11 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
-from tests.console.conftest import TOKEN, act, call, free_port
-from tests.runtime.conftest import Daemon, one_line
+from tests.console.conftest import PROGRAMS, TOKEN, act, call, check
+from tests.helpers import free_port
+from tests.runtime.conftest import one_line
 
-PROGRAMS = """
-    [programs.web-mailer]
-    command = "sh -c 'echo hello from the mailer; exec sleep 1000'"
-    processes = 2
-    start_seconds = "0s"
-    stop_timeout = "2s"
-"""
 #: What moves between two reads of the same status.
 VOLATILE = {"uptime", "cpu_percent", "rss", "pss", "open_files", "threads", "tree_processes", "job_age"}
 
@@ -169,11 +160,6 @@ def test_a_taken_console_address_is_one_line_and_exit_2(daemon) -> None:
                                            "Address already in use"
 
 
-def check(d: Daemon) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(Path(sys.executable).with_name("workerd")), "check", "-c", str(d.config_path)],
-                          capture_output=True, text=True, timeout=30)
-
-
 def test_token_settings_are_checked_at_load(daemon, tmp_path) -> None:
     d = daemon(PROGRAMS, start=False, console="127.0.0.1:1", console_token="short")
     assert one_line(check(d).stderr).endswith("daemon.console_token: must be 16 characters or more, got 5")
@@ -209,7 +195,7 @@ def test_a_port_alone_is_the_loopback_address(tmp_path) -> None:
 
 
 def test_a_limit_restart_is_marked_as_a_limit_with_its_message(daemon) -> None:
-    from tests.runtime.test_limits import SAMPLE, hog, replaced
+    from tests.runtime.limit_tools import SAMPLE, hog, replaced
 
     d = daemon(start=False)
     d.write_config(f"""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.export.test_kubernetes import by_kind, config_file, exported, run, validated
+from tests.export.manifests import by_kind, config_file, exported, run, validated
 from workerd.config.load import load
 from workerd.export.kubernetes import export
 from workerd.export.yaml import dump

@@ -31,8 +31,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.frameworks.conftest import APPS, BIN, STOP_TIMEOUT, app_environment, timed_ctl
+from tests.helpers import free_port
 from tests.runtime.conftest import DaemonFactory
-from tests.sources.services import free_port, missing
+from tests.sources.services import missing
 
 #: The longest the request loop may run, whatever happens to the restart.
 LOOP_LIMIT = 30.0

@@ -64,6 +64,11 @@ def gone(pid: int) -> bool:
     return proc_state(pid) is None
 
 
+def dead(pid: int) -> bool:
+    """Killed: gone, or a zombie whose parent has not reaped it yet."""
+    return not alive(pid)
+
+
 def ppid_of(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         data = f.read()

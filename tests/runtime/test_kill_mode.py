@@ -10,8 +10,8 @@ import time
 
 import pytest
 
+from tests.helpers import free_port, scrape
 from tests.runtime.conftest import alive, gone, read_pids
-from tests.runtime.test_metrics import free_port, scrape
 
 #: A "pool": the main process runs one job in a child of its own group; on SIGTERM it
 #: waits for the job, then exits 0. The job says whether it got SIGTERM itself.

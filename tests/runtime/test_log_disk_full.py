@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.runtime.test_metrics import free_port, scrape
+from tests.helpers import free_port, scrape
 
 LINES_BEFORE, LINES_AFTER = 2000, 100
 PAD = "x" * 92  # each line is 100 bytes and a newline

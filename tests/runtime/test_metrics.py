@@ -9,17 +9,7 @@ import time
 import urllib.error
 import urllib.request
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        assert reply.status == 200
-        return reply.read().decode()
+from tests.helpers import free_port, scrape
 
 
 def test_metrics_show_programs_processes_and_restarts(daemon):

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port, scrape
 from tests.runtime.conftest import PYTHON, alive, gone, read_pids
-from tests.runtime.test_metrics import free_port, scrape
 
 #: A worker in Python that reads what to say from its argv: `ready-after SECONDS`,
 #: `status TEXT`, `pings N` (then silence), `busy`, and writes its pid when READY is sent.

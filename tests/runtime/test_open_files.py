@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 from tests.runtime.conftest import one_line
-from tests.runtime.test_limits import proc_limits
+from tests.runtime.limit_tools import proc_limits
 
 PRLIMIT = "prlimit"
 PROGRAMS = 300

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from tests.runtime.conftest import PYTHON, Daemon
-from tests.runtime.test_limits import SAMPLE, replaced
+from tests.runtime.limit_tools import SAMPLE, replaced
 
 MiB = 1024 * 1024
 

@@ -8,10 +8,9 @@ import os
 import signal
 import subprocess
 
-from tests.runtime.conftest import bounded_wait, cmdline_of, ppid_of, read_pids
+from tests.helpers import free_port, scrape
+from tests.runtime.conftest import bounded_wait, cmdline_of, dead, ppid_of, read_pids
 from tests.runtime.fakes import FakeClock
-from tests.runtime.test_metrics import free_port, scrape
-from tests.runtime.test_stop import dead
 from workerd.process.sentinel import Sentinel, restart_delay
 
 # -- pacing: pure ---------------------------------------------------------------------

@@ -10,12 +10,7 @@ import time
 
 import pytest
 
-from tests.runtime.conftest import alive, gone, read_pids
-
-
-def dead(pid: int) -> bool:
-    """Killed: gone, or a zombie whose parent has not reaped it yet."""
-    return not alive(pid)
+from tests.runtime.conftest import alive, dead, gone, read_pids
 
 
 def test_stop_kills_the_workers_children_too(daemon, tmp_path):

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.conftest import alive, environ_of, gone, ppid_of, read_pids
-from tests.runtime.test_stop import dead
+from tests.runtime.conftest import alive, dead, environ_of, gone, ppid_of, read_pids
 
 #: A worker that makes a stray when the test touches $D/go: `setsid` in a background job
 #: (not a group leader) calls setsid() and execs, so $! is the stray itself. Waiting for

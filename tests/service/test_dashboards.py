@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import urllib.request
@@ -17,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "packaging" / "grafana-dashboard.json"
@@ -48,12 +49,6 @@ def exposed(text: str) -> set[str]:
             if kind == "histogram":
                 names.update(name + s for s in ("_bucket", "_sum", "_count"))
     return names
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_every_metric_named_exists_on_a_live_daemon(daemon, tmp_path: Path) -> None:

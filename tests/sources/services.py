@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import pytest
 import uvloop
 
+from tests.helpers import free_port
 from workerd.config.load import ConfigError, load
 from workerd.config.model import AutoscaleConfig
 from workerd.core.scaling import QueueReading
@@ -123,13 +124,6 @@ async def left_after_close(source: Source, heard: Callable[[], Awaitable[bool]])
 
 
 # -- ports that refuse, or accept and never answer ------------------------------------------
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound and released: it refuses connections)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.helpers import free_port
 from tests.sources.services import (
     PREFIX,
     black_hole,
     config_error,
-    free_port,
     load_autoscale,
     read,
     read_closing,

@@ -11,12 +11,12 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.helpers import free_port
 from tests.sources.services import (
     NATS_URL,
     PREFIX,
     black_hole,
     config_error,
-    free_port,
     left_after_close,
     load_autoscale,
     missing,

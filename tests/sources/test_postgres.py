@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import free_port
 from tests.sources.services import (
     POSTGRES_URL,
     PREFIX,
     black_hole,
     config_error,
     eventually,
-    free_port,
     left_after_close,
     load_autoscale,
     missing,

@@ -11,13 +11,13 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.helpers import free_port
 from tests.sources.services import (
     PREFIX,
     RABBITMQ_URL,
     black_hole,
     config_error,
     eventually,
-    free_port,
     load_autoscale,
     need_client,
     need_port,

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import free_port
 from tests.sources.services import (
     PREFIX,
     Moto,
@@ -22,7 +23,6 @@ from tests.sources.services import (
     black_hole,
     config_error,
     eventually,
-    free_port,
     load_autoscale,
     moto_server,
     need_client,
