@@ -59,6 +59,9 @@ def ensure_venv() -> None:
     steps = [["--no-deps", "--force-reinstall", str(ROOT)]]
     if not (stamp.exists() and stamp.read_text() == _stamp() and all(p.exists() for p in need)):
         steps = [REQUIREMENTS, ["-c", str(ROOT / "constraints.txt"), "--force-reinstall", str(ROOT)]]
+    # pip builds in the tree, and setuptools' build/ keeps modules that have since moved
+    # or gone: the bench would run with them installed.
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
     for args in steps:
         log(f"pip install {' '.join(args)}")
         r = subprocess.run([str(VENV_PY), "-m", "pip", "install", "-q", *args],

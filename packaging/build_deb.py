@@ -46,6 +46,9 @@ def make_venv(stage: Path) -> str:
     """The venv at stage/opt/workerd with workerd installed; returns its Python's X.Y."""
     venv = stage / PREFIX.lstrip("/")
     run(TARGET_PYTHON, "-m", "venv", "--without-pip", str(venv))
+    # pip builds in the tree, and setuptools' build/ keeps modules that have since moved
+    # or gone: they would be shipped.
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
     run(sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet",
         "--no-compile", "--no-warn-script-location", "-c", str(ROOT / "constraints.txt"), str(ROOT))
     # Point what names the staging folder at the final one: the scripts' #! lines, the
