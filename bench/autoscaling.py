@@ -37,7 +37,7 @@ def autoscale_keys(source: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str]
     """[programs.X.autoscale]: the common settings, then the source's own keys."""
     return (("min", "0"), ("max", str(AUTOSCALE_MAX)), ("per_worker", str(AUTOSCALE_PER_WORKER)),
             ("interval", json.dumps(f"{AUTOSCALE_INTERVAL:g}s")),
-            ("scale_down_delay", json.dumps(f"{AUTOSCALE_DOWN_DELAY:g}s"))) + source
+            ("scale_down_delay", json.dumps(f"{AUTOSCALE_DOWN_DELAY:g}s")), *source)
 
 
 def redis_client() -> tuple[Any, str | None]:
@@ -273,7 +273,7 @@ def m_autoscale_reaction(ctx: Ctx, kind: str) -> dict[str, Value]:
     finally:
         ctx.release(d)
         queue.close()
-    batch = [r - f for r, f in zip(reaction, first)]
+    batch = [r - f for r, f in zip(reaction, first, strict=True)]
     ctx.detail(kind, "autoscale_reaction_s_all", reaction)
     ctx.detail(kind, "autoscale_first_s_all", first)
     ctx.detail(kind, "autoscale_down_s_all", down)

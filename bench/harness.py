@@ -135,7 +135,7 @@ class Ctx:
         for d in self.daemons:
             try:
                 d.kill()
-            except Exception as e:  # noqa: BLE001 (reported, run goes on)  # keep killing the others
+            except Exception as e:
                 self.log(f"  cleanup of {d.kind} pid {d.proc.pid if d.proc else '?'} failed: {e}")
 
     # -- the shared fixture: N_WORKERS x `sleep 3600`
@@ -189,7 +189,7 @@ def cpu_ns(pid: int) -> int:
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        raise BenchError(f"process {pid} is gone")
+        raise BenchError(f"process {pid} is gone") from None
     for tid in tids:
         try:
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:

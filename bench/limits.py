@@ -87,7 +87,7 @@ def _open_fifo(fifo: Path, timeout: float = 10.0) -> None:
             break
         except OSError:
             if time.perf_counter() > deadline:
-                raise BenchError(f"no worker opened {fifo.name} within {timeout:g} s")
+                raise BenchError(f"no worker opened {fifo.name} within {timeout:g} s") from None
             time.sleep(0.005)
     try:
         os.write(fd, b"go\n")
@@ -164,7 +164,7 @@ def m_limit_restart(ctx: Ctx, kind: str) -> dict[str, Value]:
                 t_cross_s, pid_s, rss_s = out.read_text().split()
             except (OSError, ValueError):
                 raise BenchError(f"hog #{i + 1} (pid {worker}) was stopped before it wrote "
-                                 "the time its RSS crossed the limit")
+                                 "the time its RSS crossed the limit") from None
             if int(pid_s) != worker:
                 raise BenchError(f"{out.name} is from pid {pid_s}, not {worker}")
             assert t_stop is not None and new is not None
@@ -195,7 +195,7 @@ def m_limit_restart(ctx: Ctx, kind: str) -> dict[str, Value]:
     ctx.detail(kind, "limit_restart_s_all", restarts)
     ctx.detail(kind, "limit_crossed_rss_all", crossed_rss)
     ctx.detail(kind, "limit_trigger_phases", phases)
-    respawn = [r - s for r, s in zip(restarts, stops)]
+    respawn = [r - s for r, s in zip(restarts, stops, strict=True)]
     return {"limit_stop_median_ms": median(stops) * 1000, "limit_stop_max_ms": max(stops) * 1000,
             "limit_restart_median_ms": median(restarts) * 1000,
             "limit_restart_max_ms": max(restarts) * 1000,

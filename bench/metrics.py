@@ -47,7 +47,7 @@ def m_start(ctx: Ctx, kind: str) -> dict[str, Value]:
             dpid = st.get("daemon", {}).get("pid")
             if dpid != d.pid:
                 ctx.note(kind, f"status reports daemon pid {dpid}, Popen pid is {d.pid}")
-        except Exception as e:  # noqa: BLE001 (reported, run goes on)
+        except Exception as e:
             ctx.note(kind, f"status --json after start failed: {e}")
     return {"start_s": median(times)}
 

@@ -68,7 +68,7 @@ def _polling_run(ctx: Ctx, kind: str, source: str, client: Any = None) -> dict[s
                 ] * POLL_PROGRAMS
     names = [f"p{i:02d}" for i in range(POLL_PROGRAMS)]
     progs = [Program(n, f"/bin/sh {ctx.scripts['sleep']}", autoscale=autoscale_keys(s))
-             for n, s in zip(names, srcs)]
+             for n, s in zip(names, srcs, strict=True)]
     d = ctx.new_daemon(kind, progs)
     try:
         d.start()

@@ -156,7 +156,7 @@ def goal_cell(row, w, s) -> str:
         return row.goal
     try:
         ok = row.check(w, s)
-    except Exception:  # noqa: BLE001 (reported, run goes on)
+    except Exception:
         return row.goal + " (n/a)"
     if ok is None:
         return row.goal
@@ -296,7 +296,7 @@ def main(argv: list[str]) -> int:
                                              for k, v in vals.items()))
                     except KeyboardInterrupt:
                         raise
-                    except Exception as e:  # noqa: BLE001 (reported, run goes on)
+                    except Exception as e:
                         msg = f"{type(e).__name__}: {e}"
                         errors[kind][m.name] = msg
                         log(f"  ERROR: {msg}")
@@ -317,7 +317,7 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     table = render(selected, results, errors)
-    lines = header + ["", table, ""]
+    lines = [*header, "", table, ""]
     for kind in KINDS:
         for name, msg in errors[kind].items():
             if name != "*" or msg != "not selected":

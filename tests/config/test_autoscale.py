@@ -261,7 +261,8 @@ def check(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_workerd_check_shows_the_range_and_the_source(write: Callable[[str], Path]) -> None:
-    path = write(SQLITE + "min = 0\nmax = 5\nper_worker = 10\n" + '\n[programs.f]\ncommand = "sleep 2"\nprocesses = 3\n')
+    path = write(SQLITE + "min = 0\nmax = 5\nper_worker = 10\n"
+                 + '\n[programs.f]\ncommand = "sleep 2"\nprocesses = 3\n')
     result = check(path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""

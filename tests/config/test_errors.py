@@ -301,4 +301,5 @@ def test_cross_key_and_address_errors(error: Error, text: str, message: str) -> 
 def test_talking_to_workers_keys_load(write: Callable[[str], Path]) -> None:
     write(EMAIL + "ready = 'notify'\nwatchdog = '10s'\nrolling = true\nstart_timeout = '5s'\n")
     program = load("workers.toml").programs["email"]
-    assert (program.ready.value, program.watchdog, program.rolling, program.start_timeout) == ("notify", 10.0, True, 5.0)
+    loaded = (program.ready.value, program.watchdog, program.rolling, program.start_timeout)
+    assert loaded == ("notify", 10.0, True, 5.0)

@@ -11,8 +11,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from workerd.config.model import Config
 
 Error = Callable[[str], str]

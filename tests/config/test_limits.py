@@ -166,7 +166,8 @@ def test_defaults_limits_apply_to_a_program_without_a_limits_table(loads: Loads)
         (LIMITS + "tasks = 0\n", "programs.a.limits.tasks: must be >= 1, got 0"),
         (LIMITS + 'cpu_window = "500ms"\n', 'programs.a.limits.cpu_window: must be between "1s" and "1h", got "500ms"'),
         (LIMITS + 'cpu_time = "0.5s"\n', 'programs.a.limits.cpu_time: must be between "1s" and "8760h", got "0.5s"'),
-        ('[daemon]\nsample_interval = "50ms"\n', 'daemon.sample_interval: must be between "100ms" and "1h", got "50ms"'),
+        ('[daemon]\nsample_interval = "50ms"\n',
+         'daemon.sample_interval: must be between "100ms" and "1h", got "50ms"'),
         (PROGRAM + "limits = 5\n", None),
     ],
 )

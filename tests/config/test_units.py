@@ -61,7 +61,7 @@ def test_parse_duration_rejects(value: str | float, message: str) -> None:
 @pytest.mark.parametrize("value", ["9" * 400 + "s", "9" * 306 + "h", 10**400], ids=["400 digits", "overflows", "int"])
 def test_parse_duration_rejects_what_no_float_holds(value: str | int) -> None:
     """Each key then has its range; a duration past any float never reaches it as inf."""
-    with pytest.raises(InvalidValue, match="^invalid duration "):
+    with pytest.raises(InvalidValue, match=r"^invalid duration "):
         parse_duration(value)
 
 

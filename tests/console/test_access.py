@@ -155,7 +155,8 @@ def hold_streams(uid: int, port: int, count: int) -> tuple[subprocess.Popen[str]
 @pytest.mark.skipif(os.geteuid() != 0, reason="opens streams as other users (setpriv): needs root")
 def test_live_streams_are_capped_per_local_user_and_in_total(daemon) -> None:
     """16 idle streams from `nobody` locked the owner's page out."""
-    from workerd.web.console import MAX_STREAMS, STREAMS_PER_CLIENT as PER
+    from workerd.web.console import MAX_STREAMS
+    from workerd.web.console import STREAMS_PER_CLIENT as PER
 
     port = free_port()
     d = daemon(PROGRAMS, console=f"127.0.0.1:{port}", console_token=TOKEN)

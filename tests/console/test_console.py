@@ -78,7 +78,7 @@ def test_actions_need_the_token_the_console_s_own_origin_and_json(daemon) -> Non
         act(port, "web-mailer", "restart", token=TOKEN[:-1] + "x"),
         act(port, "web-mailer", "restart", Origin="http://evil.example"),
         act(port, "web-mailer", "restart", Content_Type="text/plain"),
-        act(port, "web-mailer", "restart", Host="evil.example:%d" % port),
+        act(port, "web-mailer", "restart", Host=f"evil.example:{port}"),
     ]
     assert [r.status for r in refused] == [401, 401, 403, 403, 403], [r.body for r in refused]
     assert d.pids("web-mailer") == pids

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from tests.runtime.conftest import WORKERCTL, Daemon
 from workerd.cli import ctl_commands
 from workerd.cli import workerd_commands as workerd
-from workerd.cli.workerd import plain_start
 from workerd.cli.workerctl import plain_status
+from workerd.cli.workerd import plain_start
 
 
 def every_command(group: click.Group) -> list[tuple[str, click.Command]]:

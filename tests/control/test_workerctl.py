@@ -168,7 +168,8 @@ def test_usage_errors_exit_2(daemon):
 def test_workerctl_finds_the_socket_by_config_file_and_environment(daemon, tmp_path):
     d = daemon(SLEEPER, start=False)
     # A socket path relative to the config file.
-    text = d.config_path.read_text().replace(f'socket = "{d.socket}"', f'socket = "{os.path.relpath(d.socket, tmp_path)}"')
+    relative = os.path.relpath(d.socket, tmp_path)
+    text = d.config_path.read_text().replace(f'socket = "{d.socket}"', f'socket = "{relative}"')
     d.config_path.write_text(text)
     d.start()
     by_config = d.ctl("-c", str(d.config_path), "status", "--json", socket_opt=False)

@@ -46,10 +46,10 @@ generations = st.lists(
 def test_counts_are_bounded_and_never_overshoot(target, running_new, outgoing):
     counts = keep_counts(target, running_new, outgoing)
     assert len(counts) == len(outgoing)
-    for count, generation in zip(counts, outgoing):
+    for count, generation in zip(counts, outgoing, strict=True):
         assert 0 <= count <= generation.keep
     # what runs, new and kept old, never exceeds the target because of the old ones
-    kept_running = sum(min(g.running, c) for g, c in zip(outgoing, counts))
+    kept_running = sum(min(g.running, c) for g, c in zip(outgoing, counts, strict=True))
     assert running_new + kept_running <= max(target, running_new)
     if running_new >= target:
         assert counts == [0] * len(outgoing)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from workerd.core.history import MARKS, POINTS, History, Mark, Point
 
 
@@ -42,7 +44,7 @@ def test_the_ring_stays_within_its_bound_after_ten_thousand_readings() -> None:
     points = history.points()
     assert len(history) == len(points) == POINTS
     assert (points[0].at, points[-1].at) == (10_000.0 - POINTS, 9_999.0)
-    assert all(b.at - a.at == 1.0 for a, b in zip(points, points[1:]))
+    assert all(b.at - a.at == 1.0 for a, b in itertools.pairwise(points))
     for second in range(10_000):
         history.mark(Mark(float(second), "restart", f"w[0]: crash {second}"))
     marks = history.marks()

@@ -59,7 +59,7 @@ def test_mixed_sends_the_stop_signal_to_the_main_process_only():
 
 
 def test_group_sends_the_stop_signal_to_the_whole_group():
-    slot, actions = step(running(policy=GROUP), StopRequested(), 10.0, GROUP)
+    _, actions = step(running(policy=GROUP), StopRequested(), 10.0, GROUP)
     assert actions == [SignalGroup(100, 15)]
 
 
@@ -138,7 +138,7 @@ def test_a_stop_past_stop_timeout_kills_the_group_and_says_so(policy):
 
 def test_the_overdue_text_names_the_stop_signal_and_timeout():
     policy = replace(MIXED, stop_signal=2, stop_signal_name="SIGINT", stop_timeout=5.0)
-    slot, actions = step(stopping(policy), TimerExpired(), 15.0, policy)
+    _, actions = step(stopping(policy), TimerExpired(), 15.0, policy)
     assert actions == [KillGroup(100, overdue="still running 5.0s after SIGINT")]
 
 

@@ -536,7 +536,7 @@ def test_slot_facts_stay_consistent(policy: Policy, history: list[tuple[Event, f
             assert new.timer_at is None
         if new.state is State.BACKOFF:
             assert new.timer_at is not None
-        if new.state in (State.RUNNING, State.STOPPING) or new.timer_at is not None and new.state is State.STARTING:
+        if new.state in (State.RUNNING, State.STOPPING) or (new.timer_at is not None and new.state is State.STARTING):
             assert new.pid is not None
         if new.timer_at is not None and new.timer_at != old.timer_at:
             assert new.timer_at >= now
@@ -822,7 +822,7 @@ LIMIT_HISTORY = st.lists(st.tuples(LIMIT_EVENTS, st.floats(0.0, 700.0)), max_siz
 @settings(deadline=None)
 @given(LIMIT_POLICIES, LIMIT_HISTORY)
 def test_slot_facts_stay_consistent_with_limits(policy: Policy, history: list[tuple[Event, float]]) -> None:
-    for old, new, actions, now in replay(policy, history):
+    for old, new, actions, _ in replay(policy, history):
         if new.state in AT_REST or new.state is State.BACKOFF:
             assert new.pid is None
         if new.state in AT_REST:

@@ -226,7 +226,7 @@ def test_history_stays_bounded_and_the_verdict_is_the_window_average(
     history: tuple[Reading, ...] = ()
     since_fire: list[Reading] = []
     now, cpu = 0.0, 0.0
-    for gap, step in zip(gaps, cpu_steps):
+    for gap, step in zip(gaps, cpu_steps, strict=False):
         now += gap
         cpu = max(cpu + step, 0.0)
         reading = Reading(now, 0, cpu)

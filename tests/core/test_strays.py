@@ -17,7 +17,8 @@ def run(procs: dict[int, Proc], workers: dict[int, Worker], *, made: frozenset[i
     return attribute(table, DAEMON, workers, own.__contains__, known or {}, (env or {}).get)
 
 
-def worker(pid: int, start: int = 20, program: str = "w", instance: int = 0) -> tuple[dict[int, Proc], dict[int, Worker]]:
+def worker(pid: int, start: int = 20, program: str = "w",
+           instance: int = 0) -> tuple[dict[int, Proc], dict[int, Worker]]:
     return {pid: Proc(DAEMON, pid, pid, start)}, {pid: Worker(program, instance, start)}
 
 

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.export.manifests import by_kind, config_file, exported, run, validated
 from workerd.export.kubernetes import kubernetes_name

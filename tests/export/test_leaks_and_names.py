@@ -120,7 +120,7 @@ def test_export_needs_neither_the_user_nor_the_socket_group_on_this_box(tmp_path
     assert result.returncode == 0, result.stderr
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("workerd: w:")]
     assert "user 'no-such-user-here' (runAsUser needs a number" in line, line
-    (deployment,) = by_kind(validated(result.stdout), "Deployment")
+    (_,) = by_kind(validated(result.stdout), "Deployment")
     assert "no-such-user-here" in " ".join(result.stdout.splitlines()[:4])  # the comment above it
 
 

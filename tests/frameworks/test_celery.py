@@ -15,16 +15,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.frameworks.conftest import (APPS, BIN, JOB_SECONDS, REDIS_URL, STOP_TIMEOUT, Ledger, app_environment,
-                                       autoscale, check_restart, check_scale_down, check_stop)
+from tests.frameworks.conftest import (
+    APPS,
+    BIN,
+    JOB_SECONDS,
+    REDIS_URL,
+    STOP_TIMEOUT,
+    Ledger,
+    app_environment,
+    autoscale,
+    check_restart,
+    check_scale_down,
+    check_stop,
+)
 from tests.runtime.conftest import DaemonFactory
+
+#: No broadcast chatter between workers: each test's workers are on their own.
+QUIET = "--without-mingle --without-gossip --without-heartbeat"
 
 
 def program(tmp_path: Path, tag: str, autoscale: str = "") -> str:
     env = app_environment(tmp_path, WDTEST_BROKER=REDIS_URL, WDTEST_PREFIX=f"{tag}:")
     return f"""
         [programs.celery]
-        command = "{BIN}/celery -A celery_app worker --pool prefork --concurrency 2 -Q {tag} --without-mingle --without-gossip --without-heartbeat --loglevel info"
+        command = "{BIN}/celery -A celery_app worker --pool prefork --concurrency 2 -Q {tag} {QUIET} --loglevel info"
         directory = "{APPS}"
         environment = {env}
         start_seconds = "1s"

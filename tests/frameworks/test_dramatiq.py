@@ -15,8 +15,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.frameworks.conftest import (APPS, BIN, JOB_SECONDS, STOP_TIMEOUT, Ledger, app_environment, check_restart,
-                                       check_stop)
+from tests.frameworks.conftest import (
+    APPS,
+    BIN,
+    JOB_SECONDS,
+    STOP_TIMEOUT,
+    Ledger,
+    app_environment,
+    check_restart,
+    check_stop,
+)
 from tests.runtime.conftest import DaemonFactory
 from tests.sources.services import RABBITMQ_URL
 

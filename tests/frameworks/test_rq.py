@@ -15,8 +15,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.frameworks.conftest import (APPS, BIN, JOB_SECONDS, REDIS_URL, STOP_TIMEOUT, Ledger, app_environment,
-                                       autoscale, check_restart, check_scale_down, check_stop)
+from tests.frameworks.conftest import (
+    APPS,
+    BIN,
+    JOB_SECONDS,
+    REDIS_URL,
+    STOP_TIMEOUT,
+    Ledger,
+    app_environment,
+    autoscale,
+    check_restart,
+    check_scale_down,
+    check_stop,
+)
 from tests.runtime.conftest import DaemonFactory
 
 

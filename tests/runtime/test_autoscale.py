@@ -518,7 +518,7 @@ def rq_queue(tmp_path: Path) -> Iterator[tuple[Any, str]]:
     q = rq.Queue(name, connection=client)
     yield q, name
     try:
-        for job_id in q.get_job_ids() + list(getattr(q, "finished_job_registry").get_job_ids()) + \
+        for job_id in q.get_job_ids() + list(q.finished_job_registry.get_job_ids()) + \
                 list(q.failed_job_registry.get_job_ids()):
             client.delete(f"rq:job:{job_id}", f"rq:results:{job_id}")
         keys = list(client.scan_iter(match=f"*{name}*", count=1000))

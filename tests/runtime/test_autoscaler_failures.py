@@ -10,11 +10,12 @@ in the field (redis-py 8's AttributeError on a garbage HELLO answer).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -39,7 +40,7 @@ class RecordingSupervisor:
 class FlakySource:
     """Raises `errors` (one per read), then reads a depth of 3."""
 
-    made: list[FlakySource] = []
+    made: ClassVar[list[FlakySource]] = []
 
     def __init__(self, errors: list[BaseException]) -> None:
         self.errors = errors
@@ -120,7 +121,7 @@ def test_unexpected_failures_back_off(flaky: list[BaseException]) -> None:
     run_until(supervisor, Autoscaler(supervisor, launcher=None),  # type: ignore[arg-type]
               lambda: any(isinstance(e, Depth) for e in supervisor.events))
     reads = [t for source in FlakySource.made for t in source.reads]
-    gaps = [later - earlier for earlier, later in zip(reads, reads[1:])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(reads)]
     assert len(gaps) >= 4, reads
-    for gap, pause in zip(gaps, [0.05, 0.1, 0.2, 0.4]):
+    for gap, pause in zip(gaps, [0.05, 0.1, 0.2, 0.4], strict=False):
         assert gap >= pause * 0.9, (gaps, pause)

@@ -7,6 +7,7 @@ says what it killed, in the log, status and /metrics."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -120,7 +121,7 @@ def test_a_leftover_that_ignores_the_stop_signal_is_killed_after_the_grace(daemo
     d.start()
     (pid,) = d.wait_running("w", 1)
     (left,) = d.wait_until(lambda: read_pids(tmp_path / "left"), 5, "the TERM-ignoring child")
-    d.wait_until(lambda: open(f"/proc/{left}/comm").read().strip() == "sleep", 5, "its trap set and exec'd")
+    d.wait_until(lambda: Path(f"/proc/{left}/comm").read_text().strip() == "sleep", 5, "its trap set and exec'd")
     t0 = time.monotonic()
     assert d.ctl("stop", "w").returncode == 0
     assert gone(pid) or not alive(pid)

@@ -582,6 +582,9 @@ def test_nice_is_applied(daemon):
 
 # -- restart and reload ------------------------------------------------------------------------
 
+#: What a reload says of a program whose processes are replaced one by one.
+ROLLING = "(new processes start; each old one stops once a new one runs)"
+
 LIMITED = """
     [defaults]
     command = "sleep 1000"
@@ -624,7 +627,8 @@ def test_limits_survive_a_restart_and_a_reload_of_another_program(daemon):
                    sample_interval=SAMPLE)
     result = d.ctl("reload")
     assert result.returncode == 0, result.stderr
-    assert "changed: other (new processes start; each old one stops once a new one runs)" in result.stdout.splitlines(), result.stdout
+    said = f"changed: other {ROLLING}"
+    assert said in result.stdout.splitlines(), result.stdout
     d.wait_exec(d.wait_running("other", 1)[0], ["sleep", "1002"])
     assert d.pids("w") == [after_restart], "w did not change: not restarted"
     assert limits_seen(after_restart) == expected
@@ -640,7 +644,8 @@ def test_a_reload_that_changes_the_limits_restarts_with_the_new_ones(daemon):
                    sample_interval=SAMPLE)
     result = d.ctl("reload")
     assert result.returncode == 0, result.stderr
-    assert "changed: w (new processes start; each old one stops once a new one runs)" in result.stdout.splitlines(), result.stdout
+    said = f"changed: w {ROLLING}"
+    assert said in result.stdout.splitlines(), result.stdout
     (new,) = d.wait_status(lambda s: [p for p in d.pids("w") if p != pid], 5, "a new w")
     d.wait_exec(new, ["sleep", "1000"])
     assert limits_seen(new) == (("128", "128"), (str(2 << 30),) * 2, 3)

@@ -125,7 +125,8 @@ def test_sigusr1_reopens_the_log_file(daemon, tmp_path):
 def test_the_log_is_rotated_by_size_keeping_log_backups_files(daemon, tmp_path):
     d = daemon("""
         [programs.w]
-        command = "sh -c 'for i in $(seq 0 19); do seq $((i * 5000 + 1)) $((i * 5000 + 5000)); sleep 0.02; done; exec sleep 1000'"
+        command = "sh -c 'for i in $(seq 0 19); do seq $((i * 5000 + 1)) $((i * 5000 + 5000)); \
+                   sleep 0.02; done; exec sleep 1000'"
         start_seconds = "0s"
     """, log_dir=str(tmp_path / "logs"), log_max_bytes="64KiB", log_backups=3)
     logs = tmp_path / "logs"

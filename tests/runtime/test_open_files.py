@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from tests.runtime.conftest import one_line
 from tests.runtime.limit_tools import proc_limits
 

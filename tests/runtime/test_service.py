@@ -39,7 +39,7 @@ class FakeSystemd:
             self.sock.settimeout(left)
             try:
                 self.heard.append(self.sock.recv(4096).decode())
-            except socket.timeout:
+            except TimeoutError:
                 pass
 
     def close(self) -> None:

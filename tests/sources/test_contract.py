@@ -179,7 +179,7 @@ def test_garbage_is_a_source_error_with_a_clear_message(backend: Any) -> None:
         return messages
 
     cases = backend.garbage()
-    for message, (_, expected) in zip(run(body), cases):
+    for message, (_, expected) in zip(run(body), cases, strict=True):
         assert expected in message, message
         assert backend.name in message, message
         assert "\n" not in message and "Traceback" not in message

@@ -148,9 +148,9 @@ def test_the_connection_is_kept_between_readings(nats_url: str) -> None:
     async def body(stream: Stream) -> bool:
         source = stream.source()
         await read(source)
-        client = source._client  # noqa: SLF001
+        client = source._client
         await read(source)
-        same = source._client is client  # noqa: SLF001
+        same = source._client is client
         await source.close()
         return same
 
@@ -162,7 +162,7 @@ def test_a_missing_consumer_or_stream_is_an_error_not_0(nats_url: str, which: st
     async def body(stream: Stream) -> tuple[Any, QueueReading]:
         source = stream.source(consumer="nosuch") if which == "consumer" else stream.source(stream="nosuch")
         failed, _ = await timed(read(source))
-        source._consumer, source._stream = stream.consumer, stream.name  # noqa: SLF001
+        source._consumer, source._stream = stream.consumer, stream.name
         try:
             return failed, await read(source)
         finally:
@@ -196,10 +196,10 @@ def test_a_reading_cancelled_midway_leaves_a_working_source(nats_url: str) -> No
     async def body(stream: Stream) -> QueueReading:
         source = stream.source()
         with black_hole() as port:
-            source._url = f"nats://127.0.0.1:{port}"  # noqa: SLF001 - hangs in connect
+            source._url = f"nats://127.0.0.1:{port}"
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(source.read(), 0.3)
-        source._url = NATS_URL  # noqa: SLF001
+        source._url = NATS_URL
         await stream.push(1)
         try:
             return await read(source)
@@ -213,8 +213,8 @@ def test_a_restarted_connection_after_the_server_closed_it(nats_url: str) -> Non
     async def body(stream: Stream) -> QueueReading:
         source = stream.source()
         await read(source)
-        assert source._client is not None  # noqa: SLF001
-        await source._client.close()  # noqa: SLF001 - as if the server went away
+        assert source._client is not None
+        await source._client.close()
         await stream.push(3)
         try:
             return await read(source)

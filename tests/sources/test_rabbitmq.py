@@ -130,9 +130,9 @@ def test_the_connection_is_kept_between_readings(rabbitmq: str) -> None:
     async def body(broker: Broker) -> bool:
         source = RabbitmqSource(rabbitmq, (await broker.queue(),), 5)
         await read(source)
-        conn = source._conn  # noqa: SLF001
+        conn = source._conn
         await read(source)
-        same = source._conn is conn  # noqa: SLF001
+        same = source._conn is conn
         await source.close()
         return same
 
@@ -145,7 +145,7 @@ def test_a_missing_queue_is_an_error_not_0(rabbitmq: str) -> None:
         source = RabbitmqSource(rabbitmq, (present, missing), 5)
         failed, _ = await timed(read(source))
         # The broker closed the channel; the next reading opens another one.
-        source._queues = (present,)  # noqa: SLF001
+        source._queues = (present,)
         try:
             return failed, await read(source)
         finally:
@@ -184,10 +184,10 @@ def test_a_reading_cancelled_midway_leaves_a_working_source(rabbitmq: str) -> No
         queue = await broker.queue()
         source = RabbitmqSource(rabbitmq, (queue,), 5)
         with black_hole() as port:
-            source._url = f"amqp://guest:guest@127.0.0.1:{port}/"  # noqa: SLF001 - hangs in connect
+            source._url = f"amqp://guest:guest@127.0.0.1:{port}/"
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(source.read(), 0.3)
-        source._url = rabbitmq  # noqa: SLF001
+        source._url = rabbitmq
         try:
             return await read(source)
         finally:

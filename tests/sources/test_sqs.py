@@ -163,7 +163,7 @@ def test_a_helper_that_cannot_start_says_why(queue: Queue, tmp_path: Path) -> No
 
     async def body() -> Any:
         source = queue.source(PidfdLauncher())
-        source._argv = ["/usr/bin/env", "-i", "python3", "-c", "import no_such_module_boto"]  # noqa: SLF001
+        source._argv = ["/usr/bin/env", "-i", "python3", "-c", "import no_such_module_boto"]
         result, _ = await timed(read(source))
         await source.close()
         return result

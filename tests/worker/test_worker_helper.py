@@ -39,9 +39,8 @@ def test_each_call_sends_its_message(daemon_socket):
 
 
 def test_a_job_is_busy_then_idle_even_when_it_raises(daemon_socket):
-    with pytest.raises(RuntimeError):
-        with worker.job():
-            raise RuntimeError("the job failed")
+    with pytest.raises(RuntimeError), worker.job():
+        raise RuntimeError("the job failed")
     assert received(daemon_socket, 2) == [b"BUSY=1", b"BUSY=0"]
 
 

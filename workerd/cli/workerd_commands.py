@@ -19,7 +19,8 @@ from workerd.control.protocol import EXIT_USAGE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
 
 def _config_option(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -39,7 +39,7 @@ class Range:
 
     def problem(self, value: Any, raw: object, show: Callable[[Any], str]) -> str | None:
         """Why `value` (written `raw`) is out of range, or None."""
-        if value >= self.low and (self.high is None or value <= self.high) or value == 0 and self.zero:
+        if (value >= self.low and (self.high is None or value <= self.high)) or (value == 0 and self.zero):
             return None
         got = toml_repr(raw)
         zero = f"0 ({self.zero}) or " if self.zero else ""

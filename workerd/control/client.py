@@ -11,12 +11,12 @@ import os
 import socket
 import sys
 
+from workerd.control.protocol import MAX_LINE, decode, default_socket, encode
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
-
-from workerd.control.protocol import MAX_LINE, decode, default_socket, encode
 
 
 class Unreachable(Exception):
@@ -108,7 +108,7 @@ def request(path: str, message: dict[str, Any], timeout: float | None) -> Iterat
         while True:
             try:
                 chunk = sock.recv(1 << 20)
-            except socket.timeout:
+            except TimeoutError:
                 raise Unreachable(f"the daemon at {path} did not answer in {timeout:g}s") from None
             if not chunk:
                 return

@@ -20,8 +20,9 @@ import os
 import pwd
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from workerd.control.protocol import MAX_REQUEST, decode, encode
 

@@ -26,8 +26,8 @@ whether it ran out of stop_timeout; not by the exit status of the graceful exit.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from workerd.core.actions import Action, EndGroup, KillGroup, SignalGroup, SignalMain, Spawn
 from workerd.core.backoff import Backoff

@@ -7,7 +7,7 @@ calling it twice, or after a doubled or missed event, asks for nothing more.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from workerd.core.events import StartRequested, StopRequested
 from workerd.core.lifecycle import Slot

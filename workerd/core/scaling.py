@@ -134,8 +134,8 @@ def apply(policy: ScalePolicy, state: ScaleState, event: QueueEvent, running: in
           now: float) -> tuple[ScaleState, Outcome]:
     """Apply one event about the program's queue; `running`: its processes running now."""
     if isinstance(event, Depth):
-        state, decision, recovered_after = on_reading(policy, state, event.reading, running, gate(policy, event.headroom),
-                                                      now)
+        blocked = gate(policy, event.headroom)
+        state, decision, recovered_after = on_reading(policy, state, event.reading, running, blocked, now)
         return state, Outcome(decision=decision, recovered_after=recovered_after)
     if isinstance(event, ReadFailed):
         state, started = on_error(policy, state, event.error, now)
@@ -157,10 +157,10 @@ def wanted_by(policy: ScalePolicy, reading: QueueReading, running: int) -> tuple
     """The count one reading asks for, and why."""
     want = math.ceil(reading.depth / policy.per_worker) if reading.depth > 0 else 0
     why = f"depth {reading.depth} / per_worker {policy.per_worker}"
-    if policy.max_age is not None and reading.age is not None and reading.age > policy.max_age:
-        if running + 1 > want:
-            want = running + 1
-            why = f"oldest job {reading.age:.1f}s > max_age {policy.max_age:g}s"
+    too_old = policy.max_age is not None and reading.age is not None and reading.age > policy.max_age
+    if too_old and running + 1 > want:
+        want = running + 1
+        why = f"oldest job {reading.age:.1f}s > max_age {policy.max_age:g}s"
     clamped = min(max(want, policy.minimum), policy.maximum)
     if clamped != want:
         why += f", clamped to [{policy.minimum}, {policy.maximum}]"
@@ -170,7 +170,7 @@ def wanted_by(policy: ScalePolicy, reading: QueueReading, running: int) -> tuple
 def _remember(policy: ScalePolicy, state: ScaleState, now: float, want: int) -> tuple[tuple[float, int], ...]:
     """The window with `want` at `now` added and what scale_down_delay left behind dropped."""
     horizon = now - policy.scale_down_delay
-    return tuple((at, n) for at, n in state.window if at > horizon) + ((now, want),)
+    return (*((at, n) for at, n in state.window if at > horizon), (now, want))
 
 
 def on_reading(

@@ -32,7 +32,7 @@ class SplitURL:
 
 def split_url(text: str) -> SplitURL:
     parts = urlsplit(text)
-    if not parts.scheme or "@" not in parts.netloc and not parts.query:
+    if not parts.scheme or ("@" not in parts.netloc and not parts.query):
         return SplitURL(text)
     userinfo, at, host = parts.netloc.rpartition("@")
     query = parse_qsl(parts.query, keep_blank_values=True)

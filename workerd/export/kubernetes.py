@@ -188,7 +188,7 @@ def _environment(program: ProgramConfig, name: str,
     env: list[dict[str, Any]] = []
     hidden: dict[str, str] = {}
     for key, value in program.environment.items():
-        if (key in from_file and from_file[key] == value or key in env_secrets or secret_name(key)
+        if ((key in from_file and from_file[key] == value) or key in env_secrets or secret_name(key)
                 or has_credentials(value)):
             hidden[key] = value
             env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})

@@ -12,9 +12,8 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable
 
 from workerd.core.actions import Action, EndGroup, KillGroup, SignalGroup, SignalMain, Spawn
 from workerd.core.events import Event, Exited, Spawned, SpawnFailed

@@ -22,8 +22,8 @@ import fcntl
 import logging
 import mmap
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 log = logging.getLogger("workerd")
 

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 import signal
-from typing import Callable
+from collections.abc import Callable
 
 from workerd.exit_status import ExitStatus
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from workerd.config.model import LimitsConfig
 from workerd.config.preflight import chdir_problem, exec_problem

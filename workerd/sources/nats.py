@@ -53,7 +53,8 @@ class NatsSource:
         while True:
             client, gone = Client(), asyncio.Event()
 
-            async def on_gone() -> None:
+            async def on_gone(gone: asyncio.Event = gone) -> None:
+                """Bound to this connection's event: a late callback of an old client ends no newer one."""
                 gone.set()
 
             async def on_error(error: Exception) -> None:

@@ -69,7 +69,7 @@ class RedisSource:
                     pipe.type(key)
                 types = await pipe.execute()
             depth, ages = 0, []
-            for key, kind in zip(self._keys, types):
+            for key, kind in zip(self._keys, types, strict=True):
                 size, age = await self._size(key, kind.decode() if isinstance(kind, bytes) else str(kind))
                 depth += size
                 if age is not None:
@@ -115,7 +115,7 @@ class RedisSource:
                 length = int(await self._client.xlen(key)) if length is None else length
                 lag = length
             lags.append(int(lag))
-        lag, slowest = max(zip(lags, groups), key=lambda pair: pair[0])
+        lag, slowest = max(zip(lags, groups, strict=True), key=lambda pair: pair[0])
         last = slowest.get(b"last-delivered-id", slowest.get("last-delivered-id"))
         nxt = await self._client.xrange(key, min=b"(" + _as_bytes(last), count=1) if last and lag else []
         return int(lag), _age(_as_bytes(nxt[0][0])) if nxt else None

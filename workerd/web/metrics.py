@@ -128,7 +128,7 @@ class StatusCollector:
         for name, (counts, total) in snapshot.jobs.items():
             cumulative = list(itertools.accumulate(counts))
             bounds = [f"{b:g}" for b in JOB_BUCKETS] + ["+Inf"]
-            jobs.add_metric([name], list(zip(bounds, cumulative)), total)
+            jobs.add_metric([name], list(zip(bounds, cumulative, strict=True)), total)
         yield jobs
 
 
