@@ -12,8 +12,9 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
+from typing import Protocol
 
 from workerd.core.actions import Action, EndGroup, KillGroup, SignalGroup, SignalMain, Spawn
 from workerd.core.events import Event, Exited, Spawned, SpawnFailed
@@ -44,6 +45,22 @@ class SlotContext:
     sink: ProgramLog
     #: Feeds an event back to the supervisor for this slot.
     deliver: Callable[[Event], None]
+
+
+class EffectsLike(Protocol):
+    """What the supervisor asks of Effects: tests hand it a recording fake instead, which
+    mypy checks against this (tests/runtime/fakes.py)."""
+
+    @property
+    def pipes(self) -> Set[OutputPipe]: ...
+
+    def execute(self, action: Action, ctx: SlotContext) -> Event | None: ...
+
+    def signal_group(self, pgid: int, signo: int, ctx: SlotContext) -> None: ...
+
+    def processes(self) -> Mapping[int, ProcStat]: ...
+
+    def find_strays(self, procs: Mapping[int, Proc]) -> None: ...
 
 
 class Effects:
