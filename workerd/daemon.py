@@ -4,6 +4,7 @@ Order matters at start: the control socket is bound first (a live daemon on it i
 a refusal before anything else happens), log_dir is locked (one daemon per log_dir),
 then the daemon moves into its cgroup leaf
 (where delegated), starts the sentinel, becomes a subreaper, and the loop runs.
+`wire` is the one place the supervisor's feed gets its listeners.
 """
 
 from __future__ import annotations
@@ -11,16 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import signal
 import socket
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import uvloop
 
+from workerd import __version__
 from workerd.config.model import Config
 from workerd.control.protocol import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from workerd.control.server import ControlServer, SocketInUse, bind_socket
+from workerd.core.events import Notified
 from workerd.exit_status import ExitStatus
 from workerd.process import cgroups
 from workerd.process.children import ReapedLauncher
@@ -32,13 +38,17 @@ from workerd.process.prctl import become_subreaper
 from workerd.process.procstat import session_of
 from workerd.process.reaper import Reaper
 from workerd.process.sentinel import Sentinel
+from workerd.runtime import journal
 from workerd.runtime.autoscaler import Autoscaler
-from workerd.runtime.handlers import Commands
+from workerd.runtime.feed import QueueRead, RestartCounted, Settled, SlotChanged
+from workerd.runtime.handlers import Commands, Needs
 from workerd.runtime.notify import NotifySocket
 from workerd.runtime.service import ServiceManager, status_line
 from workerd.runtime.supervisor import CommandError, Supervisor
+from workerd.runtime.tally import Tally
 from workerd.runtime.timeline import Timeline
 from workerd.runtime.watcher import LimitWatcher
+from workerd.runtime.workers import WorkerIndex
 from workerd.web.listeners import WebError, start_web
 
 if TYPE_CHECKING:
@@ -52,8 +62,46 @@ KILL_GRACE = 5.0
 DRAIN_GRACE = 2.0
 #: How long the autoscaler's loops get to close their queue sources' connections.
 SOURCE_CLOSE_GRACE = 2.0
-#: STATUS= to systemd at most this often: a burst of changes is one update.
-SERVICE_STATUS_DELAY = 1.0
+
+
+@dataclass(frozen=True)
+class Wired:
+    """The supervisor and what listens to its feed (a test drives the same with a FakeClock)."""
+
+    supervisor: Supervisor
+    tally: Tally
+    workers: WorkerIndex
+    timeline: Timeline
+    #: A worker's sd_notify datagram, to its slot.
+    notified: Callable[[Notified], None]
+
+
+def wire(config: Config, clock: Clock, effects: Effects, service: ServiceManager,
+         rand: Callable[[], float] = random.random) -> Wired:
+    """Every listener of the supervisor's feed, subscribed here and nowhere else; raises
+    CommandError when the config's logs cannot be opened."""
+    supervisor = Supervisor(config, clock, effects, rand)
+    feed = supervisor.feed
+    tally, workers = Tally(), WorkerIndex()
+    timeline = Timeline(supervisor, clock, feed)
+    feed.subscribe(SlotChanged, journal.slot_changed)
+    feed.subscribe(SlotChanged, workers.slot_changed)
+    feed.subscribe(SlotChanged, tally.slot_changed)
+    feed.subscribe(RestartCounted, tally.restart_counted)
+    feed.subscribe(RestartCounted, timeline.marked)
+    feed.subscribe(QueueRead, journal.queue_read)
+    feed.subscribe(QueueRead, tally.queue_read)
+    feed.subscribe(Settled, timeline.changed)
+    feed.subscribe(Settled, service.changed)
+    return Wired(supervisor, tally, workers, timeline, workers.route(supervisor.deliver))
+
+
+class StartFailed(Exception):
+    """The daemon cannot start: the one line said, and the exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def run(config: Config) -> int:
@@ -107,9 +155,6 @@ class Daemon:
         self._config = config
         self._log_dir_lock = log_dir_lock
         self._service = service
-        self._service_status: asyncio.TimerHandle | None = None
-        #: True once systemd has READY=1: then STATUS= follows the changes.
-        self._ready = False
         self._clock = clock
         self._cgroup_tree = cgroup_tree
         self._enforcement = enforcement
@@ -127,86 +172,90 @@ class Daemon:
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
+        self._notify: NotifySocket | None = None
+        try:
+            await self._start(loop)
+        except StartFailed as exc:
+            print(f"workerd: {exc}", file=sys.stderr)
+            self._sock.close()
+            if self._notify is not None:
+                self._notify.close()
+            self._config.daemon.socket.unlink(missing_ok=True)
+            self._close_sentinel()
+            return exc.code
+        await self._done
+        return self._exit_code
+
+    async def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Everything up, in order; a StartFailed leaves what serve() cleans up."""
         reaper = self._reaper = Reaper(loop)
         reaper.install()
         self._watch_sentinel()
         self._effects = Effects(loop, self._clock, reaper, self._sentinel, self._cgroup_tree)
         try:
-            self._supervisor = Supervisor(self._config, self._clock, self._effects)
+            wired = wire(self._config, self._clock, self._effects, self._service)
         except CommandError as exc:
-            print(f"workerd: {exc}", file=sys.stderr)
-            self._config.daemon.socket.unlink(missing_ok=True)
-            self._close_sentinel()
-            return EXIT_FAILED
-        supervisor = self._supervisor
-        self._notify = NotifySocket(self._config.daemon.notify_socket,
-                                    lambda pid: supervisor.workers.owner(pid, session_of), supervisor.notified)
+            raise StartFailed(str(exc), EXIT_FAILED) from None
+        supervisor = self._supervisor = wired.supervisor
+        self._timeline = wired.timeline
+        notify = NotifySocket(self._config.daemon.notify_socket,
+                              lambda pid: wired.workers.owner(pid, session_of), wired.notified)
         try:
-            self._notify.open(loop)
+            notify.open(loop)
         except OSError as exc:
-            print(f"workerd: cannot create the notify socket {self._notify.path}: {exc.strerror}", file=sys.stderr)
-            self._config.daemon.socket.unlink(missing_ok=True)
-            self._close_sentinel()
-            return EXIT_FAILED
-        supervisor.deadlines.before = self._notify.drain
-        watcher = LimitWatcher(self._supervisor, self._clock)
-        self._timeline = Timeline(self._supervisor, self._clock.now)
-        self._supervisor.changed = lambda: self._changed(loop)
-        self._autoscaler = Autoscaler(self._supervisor, ReapedLauncher(loop, reaper, self._sentinel))
-        self._commands = Commands(
-            self._supervisor, watcher, self._autoscaler, self._clock.now, self.request_shutdown, self._enforcement,
-            self._sentinel, self._notify, self._service, self._timeline, self._log_dir_lock,
-        )
+            raise StartFailed(f"cannot create the notify socket {notify.path}: {exc.strerror}", EXIT_FAILED) from None
+        self._notify = notify
+        supervisor.deadlines.before = notify.drain
+        watcher = LimitWatcher(supervisor, self._clock)
+        self._autoscaler = Autoscaler(supervisor, ReapedLauncher(loop, reaper, self._sentinel))
+        self._started_at = self._clock.now()
+        self._commands = Commands(supervisor, Needs(
+            now=self._clock.now, daemon_status=lambda: self._daemon_status(watcher, notify), tally=wired.tally,
+            watcher=watcher, timeline=self._timeline, service=self._service, log_dir_lock=self._log_dir_lock,
+            reconfigured=lambda: self._reconfigured(watcher),
+            request_shutdown=self.request_shutdown,
+        ))
         for signo in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signo, self.request_shutdown)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
-        loop.add_signal_handler(signal.SIGUSR1, self._supervisor.reopen_logs)
+        loop.add_signal_handler(signal.SIGUSR1, supervisor.reopen_logs)
         self._server = ControlServer(self._sock, self._config.daemon.socket_gid, self._commands.handlers())
         # The web listeners first: once the control socket answers, every address the
         # config names answers too (a script that waited for `workerctl status` may scrape).
         try:
             self._web = await self._serve_web()
         except WebError as exc:
-            print(f"workerd: {exc}", file=sys.stderr)
-            self._sock.close()
-            self._notify.close()
-            self._config.daemon.socket.unlink(missing_ok=True)
-            self._close_sentinel()
-            return EXIT_USAGE
+            raise StartFailed(str(exc), EXIT_USAGE) from None
         await self._server.start()
-        self._supervisor.start()
+        supervisor.start()
         watcher.update()
         self._autoscaler.update()
-        log.info(
-            "started %d program(s); control socket %s", len(self._supervisor.programs), self._config.daemon.socket
-        )
-        self._tell_systemd(loop)
-        await self._done
-        return self._exit_code
+        log.info("started %d program(s); control socket %s", len(supervisor.programs), self._config.daemon.socket)
+        if self._service.active:  # READY=1 now that every slot is spawned or failed; then STATUS= follows
+            self._service.follow(self._clock, lambda: status_line(supervisor.programs.values()))
 
-    def _tell_systemd(self, loop: asyncio.AbstractEventLoop) -> None:
-        """READY=1 now that every slot is spawned or failed; then STATUS= as things change."""
-        if not self._service.active:
-            return
-        self._service.ready(status_line(self._supervisor.programs.values()))
-        self._service.start_watchdog(loop)
-        self._ready = True
+    def _reconfigured(self, watcher: LimitWatcher) -> None:
+        """After a reload: the limits watched and the queues read follow the new config."""
+        watcher.update()
+        self._autoscaler.update()
 
-    def _changed(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Something changed in the supervisor: the timeline takes a point soon, and
-        systemd hears the new STATUS= soon (both debounced)."""
-        self._timeline.changed(loop)
-        if self._ready and self._service_status is None:
-            self._service_status = loop.call_later(SERVICE_STATUS_DELAY, self._send_service_status)
-
-    def _send_service_status(self) -> None:
-        self._service_status = None
-        if self._shutdown is None:
-            self._service.status(status_line(self._supervisor.programs.values()))
+    def _daemon_status(self, watcher: LimitWatcher, notify: NotifySocket) -> dict[str, Any]:
+        """The daemon's own part of `workerctl status`."""
+        return {
+            "pid": os.getpid(),
+            "version": __version__,
+            "uptime": round(self._clock.now() - self._started_at, 3),
+            "limits": self._enforcement,
+            "limit_samples": watcher.samples,
+            # pid None: dead and not yet replaced (a crash of the daemon now would leave children)
+            "sentinel": {"pid": self._sentinel.pid, "restarts": self._sentinel.restarts},
+            "notify": {"received": notify.received, "dropped": dict(notify.dropped)},
+        }
 
     async def _serve_web(self) -> list[HttpServer]:
         daemon = self._config.daemon
-        servers = await start_web(daemon, self._commands, self._timeline, lambda: self._supervisor.config.daemon)
+        servers = await start_web(daemon, self._commands, self._timeline, self._supervisor.feed,
+                                  lambda: self._supervisor.config.daemon)
         if daemon.metrics is not None:
             log.info("metrics on http://%s:%d/metrics", *daemon.metrics)
         if daemon.console is not None:
@@ -262,10 +311,9 @@ class Daemon:
         for server in self._web:
             await server.close()
         self._timeline.close()
+        assert self._notify is not None
         self._notify.close()
         self._config.daemon.socket.unlink(missing_ok=True)
-        if self._service_status is not None:
-            self._service_status.cancel()
         self._service.close()
         for program in supervisor.programs.values():
             program.sink.close()

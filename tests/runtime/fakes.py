@@ -40,6 +40,9 @@ class FakeClock:
         self._timers.append(timer)
         return timer
 
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Any:
+        return self.call_at(self.t + delay, callback)
+
     def advance(self, seconds: float) -> None:
         target = self.t + seconds
         while True:

@@ -12,6 +12,8 @@ import pytest
 from tests.runtime.fakes import FakeClock, RecordingEffects, config, killed, signalled
 from workerd.core.events import LimitExceeded
 from workerd.core.states import State
+from workerd.daemon import Wired, wire
+from workerd.runtime.service import ServiceManager
 from workerd.runtime.supervisor import Supervisor
 
 ONE = """
@@ -34,10 +36,15 @@ def effects():
     return RecordingEffects()
 
 
+def wired(tmp_path, clock, effects, programs=ONE, service=None) -> Wired:
+    """The supervisor with the daemon's listeners on its feed (tally, workers, timeline, STATUS=)."""
+    w = wire(config(tmp_path, programs), clock, effects, service or ServiceManager(None, None), rand=lambda: 0.5)
+    w.supervisor.start()
+    return w
+
+
 def supervisor(tmp_path, clock, effects, programs=ONE) -> Supervisor:
-    s = Supervisor(config(tmp_path, programs), clock, effects, rand=lambda: 0.5)
-    s.start()
-    return s
+    return wired(tmp_path, clock, effects, programs).supervisor
 
 
 def states(s: Supervisor, name: str = "w") -> dict[int, str]:
@@ -201,11 +208,12 @@ scale_down_delay = "30s"
 def test_queue_readings_scale_up_at_once_and_down_after_the_delay(tmp_path, clock, effects):
     from workerd.core.scaling import Depth, QueueReading, ReadFailed
 
-    s = supervisor(tmp_path, clock, effects, AUTOSCALED)
+    w = wired(tmp_path, clock, effects, AUTOSCALED)
+    s = w.supervisor
     assert effects.spawned() == []
     s.on_queue("q", Depth(QueueReading(35)))
     assert effects.spawned() == [("q", 0), ("q", 1), ("q", 2), ("q", 3)]
-    assert s.tally.decisions == {("q", "up"): 1}
+    assert w.tally.decisions == {("q", "up"): 1}
     # the source fails for a while, then answers with an empty queue: nothing stops yet
     for _ in range(5):
         clock.advance(2)
@@ -217,7 +225,7 @@ def test_queue_readings_scale_up_at_once_and_down_after_the_delay(tmp_path, cloc
     clock.advance(29)
     s.on_queue("q", Depth(QueueReading(0)))
     assert len(signalled(effects.take())) == 4
-    assert s.tally.decisions == {("q", "up"): 1, ("q", "down"): 1}
+    assert w.tally.decisions == {("q", "up"): 1, ("q", "down"): 1}
 
 
 def test_a_pin_overrides_the_queue(tmp_path, clock, effects):
@@ -262,43 +270,45 @@ watchdog = "3s"
 """
 
 
-def ready_all(s: Supervisor, clock: FakeClock, name: str = "w") -> list[int]:
+def ready_all(w: Wired, clock: FakeClock, name: str = "w") -> list[int]:
     from workerd.core.events import Notified
 
-    for slot in list(s.programs[name].slots.values()):
+    for slot in list(w.supervisor.programs[name].slots.values()):
         if slot.pid is not None and slot.state is State.STARTING:
-            s.notified(Notified(slot.pid, ready=True))
-    return pids(s, name)
+            w.notified(Notified(slot.pid, ready=True))
+    return pids(w.supervisor, name)
 
 
 def test_a_worker_is_running_only_once_it_says_ready(tmp_path, clock, effects):
     from workerd.core.events import Notified
 
-    s = supervisor(tmp_path, clock, effects, NOTIFY)
+    w = wired(tmp_path, clock, effects, NOTIFY)
+    s = w.supervisor
     clock.advance(5)
     assert set(states(s).values()) == {"starting"}
     first = s.programs["w"].slots[0].pid
-    s.notified(Notified(first, ready=True))
+    w.notified(Notified(first, ready=True))
     assert states(s)[0] == "running"
-    s.notified(Notified(999_999, ready=True))  # nobody's: ignored
+    w.notified(Notified(999_999, ready=True))  # nobody's: ignored
 
 
 def test_a_hung_worker_is_restarted_and_counted(tmp_path, clock, effects):
     from workerd.core.events import Notified
 
-    s = supervisor(tmp_path, clock, effects, NOTIFY)
-    ready_all(s, clock)
+    w = wired(tmp_path, clock, effects, NOTIFY)
+    s = w.supervisor
+    ready_all(w, clock)
     for pid in pids(s):
-        s.notified(Notified(pid, watchdog=True))
+        w.notified(Notified(pid, watchdog=True))
     effects.take()
     clock.advance(2.0)
     for pid in pids(s)[1:]:  # instance 0 goes silent
-        s.notified(Notified(pid, watchdog=True))
+        w.notified(Notified(pid, watchdog=True))
     clock.advance(1.5)
     hung = s.programs["w"].slots[0]
     assert signalled(effects.take()) == [hung.pid]
     assert hung.reason == "watchdog: no WATCHDOG=1 for 3.0s"
-    assert s.tally.forced == {("w", "watchdog"): 1}
+    assert w.tally.forced == {("w", "watchdog"): 1}
 
 
 def test_pings_waiting_when_a_watchdog_deadline_comes_count_before_it(tmp_path, clock, effects):
@@ -306,14 +316,15 @@ def test_pings_waiting_when_a_watchdog_deadline_comes_count_before_it(tmp_path, 
     path reads them first (`deadlines.before`), so no healthy worker is restarted."""
     from workerd.core.events import Notified
 
-    s = supervisor(tmp_path, clock, effects, NOTIFY)
-    workers = ready_all(s, clock)
+    w = wired(tmp_path, clock, effects, NOTIFY)
+    s = w.supervisor
+    workers = ready_all(w, clock)
     effects.take()
     waiting = [Notified(pid, watchdog=True) for pid in workers]  # sent during the stall
 
     def drain() -> None:
         while waiting:
-            s.notified(waiting.pop())
+            w.notified(waiting.pop())
 
     s.deadlines.before = drain
     clock.t += 10  # the stall: every deadline is past when the loop turns again
@@ -327,24 +338,25 @@ def test_pings_waiting_when_a_watchdog_deadline_comes_count_before_it(tmp_path, 
 def test_job_durations_are_counted_when_a_job_ends(tmp_path, clock, effects):
     from workerd.core.events import Notified
 
-    s = supervisor(tmp_path, clock, effects, NOTIFY.replace('watchdog = "3s"', ""))
-    pid = ready_all(s, clock)[0]
-    s.notified(Notified(pid, busy=True))
+    w = wired(tmp_path, clock, effects, NOTIFY.replace('watchdog = "3s"', ""))
+    pid = ready_all(w, clock)[0]
+    w.notified(Notified(pid, busy=True))
     clock.advance(0.7)
-    s.notified(Notified(pid, busy=False))
-    jobs = s.tally.jobs["w"]
+    w.notified(Notified(pid, busy=False))
+    jobs = w.tally.jobs["w"]
     assert jobs.done == 1 and jobs.total == pytest.approx(0.7)
 
 
 def test_scale_down_stops_idle_workers_first(tmp_path, clock, effects):
     from workerd.core.events import Notified
 
-    s = supervisor(tmp_path, clock, effects, NOTIFY.replace('watchdog = "3s"', "").replace("processes = 4",
+    w = wired(tmp_path, clock, effects, NOTIFY.replace('watchdog = "3s"', "").replace("processes = 4",
                                                                                            "processes = 5"))
-    all_pids = ready_all(s, clock)
+    s = w.supervisor
+    all_pids = ready_all(w, clock)
     busy = all_pids[2:]
     for pid in busy:
-        s.notified(Notified(pid, busy=True))
+        w.notified(Notified(pid, busy=True))
     effects.take()
     s.scale(s.programs["w"], 3)
     assert sorted(signalled(effects.take())) == sorted(all_pids[:2])
@@ -353,8 +365,9 @@ def test_scale_down_stops_idle_workers_first(tmp_path, clock, effects):
 def test_a_rolling_restart_replaces_one_process_at_a_time(tmp_path, clock, effects):
     from workerd.core.events import Notified
 
-    s = supervisor(tmp_path, clock, effects, NOTIFY.replace('watchdog = "3s"', ""))
-    old = ready_all(s, clock)
+    w = wired(tmp_path, clock, effects, NOTIFY.replace('watchdog = "3s"', ""))
+    s = w.supervisor
+    old = ready_all(w, clock)
     effects.take()
     s.restart_programs([s.programs["w"]], rolling=True)
     actions = effects.take()
@@ -365,7 +378,7 @@ def test_a_rolling_restart_replaces_one_process_at_a_time(tmp_path, clock, effec
         running = program.running + sum(g.running for g in program.outgoing)
         assert running >= 4, "never fewer running than the count"
         (new,) = [slot.pid for slot in program.slots.values() if slot.state is State.STARTING]
-        s.notified(Notified(new, ready=True))  # an old one is stopped, the next new one starts
+        w.notified(Notified(new, ready=True))  # an old one is stopped, the next new one starts
         actions = effects.take()
         (stopped,) = signalled(actions)
         assert stopped in old
@@ -376,8 +389,9 @@ def test_a_rolling_restart_replaces_one_process_at_a_time(tmp_path, clock, effec
 
 
 def test_a_rolling_restart_holds_when_a_new_process_fails_to_get_ready(tmp_path, clock, effects):
-    s = supervisor(tmp_path, clock, effects, NOTIFY.replace('watchdog = "3s"', ""))
-    old = ready_all(s, clock)
+    w = wired(tmp_path, clock, effects, NOTIFY.replace('watchdog = "3s"', ""))
+    s = w.supervisor
+    old = ready_all(w, clock)
     effects.take()
     s.restart_programs([s.programs["w"]], rolling=True)
     assert len(effects.spawned()) == 1
@@ -391,7 +405,8 @@ def test_a_rolling_restart_holds_when_a_new_process_fails_to_get_ready(tmp_path,
 
 
 def test_restarts_are_counted_by_reason(tmp_path, clock, effects):
-    s = supervisor(tmp_path, clock, effects, ONE + 'restart = "always"\n')
+    w = wired(tmp_path, clock, effects, ONE + 'restart = "always"\n')
+    s = w.supervisor
     program = s.programs["w"]
     clock.advance(1.5)
     effects.exit(program.slots[0].pid)  # a crash after a good run
@@ -406,5 +421,5 @@ def test_restarts_are_counted_by_reason(tmp_path, clock, effects):
     s.restart_programs([program])
     for slot in program.slots.values():
         effects.exit(slot.pid, description="killed by SIGTERM")
-    assert s.tally.restarts == {("w", "crash"): 1, ("w", "failed start"): 1, ("w", "exit"): 1, ("w", "limit"): 1,
+    assert w.tally.restarts == {("w", "crash"): 1, ("w", "failed start"): 1, ("w", "exit"): 1, ("w", "limit"): 1,
                                 ("w", "manual"): 2}

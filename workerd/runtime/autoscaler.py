@@ -104,7 +104,7 @@ class Autoscaler:
 
     async def _pause(self, name: str, config: AutoscaleConfig, push: PushSource | None) -> None:
         program = self._supervisor.programs.get(name)
-        if push is not None and program is not None and program.wanted == 0:
+        if push is not None and program is not None and program.target_now == 0:
             # At zero, the first job should not wait for the next interval.
             try:
                 await asyncio.wait_for(push.pushed.wait(), config.interval)

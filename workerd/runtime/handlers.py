@@ -5,11 +5,11 @@ once the processes reached their target state."""
 from __future__ import annotations
 
 import asyncio
-import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from workerd import __version__
 from workerd.config.load import ConfigError, load
 from workerd.config.model import Config
 from workerd.config.preflight import problems
@@ -18,13 +18,11 @@ from workerd.control.protocol import encode
 from workerd.control.server import Handler
 from workerd.process.log_dir_lock import LogDirBusy, LogDirLock
 from workerd.process.output import ProgramLog
-from workerd.process.sentinel import Sentinel
-from workerd.runtime.autoscaler import Autoscaler
-from workerd.runtime.notify import NotifySocket
 from workerd.runtime.program import Program
 from workerd.runtime.service import ServiceManager, status_line
 from workerd.runtime.status import CpuMeter, Snapshot, document, take
 from workerd.runtime.supervisor import CommandError, Supervisor
+from workerd.runtime.tally import Tally
 from workerd.runtime.timeline import Timeline, history_document
 from workerd.runtime.watcher import LimitWatcher
 
@@ -36,23 +34,30 @@ REQUESTS = ("status", "history", "start", "stop", "restart", "scale", "signal", 
 FOLLOW_BACKLOG = 1024
 
 
+@dataclass(frozen=True)
+class Needs:
+    """What the handlers use beyond the supervisor, by the requests that use it."""
+
+    now: Callable[[], float]
+    #: status: the daemon's own part (pid, uptime, limits, sentinel, notify socket),
+    #: the counts, the limits that fired.
+    daemon_status: Callable[[], dict[str, Any]]
+    tally: Tally
+    watcher: LimitWatcher
+    #: history
+    timeline: Timeline
+    #: reload: systemd told around it, log_dir's lock moved, then what follows the config updated
+    service: ServiceManager
+    log_dir_lock: LogDirLock
+    reconfigured: Callable[[], None]
+    #: shutdown
+    request_shutdown: Callable[[], None]
+
+
 class Commands:
-    def __init__(self, supervisor: Supervisor, watcher: LimitWatcher, autoscaler: Autoscaler,
-                 now: Callable[[], float], request_shutdown: Callable[[], None], enforcement: str,
-                 sentinel: Sentinel, notify: NotifySocket, service: ServiceManager, timeline: Timeline,
-                 log_dir_lock: LogDirLock) -> None:
+    def __init__(self, supervisor: Supervisor, needs: Needs) -> None:
         self._supervisor = supervisor
-        self._watcher = watcher
-        self._autoscaler = autoscaler
-        self._now = now
-        self._started_at = now()
-        self._request_shutdown = request_shutdown
-        self._enforcement = enforcement
-        self._sentinel = sentinel
-        self._notify = notify
-        self._service = service
-        self._timeline = timeline
-        self._log_dir_lock = log_dir_lock
+        self._needs = needs
         self._meter = CpuMeter()
         self._reloading = asyncio.Lock()
 
@@ -79,7 +84,7 @@ class Commands:
             return {"ok": False, "error": str(exc)}
 
     def now(self) -> float:
-        return self._now()
+        return self._needs.now()
 
     def program(self, name: str) -> Program | None:
         return self._supervisor.programs.get(name)
@@ -90,19 +95,9 @@ class Commands:
     def snapshot(self, names: list[str]) -> Snapshot:
         """The status of the named programs (all for []), read once, for any view."""
         programs = self._supervisor.select(names or ["all"])
-        now = self._now()
-        daemon = {
-            "pid": os.getpid(),
-            "version": __version__,
-            "uptime": round(now - self._started_at, 3),
-            "limits": self._enforcement,
-            "limit_samples": self._watcher.samples,
-            # pid None: dead and not yet replaced (a crash of the daemon now would leave children)
-            "sentinel": {"pid": self._sentinel.pid, "restarts": self._sentinel.restarts},
-            "notify": {"received": self._notify.received, "dropped": dict(self._notify.dropped)},
-        }
-        return take(programs, now, self._supervisor.processes(), daemon, self._watcher.fired,
-                    self._supervisor.tally)
+        needs = self._needs
+        return take(programs, needs.now(), self._supervisor.processes(), needs.daemon_status(), needs.watcher.fired,
+                    needs.tally)
 
     def status(self, request: dict[str, Any]) -> Reply:
         return {"ok": True, "status": document(self.snapshot(request.get("programs") or []), self._meter)}
@@ -113,9 +108,10 @@ class Commands:
         since = request.get("since", 3600)
         if not isinstance(since, (int, float)) or isinstance(since, bool) or since <= 0:
             raise ValueError(f"invalid since: {since!r} (seconds > 0)")
-        self._timeline.record()
-        return {"ok": True, "history": history_document(self._timeline.history(program.name), program.name,
-                                                        float(since), self._now())}
+        timeline = self._needs.timeline
+        timeline.record()
+        return {"ok": True, "history": history_document(timeline.history(program.name), program.name,
+                                                        float(since), self._needs.now())}
 
     def _refuse_during_shutdown(self) -> None:
         """A shutdown stops everything; nothing may start anything behind its back."""
@@ -165,11 +161,11 @@ class Commands:
         leaves the old config running, which is ready). One reload at a time."""
         self._refuse_during_shutdown()
         async with self._reloading:
-            self._service.reloading()
+            self._needs.service.reloading()
             try:
                 return await self._reload()
             finally:
-                self._service.ready(status_line(self._supervisor.programs.values()))
+                self._needs.service.ready(status_line(self._supervisor.programs.values()))
 
     async def _reload(self) -> Reply:
         """The file and what it names (env files, users, directories) are read in a
@@ -178,16 +174,15 @@ class Commands:
             loop = asyncio.get_running_loop()
             config = await loop.run_in_executor(None, _checked_config, self._supervisor.config.path)
             self._refuse_during_shutdown()
-            with self._log_dir_lock.moving_to(config.daemon.log_dir):
+            with self._needs.log_dir_lock.moving_to(config.daemon.log_dir):
                 changes = self._supervisor.reload(config)
         except (ConfigError, CommandError, LogDirBusy) as exc:
             return {"ok": False, "error": f"{exc} (the running config stays in force)"}
-        self._watcher.update()
-        self._autoscaler.update()
+        self._needs.reconfigured()
         return {"ok": True, "changes": changes}
 
     def shutdown(self, request: dict[str, Any]) -> Reply:
-        self._request_shutdown()
+        self._needs.request_shutdown()
         return {"ok": True, "message": "shutting down"}
 
     async def logs(
@@ -226,7 +221,8 @@ class Commands:
                     getter.cancel()
                     break
                 if dropped:
-                    writer.write(encode({"data": f"[workerctl: {dropped} chunk(s) of output dropped: reader too slow]\n"}))
+                    note = f"[workerctl: {dropped} chunk(s) of output dropped: reader too slow]\n"
+                    writer.write(encode({"data": note}))
                     dropped = 0
                 writer.write(encode({"data": getter.result().decode("utf-8", "replace")}))
                 await writer.drain()

@@ -1,20 +1,24 @@
 """The daemon's log lines about what the supervisor decided: a slot's new state, a
 scaling decision, a queue source that fails or answers again. One place, so every
-line of one kind reads alike and the supervisor stays about applying events."""
+line of one kind reads alike and the supervisor stays about applying events (the
+daemon subscribes these to its feed, runtime/feed.py)."""
 
 from __future__ import annotations
 
 import logging
 
-from workerd.core.lifecycle import Slot
-from workerd.core.scaling import Outcome
 from workerd.core.states import State
+from workerd.runtime.feed import QueueRead, SlotChanged
 
 log = logging.getLogger("workerd")
 
 
-def slot_changed(name: str, old: Slot, new: Slot) -> None:
-    label = f"{name}[{new.instance}]"
+def slot_changed(change: SlotChanged) -> None:
+    """A line for a slot whose state changed (nothing for an event that left it as it was)."""
+    old, new = change.old, change.new
+    label = f"{change.program}[{new.instance}]"
+    if new.state is old.state:
+        return
     if new.state is State.RUNNING:
         log.info("%s: running (pid %s)", label, new.pid)
     elif new.state is State.BACKOFF:
@@ -31,8 +35,9 @@ def slot_changed(name: str, old: Slot, new: Slot) -> None:
         log.warning("%s: %s: stopping it", label, new.reason)
 
 
-def queue_read(name: str, outcome: Outcome, desired: int, error: str | None) -> None:
+def queue_read(read: QueueRead) -> None:
     """An outage is logged once at its start and once at its end; every decision once."""
+    name, outcome, desired, error = read.program, read.outcome, read.desired, read.error
     if outcome.outage_started:
         log.warning("%s: queue source failing: %s; holding at %d", name, error, desired)
     if outcome.recovered_after is not None:

@@ -14,8 +14,9 @@ as every passed descriptor is closed, is the answer the sender waits for.
 
 Read on the loop when readable, at most BATCH datagrams per wakeup, so a flood cannot
 starve the rest of the daemon; no thread, no polling. Before a slot's deadline is acted
-on, what waits is read first (`drain`, see deadlines.py): a WATCHDOG=1 sent in time
-counts even when a stalled daemon finds it and the expired deadline due together.
+on, what waits is read first (`drain`, see Deadlines in process/clock.py): a WATCHDOG=1
+sent in time counts even when a stalled daemon finds it and the expired deadline due
+together.
 """
 
 from __future__ import annotations

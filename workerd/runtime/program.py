@@ -1,4 +1,5 @@
-"""A program's runtime facts: its config, its slots, and what is wanted of it."""
+"""A program's runtime facts: its config, its slots, and its target: how many processes
+it should have (`workerctl status` and /metrics show it as `desired`)."""
 
 from __future__ import annotations
 
@@ -53,8 +54,8 @@ def most_processes(config: ProgramConfig, pinned: int | None) -> int:
 class Program:
     def __init__(self, config: ProgramConfig, daemon: DaemonConfig, sink: ProgramLog) -> None:
         self.sink = sink
-        #: False after `workerctl stop` (or from the start with autostart = false): wanted
-        #: is 0 and the slots stay listed as stopped.
+        #: False after `workerctl stop` (or from the start with autostart = false): the
+        #: target is 0 and the slots stay listed as stopped.
         self.enabled = config.autostart
         #: A count set by `workerctl scale N`; None follows the config.
         self.pinned: int | None = None
@@ -137,6 +138,11 @@ class Program:
         return sum(1 for slot in self.slots.values() if slot.state is State.RUNNING)
 
     @property
+    def all_running(self) -> int:
+        """Running in every generation: the old processes serve until new ones replace them."""
+        return sum(g.running for g in self.generations())
+
+    @property
     def target(self) -> int:
         """The count the program is after (see core.reconcile.wanted_count)."""
         return wanted_count(keep=self.keep, enabled=self.enabled, removing=self.removing, pinned=self.pinned,
@@ -144,7 +150,7 @@ class Program:
                             configured=self.config.processes)
 
     @property
-    def wanted(self) -> int:
+    def target_now(self) -> int:
         """The count it may have now: its target, but during a rolling handover only one
         new process at a time (core.handover)."""
         return new_count(self.target, self.running, self.rolling and bool(self.outgoing))

@@ -3,7 +3,7 @@
 systemd hands a `Type=notify` service NOTIFY_SOCKET (and WATCHDOG_USEC with
 `WatchdogSec=`). The daemon says READY=1 once every slot is spawned or failed,
 RELOADING=1 then READY=1 around a reload, STOPPING=1 at shutdown, a one-line STATUS=
-when it changes, and WATCHDOG=1 from its event loop: a loop that is stuck stops
+when it changes (at most once a second), and WATCHDOG=1 from its event loop's Clock: a loop that is stuck stops
 pinging and systemd restarts the daemon. Without NOTIFY_SOCKET every call does
 nothing; a socket that points nowhere is logged once and the daemon runs on.
 """
@@ -15,15 +15,19 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 
 from workerd.core.states import State
+from workerd.process.clock import Clock
+from workerd.runtime.feed import Settled
 from workerd.runtime.program import Program
 
 log = logging.getLogger("workerd")
 
 #: What systemd tells the daemon alone: taken out of the environment the workers inherit.
 SERVICE_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+#: STATUS= at most this often: a burst of changes is one update.
+STATUS_DELAY = 1.0
 
 
 class ServiceManager:
@@ -37,6 +41,11 @@ class ServiceManager:
         self._failed = False
         self._status: str | None = None
         self._ping: asyncio.TimerHandle | None = None
+        #: Set by `follow`: the clock the timers run on and the STATUS= text now.
+        self._clock: Clock | None = None
+        self._line: Callable[[], str] | None = None
+        self._status_due: asyncio.TimerHandle | None = None
+        self._stopping = False
 
     @classmethod
     def from_environ(cls, environ: MutableMapping[str, str]) -> ServiceManager:
@@ -61,7 +70,27 @@ class ServiceManager:
         self._send(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
 
     def stopping(self) -> None:
+        """STATUS=stopping stays: no change after it is reported."""
+        self._stopping = True
         self._send("STOPPING=1\nSTATUS=stopping")
+
+    def follow(self, clock: Clock, line: Callable[[], str]) -> None:
+        """READY=1 with `line()` now; then STATUS= follows `changed`, and the watchdog pings."""
+        self._clock, self._line = clock, line
+        self.ready(line())
+        if self.watchdog_interval is not None:
+            log.info("systemd watchdog: pinging every %gs", self.watchdog_interval)
+            self._ping = clock.call_later(self.watchdog_interval, self._watchdog)
+
+    def changed(self, _: Settled) -> None:
+        """The supervisor's facts changed: STATUS= within STATUS_DELAY (debounced)."""
+        if self._clock is not None and self._status_due is None and not self._stopping:
+            self._status_due = self._clock.call_later(STATUS_DELAY, self._send_status)
+
+    def _send_status(self) -> None:
+        self._status_due = None
+        if self._line is not None and not self._stopping:
+            self.status(self._line())
 
     def status(self, text: str) -> None:
         """Sent only when it differs from the last one."""
@@ -69,19 +98,15 @@ class ServiceManager:
             self._status = text
             self._send(f"STATUS={text}")
 
-    def start_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.active and self.watchdog_interval is not None:
-            log.info("systemd watchdog: pinging every %gs", self.watchdog_interval)
-            self._ping = loop.call_later(self.watchdog_interval, self._watchdog, loop)
-
-    def _watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
-        assert self.watchdog_interval is not None
+    def _watchdog(self) -> None:
+        assert self.watchdog_interval is not None and self._clock is not None
         self._send("WATCHDOG=1")
-        self._ping = loop.call_later(self.watchdog_interval, self._watchdog, loop)
+        self._ping = self._clock.call_later(self.watchdog_interval, self._watchdog)
 
     def close(self) -> None:
-        if self._ping is not None:
-            self._ping.cancel()
+        for timer in (self._ping, self._status_due):
+            if timer is not None:
+                timer.cancel()
         if self._sock is not None:
             self._sock.close()
 
@@ -110,17 +135,17 @@ def _unix_address(address: str) -> str | bytes:
 
 def status_line(programs: Iterable[Program]) -> str:
     """'12/12 running, 1 backoff, email: depth 340': what `systemctl status` shows."""
-    running = wanted = 0
+    running = target = 0
     others: dict[str, int] = {}
     depths = []
     for program in programs:
-        running += program.running
-        wanted += program.wanted
+        running += program.all_running
+        target += program.target
         for slot in program.slots.values():
             if slot.state in (State.STARTING, State.BACKOFF, State.STOPPING, State.FATAL):
                 others[slot.state.value] = others.get(slot.state.value, 0) + 1
         reading = program.scale.last_reading if program.scale is not None else None
         if reading is not None:
             depths.append(f"{program.name}: depth {reading.depth}")
-    parts = [f"{running}/{wanted} running", *(f"{n} {state}" for state, n in sorted(others.items())), *depths]
+    parts = [f"{running}/{target} running", *(f"{n} {state}" for state, n in sorted(others.items())), *depths]
     return ", ".join(parts)

@@ -130,7 +130,7 @@ def _program(program: Program, now: float, usage: Mapping[int, TreeUsage],
     return ProgramStatus(
         name=program.name,
         desired=program.target,
-        running=sum(1 for _, s in slots if s.state is State.RUNNING),
+        running=program.all_running,
         enabled=program.enabled,
         pinned=program.pinned,
         limits=program.config.limits.given(),

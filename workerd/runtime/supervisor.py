@@ -3,7 +3,8 @@
 Events arrive from the reaper, timers and commands; `deliver` queues them and
 applies them one at a time (`transition`), hands the resulting actions to
 `Effects`, feeds any outcome back into the queue, then reconciles each touched
-program's wanted count. Nothing here calls the OS directly.
+program's wanted count. Nothing here calls the OS directly, and what follows from a
+change (log lines, counts, the timeline, systemd's STATUS=) listens to `feed`.
 """
 
 from __future__ import annotations
@@ -12,33 +13,25 @@ import asyncio
 import collections
 import logging
 import random
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from workerd.config.capacity import over_max_processes, pins_problem
 from workerd.config.model import Config, ProgramConfig
 from workerd.config.summary import rescaled_line
 from workerd.core import scaling
-from workerd.core.events import (
-    Event,
-    KillRequested,
-    Notified,
-    TimerExpired,
-)
+from workerd.core.events import Event, KillRequested, TimerExpired
 from workerd.core.handover import Outgoing, keep_counts, restart_rolls
 from workerd.core.lifecycle import Slot, transition
 from workerd.core.reconcile import forgotten, reconcile, restart, start
 from workerd.core.reload import Facts, Step, plan, reverts_to
 from workerd.core.scaling import QueueEvent
-from workerd.process.clock import Clock
+from workerd.process.clock import Clock, Deadlines
 from workerd.process.effects import Effects, SlotContext
 from workerd.process.output import LogError, ProgramLog, open_logs, reopen_logs
 from workerd.process.procstat import ProcStat
-from workerd.runtime import journal
-from workerd.runtime.deadlines import Deadlines
+from workerd.runtime.feed import Feed, QueueRead, RestartCounted, Settled, SlotChanged, restart_of
 from workerd.runtime.program import Program, most_processes
-from workerd.runtime.tally import Tally
 from workerd.runtime.waiters import Waiters
-from workerd.runtime.workers import WorkerIndex
 
 log = logging.getLogger("workerd")
 
@@ -64,12 +57,8 @@ class Supervisor:
         self._draining = False
         self._waiters = Waiters(self.programs)
         self.shutting_down = False
-        #: Counts for status and /metrics.
-        self.tally = Tally()
-        #: Which slot each live worker is in, for the notify socket.
-        self.workers: WorkerIndex[SlotKey] = WorkerIndex()
-        #: Called after each batch of events and each queue reading (the service's STATUS=).
-        self.changed: Callable[[], None] = lambda: None
+        #: What changed, as it changes: the daemon subscribes what follows from it.
+        self.feed = Feed()
         sinks = _open_logs(config, config.programs)
         for program_config in config.programs.values():
             self._add(program_config, sinks[program_config.name])
@@ -99,9 +88,9 @@ class Supervisor:
             while self._queue:
                 generation, instance, event = self._queue.popleft()
                 program = self.programs.get(generation.name)
-                if program is not None and generation in program.generations():
-                    if self._apply(generation, instance, event):
-                        touched[program.name] = program
+                if (program is not None and generation in program.generations()
+                        and self._apply(generation, instance, event)):
+                    touched[program.name] = program
                 if not self._queue:
                     for program in touched.values():
                         self._reconcile(program)
@@ -109,7 +98,7 @@ class Supervisor:
         finally:
             self._draining = False
         self._waiters.check()
-        self.changed()
+        self.feed.publish(Settled())
 
     def _apply(self, program: Program, instance: int, event: Event) -> bool:
         """Apply one event to a slot; True if the slot's state or place changed (only then
@@ -118,11 +107,10 @@ class Supervisor:
         now = self._clock.now()
         new, actions = transition(old, event, now, program.policy, self._rand)
         program.slots[instance] = new
-        if new.state is not old.state:
-            journal.slot_changed(program.name, old, new)
-        if new.pid != old.pid:
-            self.workers.moved((program, instance), old.pid, new.pid)
-        self.tally.slot_changed(program.name, old, new, event, now)
+        change = SlotChanged(program, old, new, event, now)
+        self.feed.publish(change)
+        if (restarted := restart_of(change)) is not None:
+            self.feed.publish(restarted)
         if new.timer_at != old.timer_at:
             self.deadlines.arm((program, instance), new.timer_at)
         if actions:
@@ -143,7 +131,7 @@ class Supervisor:
             return
         self._hand_over(program)
         for generation in program.generations():
-            for instance, request in reconcile(generation.wanted, generation.slots):
+            for instance, request in reconcile(generation.target_now, generation.slots):
                 self._queue.append((generation, instance, request))
 
     def _hand_over(self, program: Program) -> None:
@@ -153,7 +141,7 @@ class Supervisor:
             return
         outgoing = [Outgoing(g.keep or 0, g.running) for g in program.outgoing]
         counts = keep_counts(program.target, program.running, outgoing)
-        for generation, count in zip(program.outgoing, counts):
+        for generation, count in zip(program.outgoing, counts, strict=True):
             generation.keep = count
         program.outgoing = [g for g in program.outgoing if g.keep or not g.at_rest]
         if not program.outgoing:
@@ -210,7 +198,8 @@ class Supervisor:
         programs as they are now (a rolled one is a new generation)."""
         restarted = []
         for program in programs:
-            self.tally.restarted_by_hand(program.name, program.running, self._clock.now())
+            self.feed.publish(RestartCounted(program.name, "manual", f"{program.running} process(es) restarted by hand",
+                                             self._clock.now(), count=program.running))
             if restart_rolls(rolling, program.config.rolling, program.running, program.enabled):
                 program = self.programs[program.name] = program.successor(program.config, self.config.daemon,
                                                                           rolling=True)
@@ -223,12 +212,6 @@ class Supervisor:
         self._drain()
         return restarted
 
-    def notified(self, event: Notified) -> None:
-        """A worker's sd_notify datagram (`event.pid`: the worker it was attributed to)."""
-        key = self.workers.slot_of(event.pid)
-        if key is not None:
-            self.deliver(key[0], key[1], event)
-
     def on_queue(self, name: str, event: QueueEvent) -> None:
         """A reading of an autoscaled program's queue: the scaling policy decides, the
         process count follows."""
@@ -237,10 +220,9 @@ class Supervisor:
             return
         program.scale, outcome = scaling.apply(program.scale_policy, program.scale, event, program.running,
                                                self._clock.now())
-        journal.queue_read(name, outcome, program.scale.desired, program.scale.error)
-        self.changed()
+        self.feed.publish(QueueRead(name, outcome, program.scale.desired, program.scale.error))
+        self.feed.publish(Settled())
         if outcome.decision is not None:
-            self.tally.decided(name, outcome.decision)
             self._reconcile(program)
             self._drain()
 
@@ -344,7 +326,8 @@ class Supervisor:
             self._reconcile(program)
             return rescaled_line(old_config, config)
         if step is Step.REVERT:
-            assert facts is not None and (index := reverts_to(config, facts)) is not None
+            index = reverts_to(config, facts) if facts is not None else None
+            assert index is not None
             self.programs[name] = program.revert_to(program.outgoing[index], config, new.daemon)
             self._reconcile(self.programs[name])
             return f"changed: {name} (back to the config its old processes run; the newer ones stop)"

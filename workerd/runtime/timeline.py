@@ -2,9 +2,10 @@
 `workerctl history`.
 
 Event-driven and cheap whatever the event rate: a change in the supervisor (a slot's
-state, a queue reading) arms one timer, and when it fires every program gets one point
-(core.history keeps at most one a second). Restarts and limits are marked as the tally
-counts them. Nothing runs while nothing changes.
+state, a queue reading: `Settled` on the supervisor's feed) arms one timer on the
+Clock, and when it fires every program gets one point (core.history keeps at most one
+a second) and `Recorded` goes on the feed. Restarts and limits are marked as they are
+counted (`RestartCounted`). Nothing runs while nothing changes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from workerd.core.history import MARKS, POINTS, History, Mark, Point
+from workerd.process.clock import Clock
+from workerd.runtime.feed import Feed, Recorded, RestartCounted, Settled
 from workerd.runtime.supervisor import Supervisor
 
 #: How long after a change the points are taken (changes within it share them).
@@ -22,23 +25,21 @@ RECORD_DELAY = 0.5
 
 
 class Timeline:
-    def __init__(self, supervisor: Supervisor, now: Callable[[], float]) -> None:
+    def __init__(self, supervisor: Supervisor, clock: Clock, feed: Feed) -> None:
         self._supervisor = supervisor
-        self._now = now
+        self._clock = clock
+        self._feed = feed
         self.histories: dict[str, History] = {}
         self._pending: asyncio.TimerHandle | None = None
-        #: Called after each recording (the console's live stream listens).
-        self.recorded: Callable[[], None] = lambda: None
-        supervisor.tally.on_restart = self._marked
 
-    def changed(self, loop: asyncio.AbstractEventLoop) -> None:
+    def changed(self, _: Settled) -> None:
         if self._pending is None:
-            self._pending = loop.call_later(RECORD_DELAY, self.record)
+            self._pending = self._clock.call_later(RECORD_DELAY, self.record)
 
     def record(self) -> None:
         """One point for every program now; a program a reload removed is forgotten."""
         self.close()
-        now = self._now()
+        now = self._clock.now()
         programs = self._supervisor.programs
         for name in self.histories.keys() - programs.keys():
             del self.histories[name]
@@ -47,15 +48,15 @@ class Timeline:
             depth = None
             if scale is not None and scale.last_reading is not None and scale.error is None:
                 depth = scale.last_reading.depth
-            running = sum(g.running for g in program.generations())
-            self.history(name).record(Point(now, depth, program.target, running))
-        self.recorded()
+            self.history(name).record(Point(now, depth, program.target, program.all_running))
+        self._feed.publish(Recorded())
 
     def history(self, name: str) -> History:
         return self.histories.setdefault(name, History())
 
-    def _marked(self, program: str, reason: str, what: str, now: float) -> None:
-        self.history(program).mark(Mark(now, "limit" if reason == "limit" else "restart", f"{reason}: {what}"))
+    def marked(self, restart: RestartCounted) -> None:
+        kind = "limit" if restart.reason == "limit" else "restart"
+        self.history(restart.program).mark(Mark(restart.at, kind, f"{restart.reason}: {restart.what}"))
 
     def close(self) -> None:
         if self._pending is not None:

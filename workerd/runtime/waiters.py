@@ -51,7 +51,7 @@ class Waiters:
     def _started(self, names: tuple[str, ...]) -> Callable[[], Outcome | None]:
         def check() -> Outcome | None:
             present = [self._programs[n] for n in names if n in self._programs]
-            return outcomes.started({p.name: (list(p.slots.values()), p.wanted) for p in present})
+            return outcomes.started({p.name: (list(p.slots.values()), p.target_now) for p in present})
         return check
 
     def _stopped(self, names: tuple[str, ...]) -> Callable[[], Outcome | None]:

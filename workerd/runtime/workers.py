@@ -1,28 +1,45 @@
 """Which slot each live worker process is in: where a notify datagram from it, or from
-a process of its session, goes."""
+a process of its session, goes. It follows the supervisor's feed (runtime/feed.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING
 
-#: A slot's name: its program generation and instance (see supervisor.SlotKey).
-K = TypeVar("K")
+from workerd.core.events import Notified
+from workerd.runtime.feed import SlotChanged
+
+if TYPE_CHECKING:
+    from workerd.runtime.program import Program
+
+#: Delivers an event to a slot: its program generation and instance (Supervisor.deliver).
+Deliver = Callable[["Program", int, Notified], None]
 
 
-class WorkerIndex(Generic[K]):
+class WorkerIndex:
     def __init__(self) -> None:
-        self._slots: dict[int, K] = {}
+        self._slots: dict[int, tuple[Program, int]] = {}
 
-    def moved(self, slot: K, old: int | None, new: int | None) -> None:
-        """The slot's process changed from `old` to `new` (either may be None)."""
+    def slot_changed(self, change: SlotChanged) -> None:
+        """The slot's process changed (either may be None): the index follows."""
+        old, new = change.old.pid, change.new.pid
+        if old == new:
+            return
         if old is not None:
             self._slots.pop(old, None)
         if new is not None:
-            self._slots[new] = slot
+            self._slots[new] = (change.generation, change.new.instance)
 
-    def slot_of(self, pid: int) -> K | None:
-        return self._slots.get(pid)
+    def route(self, deliver: Deliver) -> Callable[[Notified], None]:
+        """A worker's datagram (`event.pid`: the worker it was attributed to) delivered
+        to its slot; one from a process that holds no slot is dropped."""
+
+        def notified(event: Notified) -> None:
+            key = self._slots.get(event.pid)
+            if key is not None:
+                deliver(key[0], key[1], event)
+
+        return notified
 
     def owner(self, pid: int, session_of: Callable[[int], int | None]) -> int | None:
         """The worker a process belongs to: the worker itself, or a process of the session

@@ -35,6 +35,7 @@ from importlib import resources
 from typing import Any
 
 from workerd.config.model import DaemonConfig
+from workerd.runtime.feed import Recorded
 from workerd.runtime.handlers import Commands
 from workerd.runtime.timeline import Timeline, news_document
 from workerd.web.http import Request, Response, text
@@ -77,7 +78,6 @@ class Console:
         #: Each open stream's queue, and its client.
         self._streams: dict[asyncio.Queue[bytes], str] = {}
         self._marks_sent = 0.0
-        timeline.recorded = self._publish
 
     async def __call__(self, request: Request) -> Response:
         path = request.path
@@ -148,7 +148,7 @@ class Console:
 
         return Response(200, content_type="text/event-stream", stream=run)
 
-    def _publish(self) -> None:
+    def recorded(self, _: Recorded) -> None:
         """The timeline recorded: one event for every open stream (a slow reader gets the
         newest, never a backlog). Nothing is built while no page is open."""
         if not self._streams:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from workerd.config.model import DaemonConfig
 
 if TYPE_CHECKING:
+    from workerd.runtime.feed import Feed
     from workerd.runtime.handlers import Commands
     from workerd.runtime.timeline import Timeline
     from workerd.web.http import HttpServer
@@ -20,10 +21,10 @@ class WebError(Exception):
     """A listener could not start: `cannot serve the console on 127.0.0.1:9809: ...`."""
 
 
-async def start_web(daemon: DaemonConfig, commands: Commands, timeline: Timeline,
+async def start_web(daemon: DaemonConfig, commands: Commands, timeline: Timeline, feed: Feed,
                     current: Callable[[], DaemonConfig]) -> list[HttpServer]:
     """Serve what DAEMON turns on; the console reads its token from CURRENT(), the
-    settings in force after any reload."""
+    settings in force after any reload, and streams each point the timeline records."""
     if daemon.metrics is None and daemon.console is None:
         return []
     from workerd.web.http import HttpServer
@@ -37,10 +38,13 @@ async def start_web(daemon: DaemonConfig, commands: Commands, timeline: Timeline
         server.route("/metrics", MetricsPage(StatusCollector(lambda: commands.snapshot([]))))
         what.setdefault(daemon.metrics, []).append("metrics")
     if daemon.console is not None:
+        from workerd.runtime.feed import Recorded
         from workerd.web.console import Console
 
         server = servers.setdefault(daemon.console, HttpServer())
-        server.route("/", Console(commands, timeline, current))
+        console = Console(commands, timeline, current)
+        feed.subscribe(Recorded, console.recorded)
+        server.route("/", console)
         what.setdefault(daemon.console, []).append("the console")
     started: list[HttpServer] = []
     for address, server in servers.items():
