@@ -19,8 +19,6 @@ from workerd.config.model import Config
 from workerd.control.protocol import EXIT_FAILED, EXIT_OK, default_socket
 from workerd.unit import Unit, escape_specifiers, word
 
-#: systemd's directory for the administrator's own units.
-UNIT_DIR = "/etc/systemd/system"
 #: systemd-analyze reads every unit it is given; it answers in well under this.
 VERIFY_TIMEOUT = 30.0
 

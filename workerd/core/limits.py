@@ -29,6 +29,13 @@ class Watch:
 PSS_FRACTION = 0.8
 
 
+def cgroup_memory_max(memory: int) -> int:
+    """The kernel's hard cap (cgroup memory.max) for a `memory` limit: a quarter above it,
+    so the daemon's graceful restart at the limit (memory.high throttles there) comes
+    before the OOM killer does."""
+    return memory * 5 // 4
+
+
 @dataclass(frozen=True)
 class Reading:
     """One sample of a worker's whole process tree."""

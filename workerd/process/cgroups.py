@@ -25,6 +25,7 @@ import signal
 from pathlib import Path
 
 from workerd.config.model import LimitsConfig
+from workerd.core.limits import cgroup_memory_max
 
 log = logging.getLogger("workerd")
 
@@ -116,7 +117,7 @@ def settings(limits: LimitsConfig) -> dict[str, str]:
     """The cgroup files and values for a worker's limits."""
     values = {
         "memory.high": str(limits.memory) if limits.memory else "max",
-        "memory.max": str(limits.memory * 5 // 4) if limits.memory else "max",
+        "memory.max": str(cgroup_memory_max(limits.memory)) if limits.memory else "max",
         "pids.max": str(limits.tasks) if limits.tasks else "max",
         "cpu.max": f"{int(limits.cpu_percent / 100 * _CPU_PERIOD)} {_CPU_PERIOD}" if limits.cpu_percent
         else f"max {_CPU_PERIOD}",
