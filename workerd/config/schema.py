@@ -182,10 +182,10 @@ DAEMON = Table(
             default_factory=lambda: Path(default_socket()),
             shown="`$WORKERD_SOCKET` if set; else `/run/workerd/workerd.sock` as root, else "
                   "`$XDG_RUNTIME_DIR/workerd.sock` "
-                  "(`/tmp/workerd-<uid>/workerd.sock` when XDG_RUNTIME_DIR is unset)"),
+                  "(`/tmp/workerd-<uid>/workerd.sock` when XDG_RUNTIME_DIR is unset)", at_start=True),
         Key("socket_mode", MODE, 0o600, 'Permissions of the socket; "0660" with '
-            "`socket_group` lets a group use workerctl.", check=_permissions),
-        Key("socket_group", STRING, None, "Group owning the socket; must exist."),
+            "`socket_group` lets a group use workerctl.", check=_permissions, at_start=True),
+        Key("socket_group", STRING, None, "Group owning the socket; must exist.", at_start=True),
         Key("log_dir", PATH, None, "Worker output goes to `<log_dir>/<program>.log`; unset: to "
             'the daemon\'s stderr, each line prefixed "program[instance]: ". Not under /dev or /proc.',
             check=_not_among_devices),
@@ -195,10 +195,10 @@ DAEMON = Table(
         Key("log_backups", INT, 5, "Rotated log files kept per program.", bounds=Range(0, LOG_BACKUPS_MAX)),
         Key("metrics", ENDPOINT, None, 'Prometheus /metrics address, "host:port" (use a loopback '
             "host unless the network is trusted; there it answers only requests addressed to "
-            "localhost, 127.0.0.1 or [::1] and its port); unset: off."),
+            "localhost, 127.0.0.1 or [::1] and its port); unset: off.", at_start=True),
         Key("console", ENDPOINT, None, 'The web console\'s address, "host:port", or a port alone '
             "for the loopback address (another host only where the network is trusted; the metrics "
-            "address serves both); unset: off."),
+            "address serves both); unset: off.", at_start=True),
         Key("console_token", STRING, None, "The console answers only requests that carry it (each "
             "read and action: the status, output, history, restart, stop, start, scale). "
             "16 characters or more; a console needs it unless `console_public`.", check=token_problem),
@@ -221,6 +221,9 @@ DAEMON = Table(
     ),
     checks=(_one_token, _console_guarded),
 )  # fmt: skip
+
+#: The [daemon] keys a reload cannot apply: they wait for the next start.
+AT_START = tuple(f.name for f in DAEMON.fields if isinstance(f, Key) and f.at_start)
 
 
 def _max_at_least_min(values: Mapping[str, Any]) -> tuple[str, str] | None:

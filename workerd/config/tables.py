@@ -75,6 +75,8 @@ class Key(Generic[T]):
     #: values that read this key if given, and those that need it. Neither: all read it.
     optional_for: tuple[enum.Enum, ...] = ()
     required_for: tuple[enum.Enum, ...] = ()
+    #: Read only when the daemon starts: a reload that changes it says it waits for the next start.
+    at_start: bool = False
 
     def parse(self, raw: object) -> T:
         """Raw TOML -> checked value; raises InvalidValue."""

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 
 from workerd.config.capacity import over_max_processes, pins_problem
 from workerd.config.model import Config, ProgramConfig
+from workerd.config.schema import AT_START
 from workerd.config.summary import rescaled_line
 from workerd.core import scaling
 from workerd.core.events import Event, KillRequested, TimerExpired
@@ -288,7 +289,7 @@ class Supervisor:
                             [n for n, step in steps if step in (Step.ADD, Step.TAKE_BACK)])
         self.config = new
         changes: list[str] = []
-        for key in ("socket", "socket_mode", "socket_group", "metrics", "console"):
+        for key in AT_START:
             if getattr(new.daemon, key) != getattr(old_daemon, key):
                 changes.append(f"daemon.{key}: changed; takes effect at the next start")
         for name, step in steps:
